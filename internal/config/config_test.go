@@ -1,0 +1,77 @@
+package config
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDotEnv(t *testing.T) {
+	in := "# comment\nexport A=1\nB = \"two words\"\nC='x=y'\n\nD=\n"
+	got, err := ParseDotEnv(strings.NewReader(in), ".env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"A": "1", "B": "two words", "C": "x=y", "D": ""}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if _, err := ParseDotEnv(strings.NewReader("NOEQUALS\n"), ".env"); err == nil || !strings.Contains(err.Error(), ".env:1") {
+		t.Errorf("err = %v, want line number", err)
+	}
+}
+
+func TestEnvPrecedence(t *testing.T) {
+	env := map[string]string{"A": "env"}
+	get := Env(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, map[string]string{"A": "file", "B": "file"})
+	if get("A") != "env" || get("B") != "file" || get("C") != "" {
+		t.Errorf("A=%q B=%q C=%q", get("A"), get("B"), get("C"))
+	}
+}
+
+func TestReader(t *testing.T) {
+	vars := []Var{
+		{Name: "REQ", Required: true},
+		{Name: "DUR", Default: "30s"},
+		{Name: "N", Default: "4"},
+		{Name: "U", Default: "nats://127.0.0.1:4222"},
+	}
+	tests := []struct {
+		env     map[string]string
+		wantErr string
+	}{
+		{map[string]string{"REQ": "x"}, ""},
+		{map[string]string{}, "REQ: required"},
+		{map[string]string{"REQ": "x", "DUR": "soon"}, "DUR: want a positive duration"},
+		{map[string]string{"REQ": "x", "N": "0"}, "N: want a whole number ≥ 1"},
+		{map[string]string{"REQ": "x", "U": "http://h"}, `U: scheme "http"`},
+	}
+	for _, tt := range tests {
+		r := NewReader(func(k string) string { return tt.env[k] }, vars)
+		r.String("REQ")
+		d := r.Duration("DUR")
+		r.Int("N", 1)
+		r.URL("U", "nats", "tls")
+		err := r.Err()
+		if tt.wantErr == "" {
+			if err != nil || d != 30*time.Second {
+				t.Errorf("%v: err=%v d=%v", tt.env, err, d)
+			}
+			continue
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+			t.Errorf("%v: err = %v, want prefix %q", tt.env, err, tt.wantErr)
+		}
+	}
+}
+
+func TestUsageHidesSecrets(t *testing.T) {
+	var b bytes.Buffer
+	Usage(&b, []Var{{Name: "TOKEN", Default: "hunter2", Secret: true, Help: "api token"}, {Name: "X", Default: "1"}})
+	if strings.Contains(b.String(), "hunter2") || !strings.Contains(b.String(), "TOKEN") {
+		t.Errorf("usage:\n%s", b.String())
+	}
+}

@@ -1,0 +1,171 @@
+package form
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func samples(t testing.TB) []Sample {
+	t.Helper()
+	s, err := Samples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s) != 200 {
+		t.Fatalf("got %d samples, want 200", len(s))
+	}
+	return s
+}
+
+func sampleHash(s Sample) string {
+	cols := s.Columns()
+	return Hash(cols, HashFields(cols, nil, nil))
+}
+
+// TestHashGolden pins the hash of every sample row: a change to the canonical
+// encoding would re-ticket every request, so it must be deliberate (-update).
+func TestHashGolden(t *testing.T) {
+	var got bytes.Buffer
+	for i, s := range samples(t) {
+		fmt.Fprintf(&got, "%d %s %s\n", i+1, sampleHash(s), *s["newusername"])
+	}
+	golden := filepath.Join("testdata", "sample-hashes.golden")
+	if *update {
+		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Errorf("hashes differ from %s (run with -update only if the encoding change is intended)", golden)
+	}
+}
+
+// TestHashSaraCurtis recomputes the seed example's hash from the documented
+// encoding, independently of Hash's code.
+func TestHashSaraCurtis(t *testing.T) {
+	s := samples(t)[0]
+	if *s["newusername"] != "Sara Curtis" {
+		t.Fatalf("line 1 is %q", *s["newusername"])
+	}
+	names := make([]string, 0, len(s))
+	for k, v := range s {
+		if v != nil {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	enc := "cowjacket.forms.v1/hash\n"
+	for _, n := range names {
+		enc += fmt.Sprintf("%d:%s%d:%s", len(n), n, len(*s[n]), *s[n])
+	}
+	sum := sha256.Sum256([]byte(enc))
+	if want, got := hex.EncodeToString(sum[:]), sampleHash(s); got != want {
+		t.Errorf("Sara Curtis hash = %s, want %s", got, want)
+	}
+}
+
+func TestHashDoubleSubmissions(t *testing.T) {
+	ss := samples(t)
+	distinct := map[string]int{}
+	for i, s := range ss {
+		distinct[sampleHash(s)] = i + 1
+	}
+	if len(distinct) != 197 {
+		t.Errorf("%d distinct hashes, want 197", len(distinct))
+	}
+	for _, pair := range [][2]int{{6, 51}, {18, 121}, {34, 200}} {
+		if a, b := sampleHash(ss[pair[0]-1]), sampleHash(ss[pair[1]-1]); a != b {
+			t.Errorf("lines %d and %d hash differently", pair[0], pair[1])
+		}
+	}
+}
+
+func TestHashProperties(t *testing.T) {
+	cols := samples(t)[0].Columns()
+	fields := HashFields(cols, nil, nil)
+	base := Hash(cols, fields)
+
+	t.Run("column order", func(t *testing.T) {
+		shuffled := slices.Clone(cols)
+		rand.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		if got := Hash(shuffled, HashFields(shuffled, nil, nil)); got != base {
+			t.Error("hash depends on column order")
+		}
+	})
+	t.Run("null equals absent", func(t *testing.T) {
+		withNull := append(slices.Clone(cols), &formsv1.Column{Name: "extra", Value: Null()})
+		if got := Hash(withNull, HashFields(withNull, nil, nil)); got != base {
+			t.Error("a NULL column changed the hash")
+		}
+	})
+	t.Run("id excluded", func(t *testing.T) {
+		withID := append([]*formsv1.Column{{Name: "id", Value: Text("7")}}, cols...)
+		if got := Hash(withID, HashFields(withID, []string{"id"}, nil)); got != base {
+			t.Error("the primary key changed the hash")
+		}
+	})
+	t.Run("value change", func(t *testing.T) {
+		changed := slices.Clone(cols)
+		changed[0] = &formsv1.Column{Name: changed[0].Name, Value: Text("Sara Curtis ")}
+		if Hash(changed, fields) == base {
+			t.Error("a changed value kept the hash")
+		}
+	})
+	t.Run("field boundary", func(t *testing.T) {
+		a := []*formsv1.Column{{Name: "a", Value: Text("bc")}, {Name: "b", Value: Text("")}}
+		b := []*formsv1.Column{{Name: "a", Value: Text("b")}, {Name: "b", Value: Text("c")}}
+		if Hash(a, []string{"a", "b"}) == Hash(b, []string{"a", "b"}) {
+			t.Error("values shifted across a field boundary hash alike")
+		}
+	})
+	t.Run("configured fields", func(t *testing.T) {
+		only := HashFields(cols, nil, []string{"emailaddress", "newusername", "emailaddress"})
+		if !slices.Equal(only, []string{"emailaddress", "newusername"}) {
+			t.Fatalf("fields = %v", only)
+		}
+		if Hash(cols, only) == base {
+			t.Error("configured fields did not change the hash")
+		}
+	})
+}
+
+func FuzzHash(f *testing.F) {
+	ss, err := Samples()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range ss[:20] {
+		f.Add(*s["newusername"], *s["emailaddress"], *s["handsetsandheadsets"], uint8(len(*s["newusername"])))
+	}
+	f.Fuzz(func(t *testing.T, a, b, c string, seed uint8) {
+		cols := []*formsv1.Column{{Name: "a", Value: Text(a)}, {Name: "b", Value: Text(b)}, {Name: "c", Value: Text(c)}}
+		h := Hash(cols, []string{"a", "b", "c"})
+		if len(h) != 64 {
+			t.Fatalf("hash length %d", len(h))
+		}
+		r := rand.New(rand.NewPCG(uint64(seed), 1))
+		r.Shuffle(len(cols), func(i, j int) { cols[i], cols[j] = cols[j], cols[i] })
+		if Hash(cols, []string{"c", "a", "b"}) != h {
+			t.Fatal("order changed the hash")
+		}
+		if a != b && Hash([]*formsv1.Column{{Name: "a", Value: Text(b)}, {Name: "b", Value: Text(a)}, {Name: "c", Value: Text(c)}}, []string{"a", "b", "c"}) == h {
+			t.Fatal("swapped values hash alike")
+		}
+	})
+}

@@ -1,0 +1,104 @@
+// Package stream is the JetStream side of the contract: stream, subject and
+// bucket names, their configurations, the event codec and the dead-letter
+// headers. capture, ticketer and deploy/ all take them from here.
+package stream
+
+import (
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names fixed by the design: operators, deploy files and alerts use them.
+const (
+	Forms         = "FORMS"
+	FormsSubjects = "forms.submitted.>"
+	DLQ           = "FORMS_DLQ"
+	DLQSubjects   = "forms.dlq.>"
+	// DLQCapture receives rows capture could not turn into an event.
+	DLQCapture = "forms.dlq.capture"
+	// DLQTicketer receives events ticketer could not turn into a ticket.
+	DLQTicketer = "forms.dlq.ticketer"
+	// TicketsBucket maps record hash → Jira key (the idempotency record).
+	TicketsBucket = "FORMS_TICKETS"
+	// TicketerConsumer is the durable pull consumer all ticketer replicas share.
+	TicketerConsumer = "ticketer"
+)
+
+// Subject is where capture publishes rows of schema.table:
+// forms.submitted.<schema>.<table>. NATS tokens cannot hold '.', ' ', '*' or
+// '>', so such characters in (quoted) identifiers become '_'.
+func Subject(schema, table string) string {
+	return "forms.submitted." + token(schema) + "." + token(table)
+}
+
+func token(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', ' ', '*', '>', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// Config are the operator-tunable parts of the stream layout.
+type Config struct {
+	Replicas        int           // 1 on one server, 3 on a cluster
+	DuplicateWindow time.Duration // how long a Nats-Msg-Id collapses re-sends
+}
+
+func (c Config) replicas() int {
+	if c.Replicas < 1 {
+		return 1
+	}
+	return c.Replicas
+}
+
+// FormsConfig is stream FORMS: every captured row, kept (limits retention) so
+// that `ticketer replay` can re-process history.
+func FormsConfig(c Config) jetstream.StreamConfig {
+	dup := c.DuplicateWindow
+	if dup <= 0 {
+		dup = 24 * time.Hour
+	}
+	return jetstream.StreamConfig{
+		Name:        Forms,
+		Description: "Committed form submissions captured from PostgreSQL (protojson events, Nats-Msg-Id = record hash)",
+		Subjects:    []string{FormsSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    c.replicas(),
+		Duplicates:  dup,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      0, // kept until an operator sets limits: history is the replay source
+	}
+}
+
+// DLQConfig is stream FORMS_DLQ: dead letters stay until replayed or removed.
+func DLQConfig(c Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DLQ,
+		Description: "Dead-lettered form events with the reason in headers (see README, operator guide)",
+		Subjects:    []string{DLQSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    c.replicas(),
+		Duplicates:  10 * time.Minute,
+		// Never drop a dead letter silently: refuse new ones when full.
+		Discard: jetstream.DiscardNew,
+	}
+}
+
+// TicketsConfig is KV bucket FORMS_TICKETS: hash → ticket record. History 1,
+// no TTL: the record is what keeps a replay from creating a second ticket.
+func TicketsConfig(c Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      TicketsBucket,
+		Description: "Record hash → Jira issue key (ticketer idempotency record)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.replicas(),
+		History:     1,
+	}
+}
