@@ -1,0 +1,515 @@
+package mapping
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+	"unicode"
+
+	"github.com/cowjacket/formjira/internal/form"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+)
+
+// JiraDateTime is the layout Jira documents for datetime fields.
+const JiraDateTime = "2006-01-02T15:04:05.000-0700"
+
+// templateData is what templates see besides col: {{.Hash}}, {{.HashLabel}}.
+type templateData struct {
+	Hash      string
+	HashLabel string
+}
+
+// Build maps one event to the request that creates its ticket. meta is what
+// Jira says the target accepts (nil skips the checks that need it: allowed
+// values, field names, Jira-required fields). Every problem of the row is
+// returned at once as a *RowError wrapping ErrUnmappable.
+func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *Meta) (*Request, error) {
+	if ev == nil {
+		return nil, fmt.Errorf("%w: no event", ErrUnmappable)
+	}
+	b := &builder{m: m, ev: ev, meta: meta, values: map[string]any{}}
+	hashLabel := HashLabel(ev.GetHash())
+	if ev.GetHash() == "" {
+		b.problem("labels", "", "the event has no record hash, so the ticket could not be found again")
+	}
+
+	b.summary()
+	b.description()
+	mapped := map[string]bool{"summary": true, "project": true, "issuetype": true}
+	if m.description != nil {
+		mapped["description"] = true
+	}
+	labels := slices.Clone(m.labels)
+	for _, spec := range m.fields {
+		mapped[spec.Field] = true
+		v, ok := b.field(spec)
+		if !ok {
+			continue
+		}
+		if spec.Field == "labels" {
+			labels = appendNew(labels, v.([]string)...)
+			continue
+		}
+		b.values[spec.Field] = v
+	}
+	for _, id := range m.fixedOrder {
+		mapped[id] = true
+		b.values[id] = m.fixed[id]
+	}
+	labels = appendNew(labels, hashLabel)
+	mapped["labels"] = true
+
+	// A field Jira requires that the mapping never fills would be refused
+	// after an issue key is burned: name it now.
+	if meta != nil {
+		var missing []string
+		for id, fm := range meta.Fields {
+			if fm.Required && !fm.HasDefault && !mapped[id] {
+				missing = append(missing, id)
+			}
+		}
+		sort.Strings(missing)
+		for _, id := range missing {
+			b.problem(id, "", "required by Jira but not mapped (add it to the mapping's fields)")
+		}
+	}
+
+	req := &Request{Hash: ev.GetHash(), HashLabel: hashLabel, Labels: labels}
+	switch m.mode {
+	case ModeJSM:
+		req.ServiceDeskID, req.RequestTypeID = m.serviceDeskID, m.requestTypeID
+		if _, ok := meta.field("labels"); ok {
+			b.values["labels"] = req.Labels
+		} else {
+			req.LabelsPending = true
+		}
+		if m.raiseOnBehalfOf != "" {
+			req.RaiseOnBehalfOf = b.requester()
+		}
+		req.RequestFieldValues = b.values
+	default:
+		b.values["project"] = map[string]any{"key": m.project}
+		b.values["issuetype"] = map[string]any{"id": m.issueType}
+		b.values["labels"] = req.Labels
+		req.Fields = b.values
+	}
+	if len(b.problems) > 0 {
+		return nil, &RowError{Hash: ev.GetHash(), Problems: b.problems}
+	}
+	return req, nil
+}
+
+// field reads a FieldMeta, tolerating a nil Meta.
+func (meta *Meta) field(id string) (FieldMeta, bool) {
+	if meta == nil {
+		return FieldMeta{}, false
+	}
+	fm, ok := meta.Fields[id]
+	return fm, ok
+}
+
+type builder struct {
+	m        *Mapping
+	ev       *formsv1.FormSubmission
+	meta     *Meta
+	values   map[string]any
+	problems []FieldError
+}
+
+func (b *builder) problem(fieldID, column, format string, args ...any) {
+	name := fieldID
+	if fm, ok := b.meta.field(fieldID); ok && fm.Name != "" {
+		name = fm.Name
+	} else if n, ok := systemNames[fieldID]; ok {
+		name = n
+	}
+	b.problems = append(b.problems, FieldError{FieldID: fieldID, FieldName: name, Column: column, Message: fmt.Sprintf(format, args...)})
+}
+
+var systemNames = map[string]string{"summary": "Summary", "description": "Description", "labels": "Labels"}
+
+// render executes a template with col bound to this event; escape is applied
+// to every column value (not to the template's own text, which is the
+// operator's and may use markup on purpose).
+func (b *builder) render(t *template.Template, escape func(string) string) (string, error) {
+	t, err := t.Clone()
+	if err != nil {
+		return "", err
+	}
+	t.Funcs(template.FuncMap{"col": func(name string) (string, error) {
+		v := form.Lookup(b.ev, name)
+		if v == nil {
+			return "", fmt.Errorf("column %q is not in the event", name)
+		}
+		s, _ := form.Canonical(v)
+		return escape(strings.TrimSpace(cleanText(s))), nil
+	}})
+	var sb strings.Builder
+	data := templateData{Hash: b.ev.GetHash(), HashLabel: HashLabel(b.ev.GetHash())}
+	if err := t.Execute(&sb, data); err != nil {
+		return "", errors.New(templateError(err))
+	}
+	return sb.String(), nil
+}
+
+// templateError keeps the cause of an execution error, dropping
+// text/template's position prefix.
+func templateError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": error calling col: "); i >= 0 {
+		return msg[i+len(": error calling col: "):]
+	}
+	return strings.TrimPrefix(msg, "template: ")
+}
+
+func (b *builder) summary() {
+	s, err := b.render(b.m.summary, func(s string) string { return s })
+	if err != nil {
+		b.problem("summary", "", "template: %s", err)
+		return
+	}
+	// Jira refuses a summary with a newline or over 255 characters; the
+	// summary is ours to shape, so it is folded and shortened, not refused.
+	s = truncate(singleLine(s), maxSummary)
+	if s == "" {
+		b.problem("summary", "", "the summary template produced an empty summary")
+		return
+	}
+	b.values["summary"] = s
+}
+
+func (b *builder) description() {
+	if b.m.description == nil {
+		return
+	}
+	escape := escapeWiki
+	if b.m.adf() {
+		escape = func(s string) string { return s }
+	}
+	s, err := b.render(b.m.description, escape)
+	if err != nil {
+		b.problem("description", "", "template: %s", err)
+		return
+	}
+	s = multiLine(s)
+	if n := runes(s); n > maxTextarea {
+		b.problem("description", "", "is %d characters; Jira allows at most %d", n, maxTextarea)
+		return
+	}
+	if s == "" {
+		return
+	}
+	if b.m.adf() {
+		b.values["description"] = adfDoc(s)
+	} else {
+		b.values["description"] = s
+	}
+}
+
+// requester is the raiseOnBehalfOf e-mail; JSM answers an unknown or
+// malformed one with a 400, so the obvious mistakes are caught here.
+func (b *builder) requester() string {
+	col := b.m.raiseOnBehalfOf
+	v := form.Lookup(b.ev, col)
+	if v == nil {
+		b.problems = append(b.problems, FieldError{FieldID: "raiseOnBehalfOf", FieldName: "raise on behalf of", Column: col, Message: "column is not in the event"})
+		return ""
+	}
+	s, _ := form.Canonical(v)
+	s = singleLine(s)
+	if s != "" && (strings.Count(s, "@") != 1 || strings.ContainsAny(s, " ,;<>")) {
+		b.problems = append(b.problems, FieldError{FieldID: "raiseOnBehalfOf", FieldName: "raise on behalf of", Column: col, Message: fmt.Sprintf("%q is not an e-mail address", s)})
+	}
+	return s
+}
+
+// field converts one column; ok is false when nothing is to be sent (empty
+// value, or a problem was recorded).
+func (b *builder) field(spec fieldSpec) (any, bool) {
+	fm, inMeta := b.meta.field(spec.Field)
+	if b.meta != nil && !inMeta {
+		b.problem(spec.Field, spec.Column, "not a field of the target's create screen (unknown id, or not on the screen; run ticketer check)")
+		return nil, false
+	}
+	v := form.Lookup(b.ev, spec.Column)
+	if v == nil {
+		b.problem(spec.Field, spec.Column, "column is not in the event (misspelt? column names are case-sensitive)")
+		return nil, false
+	}
+	raw, notNull := form.Canonical(v)
+	required := spec.Required || (fm.Required && !fm.HasDefault)
+
+	out, empty, msg := b.convert(spec, fm, v, raw)
+	switch {
+	case msg != "":
+		b.problem(spec.Field, spec.Column, "%s", msg)
+		return nil, false
+	case empty && required:
+		what := "empty"
+		if !notNull {
+			what = "NULL"
+		}
+		b.problem(spec.Field, spec.Column, "required, but the column is %s", what)
+		return nil, false
+	case empty:
+		return nil, false
+	}
+	return out, true
+}
+
+// convert turns a column value into the JSON Jira takes for spec.Type.
+func (b *builder) convert(spec fieldSpec, fm FieldMeta, v *formsv1.Value, raw string) (out any, empty bool, msg string) {
+	jsm := b.m.mode == ModeJSM
+	wiki := !b.m.adf()
+	switch spec.Type {
+	case typeText:
+		s := singleLine(raw)
+		if s == "" {
+			return nil, true, ""
+		}
+		sent := s
+		if wiki && spec.Escape {
+			sent = escapeWiki(s)
+		}
+		if n := runes(sent); n > maxText {
+			if n != runes(s) {
+				return nil, false, fmt.Sprintf("is %d characters once wiki markup is escaped (%d as typed); Jira allows at most %d", n, runes(s), maxText)
+			}
+			return nil, false, fmt.Sprintf("is %d characters; Jira allows at most %d", n, maxText)
+		}
+		return sent, false, ""
+
+	case typeTextarea:
+		s := multiLine(raw)
+		if s == "" {
+			return nil, true, ""
+		}
+		if !wiki {
+			if n := runes(s); n > maxTextarea {
+				return nil, false, fmt.Sprintf("is %d characters; Jira allows at most %d", n, maxTextarea)
+			}
+			return adfDoc(s), false, ""
+		}
+		sent := escapeWiki(s)
+		if n := runes(sent); n > maxTextarea {
+			return nil, false, fmt.Sprintf("is %d characters once wiki markup is escaped; Jira allows at most %d", n, maxTextarea)
+		}
+		return sent, false, ""
+
+	case typeNumber:
+		s := strings.TrimSpace(raw)
+		if s == "" {
+			return nil, true, ""
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, false, fmt.Sprintf("%q is not a number", s)
+		}
+		// json.Number keeps a numeric column's exact digits.
+		return json.Number(strconv.FormatFloat(f, 'f', -1, 64)), false, ""
+
+	case typeSelect, typeRadio:
+		s := singleLine(raw)
+		if s == "" {
+			return nil, true, ""
+		}
+		o, ok := matchOption(fm.Allowed, s, b.meta != nil)
+		if !ok {
+			return nil, false, fmt.Sprintf("%q is not an allowed value (allowed: %s)", s, allowedList(fm.Allowed))
+		}
+		return optionValue(o, jsm), false, ""
+
+	case typeCheckboxes, typeMultiselect:
+		items := splitItems(raw, spec.Separator)
+		if len(items) == 0 {
+			return nil, true, ""
+		}
+		var bad []string
+		out := make([]any, 0, len(items))
+		seen := map[string]bool{}
+		for _, it := range items {
+			o, ok := matchOption(fm.Allowed, it, b.meta != nil)
+			if !ok {
+				bad = append(bad, strconv.Quote(it))
+				continue
+			}
+			if key := o.ID + "\x00" + o.Value; !seen[key] {
+				seen[key] = true
+				out = append(out, optionValue(o, jsm))
+			}
+		}
+		if len(bad) == 1 {
+			return nil, false, fmt.Sprintf("%s is not an allowed value (allowed: %s)", bad[0], allowedList(fm.Allowed))
+		}
+		if len(bad) > 1 {
+			return nil, false, fmt.Sprintf("%s are not allowed values (allowed: %s)", strings.Join(bad, ", "), allowedList(fm.Allowed))
+		}
+		return out, false, ""
+
+	case typeDate:
+		s := strings.TrimSpace(raw)
+		if s == "" {
+			return nil, true, ""
+		}
+		if ts, ok := v.Kind.(*formsv1.Value_Timestamp); ok {
+			return ts.Timestamp.AsTime().UTC().Format(time.DateOnly), false, ""
+		}
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
+			return nil, false, fmt.Sprintf("%q is not a date (want YYYY-MM-DD)", s)
+		}
+		return d.Format(time.DateOnly), false, ""
+
+	case typeDatetime:
+		s := strings.TrimSpace(raw)
+		if s == "" {
+			return nil, true, ""
+		}
+		t, ok := parseDateTime(s)
+		if !ok {
+			return nil, false, fmt.Sprintf("%q is not a date and time (want e.g. 2025-10-28T09:30:00Z)", s)
+		}
+		return t.Format(JiraDateTime), false, ""
+
+	case typeLabels:
+		var out []string
+		for _, it := range splitItems(raw, spec.Separator) {
+			// A label is one word: inner spaces would make Jira refuse it.
+			l := strings.Join(strings.Fields(it), "-")
+			if runes(l) > maxText {
+				return nil, false, fmt.Sprintf("label %q is longer than %d characters", truncate(l, 40), maxText)
+			}
+			out = appendNew(out, l)
+		}
+		if len(out) == 0 {
+			return nil, true, ""
+		}
+		return out, false, ""
+
+	case typeUser:
+		s := strings.TrimSpace(raw)
+		if s == "" {
+			return nil, true, ""
+		}
+		if strings.IndexFunc(s, unicode.IsSpace) >= 0 {
+			return nil, false, fmt.Sprintf("%q is not an account id", s)
+		}
+		return map[string]any{"accountId": s}, false, ""
+	}
+	return nil, false, fmt.Sprintf("type %q is not supported", spec.Type)
+}
+
+// parseDateTime accepts RFC 3339 (what a timestamp column carries), Jira's
+// own layout, PostgreSQL's text form and a bare date (midnight); no zone
+// means UTC.
+func parseDateTime(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, JiraDateTime, "2006-01-02T15:04:05-0700",
+		"2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// splitItems splits a multi-value column at sep (its spaces ignored, so
+// "a;b" and "a ; b" split like "a; b"), trims the items and drops empty
+// ones. A separator of only spaces splits at any white space.
+func splitItems(raw, sep string) []string {
+	raw = cleanText(raw)
+	var parts []string
+	if s := strings.TrimSpace(sep); s != "" {
+		parts = strings.Split(raw, s)
+	} else {
+		parts = strings.Fields(raw)
+	}
+	items := parts[:0]
+	for _, p := range parts {
+		if p = singleLine(p); p != "" {
+			items = append(items, p)
+		}
+	}
+	return items
+}
+
+// matchOption finds the allowed option a person meant: exact first, then
+// ignoring case and spacing. Without meta (known false) the value is taken
+// as typed and Jira judges it.
+func matchOption(allowed []Option, s string, known bool) (Option, bool) {
+	if !known {
+		return Option{Value: s}, true
+	}
+	for _, o := range allowed {
+		if o.Value == s {
+			return o, true
+		}
+	}
+	for _, o := range allowed {
+		if strings.EqualFold(singleLine(o.Value), s) {
+			return o, true
+		}
+	}
+	return Option{}, false
+}
+
+// optionValue is an option as Jira takes it: by value on the platform API
+// (readable in logs and the dead-letter), by id on the JSM API, whose
+// request type lists options by id.
+func optionValue(o Option, jsm bool) map[string]any {
+	if jsm && o.ID != "" {
+		return map[string]any{"id": o.ID}
+	}
+	return map[string]any{"value": o.Value}
+}
+
+func allowedList(allowed []Option) string {
+	const show = 12
+	names := make([]string, 0, min(len(allowed), show)+1)
+	for i, o := range allowed {
+		if i == show {
+			names = append(names, fmt.Sprintf("… %d more", len(allowed)-show))
+			break
+		}
+		names = append(names, o.Value)
+	}
+	if len(names) == 0 {
+		return "none: the field has no options"
+	}
+	return strings.Join(names, ", ")
+}
+
+// appendNew appends the values not already in list.
+func appendNew[T comparable](list []T, vs ...T) []T {
+	for _, v := range vs {
+		if !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
+// Payload is the JSON body that creates the ticket: the body of
+// POST /rest/api/N/issue (one element of "issueUpdates" for bulk), or of
+// POST /rest/servicedeskapi/request (sent without isAdfRequest: its text is
+// wiki-escaped).
+func (r *Request) Payload() map[string]any {
+	if r.ServiceDeskID != "" {
+		p := map[string]any{
+			"serviceDeskId":      r.ServiceDeskID,
+			"requestTypeId":      r.RequestTypeID,
+			"requestFieldValues": r.RequestFieldValues,
+		}
+		if r.RaiseOnBehalfOf != "" {
+			p["raiseOnBehalfOf"] = r.RaiseOnBehalfOf
+		}
+		return p
+	}
+	return map[string]any{"fields": r.Fields}
+}

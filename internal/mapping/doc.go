@@ -1,0 +1,67 @@
+// # The mapping file
+//
+// A mapping (deploy/mapping.yaml for project CP) is YAML:
+//
+//	mode: platform            # or jsm; default platform
+//	api_version: 3            # platform: 2 or 3 (required)
+//	project: CP               # project key (JQL uses it in jsm mode too)
+//	issue_type: "10003"       # platform: issue type id, never a name
+//	service_desk_id: "4"      # jsm
+//	request_type_id: "41"     # jsm
+//	raise_on_behalf_of: emailaddress   # jsm: column with the requester's e-mail
+//	labels: [web-form]        # fixed labels; cowjacket-<hash> is always added
+//	fixed: {priority: {id: "3"}}       # field id → value sent as is
+//	summary: 'Phone request: {{col "newusername"}} ({{col "departmentname"}})'
+//	description: |
+//	  New user: {{col "newusername"}}
+//	  Record hash: {{.Hash}}
+//	fields:
+//	  - {column: newusername, field: customfield_10070, type: text, required: true}
+//	  - {column: handsetsandheadsets, field: customfield_10078, type: checkboxes, separator: "; "}
+//
+// summary and description are text/template templates: {{col "name"}} is a
+// column's value (trimmed, "" for NULL; a column missing from the event is
+// an error, so a typo is caught by `ticketer check`), {{.Hash}} and
+// {{.HashLabel}} the record hash. The summary's white space (newlines
+// included) folds to single spaces and a summary over 255 characters is cut
+// with "…" — it is ours to shape. Custom fields are never cut: a value over
+// the limit makes the row unmappable, naming the field.
+//
+// Field types and what is sent:
+//
+//	text          string, one line (white space folded), ≤ 255 characters
+//	textarea      v3: ADF document; v2/jsm: wiki text; ≤ 32,767 characters
+//	number        JSON number
+//	select|radio  {"value": "<Jira's spelling>"}; jsm {"id": "<option id>"}
+//	checkboxes|multiselect  array of the same, split at separator
+//	date          "YYYY-MM-DD"
+//	datetime      "2006-01-02T15:04:05.000-0700" (UTC)
+//	labels        array of strings, split at separator, spaces → "-"
+//	user          {"accountId": "<column value>"}
+//
+// Option values match Jira's allowed values ignoring case and spacing and
+// are sent with Jira's spelling; anything else makes the row unmappable
+// before Jira is called, so no issue key is burned. Multi-value columns are
+// split at the separator without its spaces ("a;b" = "a; b"), items trimmed,
+// empty ones dropped, duplicates removed. required: true refuses an empty or
+// NULL column even where Jira would accept it; fields Jira requires are
+// always enforced.
+//
+// # Literal text
+//
+// Form text is never interpreted by Jira. API v3: textareas and the
+// description are ADF documents made of plain text nodes, one paragraph per
+// line. API v2 and JSM (requests are raised without isAdfRequest): column
+// values in textareas, text fields (unless escape: false) and the
+// description are wiki-escaped (see escapeWiki); markup written in the
+// description template itself is the operator's and is kept. Emoticons such
+// as (y) or :) are not escaped: they render as icons, never as links,
+// mentions or images.
+//
+// # JSM labels
+//
+// A JSM request type often has no labels field (request type 41 has none).
+// Then Request.LabelsPending is set and ticketer adds Request.Labels with an
+// issue edit right after creating the request: the hash label is what JQL
+// reconciliation searches for.
+package mapping

@@ -1,0 +1,63 @@
+package mapping
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestMetaFromCreatemeta(t *testing.T) {
+	meta := platformMeta(t)
+	if len(meta.Fields) != 21 {
+		t.Errorf("%d fields, want 21", len(meta.Fields))
+	}
+	dept := meta.Fields["customfield_10073"]
+	if dept.Name != "Department" || !dept.Required || dept.Type != "option" || !strings.HasSuffix(dept.Custom, ":select") || len(dept.Allowed) != 10 {
+		t.Errorf("department %+v", dept)
+	}
+	if dept.Allowed[0] != (Option{ID: "10200", Value: "Finance"}) {
+		t.Errorf("first option %+v", dept.Allowed[0])
+	}
+	if h := meta.Fields["customfield_10078"]; h.Type != "array" || h.Items != "option" || len(h.Allowed) != 7 {
+		t.Errorf("handsets %+v", h)
+	}
+	if r := meta.Fields["reporter"]; !r.HasDefault {
+		t.Errorf("reporter %+v, want a default", r)
+	}
+	if it := meta.Fields["issuetype"]; !reflect.DeepEqual(it.Allowed, []Option{{ID: "10003", Value: "Service Request"}}) {
+		t.Errorf("issuetype allowed %+v", it.Allowed)
+	}
+
+	m, err := MetaFromCreatemeta([]byte(`{"values":[{"fieldId":"customfield_1","name":"X","schema":{"type":"option"},
+		"allowedValues":[{"id":"1","value":"on"},{"id":"2","value":"off","disabled":true}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Fields["customfield_1"].Allowed; !reflect.DeepEqual(got, []Option{{ID: "1", Value: "on"}}) {
+		t.Errorf("disabled option kept: %+v", got)
+	}
+	for _, bad := range []string{`{`, `{"issueTypes":[]}`, `{"values":[{"name":"no id"}]}`} {
+		if _, err := MetaFromCreatemeta([]byte(bad)); err == nil {
+			t.Errorf("MetaFromCreatemeta(%s) accepted", bad)
+		}
+	}
+}
+
+func TestMetaFromRequestTypeFields(t *testing.T) {
+	meta := jsmMeta(t)
+	if len(meta.Fields) != 16 {
+		t.Errorf("%d fields, want 16", len(meta.Fields))
+	}
+	tf := meta.Fields["customfield_10079"]
+	if tf.Name != "Timeframe" || !tf.Required || tf.Type != "option" || tf.Allowed[1] != (Option{ID: "10501", Value: "Temporary use (three months or less)"}) {
+		t.Errorf("timeframe %+v", tf)
+	}
+	if _, ok := meta.Fields["labels"]; ok {
+		t.Error("request type 41 has no labels field")
+	}
+	for _, bad := range []string{`[]`, `{"values":[]}`} {
+		if _, err := MetaFromRequestTypeFields([]byte(bad)); err == nil {
+			t.Errorf("MetaFromRequestTypeFields(%s) accepted", bad)
+		}
+	}
+}
