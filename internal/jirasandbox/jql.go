@@ -1,0 +1,192 @@
+package jirasandbox
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// jqlQuery is the small subset of JQL the ticketer needs for reconciling:
+// clauses on labels, project and key joined by AND, each "=" or "in (…)".
+type jqlQuery struct {
+	projects [][]string // per clause, any of
+	labels   [][]string
+	keys     [][]string
+}
+
+func (q jqlQuery) matches(is *Issue, projectKey, projectID string) bool {
+	for _, set := range q.projects {
+		if !slices.ContainsFunc(set, func(p string) bool { return strings.EqualFold(p, projectKey) || p == projectID }) {
+			return false
+		}
+	}
+	for _, set := range q.labels {
+		if !slices.ContainsFunc(set, func(l string) bool { return slices.Contains(is.Labels, l) }) {
+			return false
+		}
+	}
+	for _, set := range q.keys {
+		if !slices.ContainsFunc(set, func(k string) bool { return strings.EqualFold(k, is.Key) || k == is.ID }) {
+			return false
+		}
+	}
+	return true
+}
+
+// jqlError's text is what Jira puts in errorMessages for a bad query.
+type jqlError string
+
+func (e jqlError) Error() string { return string(e) }
+
+func parseJQL(src string) (jqlQuery, error) {
+	var q jqlQuery
+	toks, err := lexJQL(src)
+	if err != nil {
+		return q, err
+	}
+	if len(toks) == 0 {
+		return q, jqlError("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
+	}
+	i := 0
+	next := func() (tok, bool) {
+		if i >= len(toks) {
+			return tok{}, false
+		}
+		i++
+		return toks[i-1], true
+	}
+	for {
+		f, ok := next()
+		if !ok {
+			return q, jqlError("Error in the JQL Query: Expecting a field name but got the end of the query.")
+		}
+		if f.quoted {
+			return q, jqlError(fmt.Sprintf("Error in the JQL Query: Field '%s' does not exist or you do not have permission to view it.", f.text))
+		}
+		field := strings.ToLower(f.text)
+		if field == "order" {
+			i-- // ORDER BY directly: no restriction at all
+			break
+		}
+		op, ok := next()
+		if !ok {
+			return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting operator but got the end of the query after '%s'.", f.text))
+		}
+		var values []string
+		switch {
+		case !op.quoted && op.text == "=":
+			v, ok := next()
+			if !ok || (!v.quoted && isPunct(v.text)) {
+				return q, jqlError("Error in the JQL Query: Expecting either a value, list or function but got the end of the query.")
+			}
+			values = []string{v.text}
+		case !op.quoted && strings.EqualFold(op.text, "in"):
+			if p, ok := next(); !ok || p.quoted || p.text != "(" {
+				return q, jqlError("Error in the JQL Query: Expecting '(' after 'in'.")
+			}
+			for {
+				v, ok := next()
+				if !ok || (!v.quoted && isPunct(v.text)) {
+					return q, jqlError("Error in the JQL Query: Expecting a value in the list.")
+				}
+				values = append(values, v.text)
+				sep, ok := next()
+				if !ok {
+					return q, jqlError("Error in the JQL Query: Expecting ')' to close the list.")
+				}
+				if !sep.quoted && sep.text == ")" {
+					break
+				}
+				if sep.quoted || sep.text != "," {
+					return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting ',' or ')' but got '%s'.", sep.text))
+				}
+			}
+		default:
+			return q, jqlError(fmt.Sprintf("Error in the JQL Query: The operator '%s' is not supported by this sandbox.", op.text))
+		}
+		switch field {
+		case "labels":
+			q.labels = append(q.labels, values)
+		case "project":
+			q.projects = append(q.projects, values)
+		case "key", "issuekey", "id":
+			q.keys = append(q.keys, values)
+		default:
+			return q, jqlError(fmt.Sprintf("Error in the JQL Query: Field '%s' does not exist or you do not have permission to view it.", f.text))
+		}
+		conj, ok := next()
+		if !ok {
+			break
+		}
+		if !conj.quoted && strings.EqualFold(conj.text, "and") {
+			continue
+		}
+		if !conj.quoted && strings.EqualFold(conj.text, "order") {
+			i--
+			break
+		}
+		return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting 'AND' but got '%s'.", conj.text))
+	}
+	if len(q.projects)+len(q.labels)+len(q.keys) == 0 {
+		return q, jqlError("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
+	}
+	// ORDER BY: accepted and ignored (results are newest first).
+	if i < len(toks) {
+		o, _ := next()
+		b, ok := next()
+		if !strings.EqualFold(o.text, "order") || !ok || !strings.EqualFold(b.text, "by") || i >= len(toks) {
+			return q, jqlError("Error in the JQL Query: Expecting 'BY' and a field after 'ORDER'.")
+		}
+	}
+	return q, nil
+}
+
+type tok struct {
+	text   string
+	quoted bool
+}
+
+func isPunct(s string) bool { return s == "(" || s == ")" || s == "," || s == "=" }
+
+func lexJQL(src string) ([]tok, error) {
+	var toks []tok
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '(' || c == ')' || c == ',' || c == '=':
+			toks = append(toks, tok{text: string(c)})
+			i++
+		case c == '!' || c == '~' || c == '<' || c == '>':
+			j := i + 1
+			if j < len(src) && (src[j] == '=' || src[j] == '~') {
+				j++
+			}
+			toks = append(toks, tok{text: src[i:j]})
+			i = j
+		case c == '"' || c == '\'':
+			var b strings.Builder
+			j := i + 1
+			for ; j < len(src) && src[j] != c; j++ {
+				if src[j] == '\\' && j+1 < len(src) {
+					j++
+				}
+				b.WriteByte(src[j])
+			}
+			if j >= len(src) {
+				return nil, jqlError(fmt.Sprintf("Error in the JQL Query: The quoted string '%s' has not been completed.", src[i:]))
+			}
+			toks = append(toks, tok{text: b.String(), quoted: true})
+			i = j + 1
+		default:
+			j := i
+			for j < len(src) && !strings.ContainsRune(" \t\r\n(),=!~<>\"'", rune(src[j])) {
+				j++
+			}
+			toks = append(toks, tok{text: src[i:j]})
+			i = j
+		}
+	}
+	return toks, nil
+}
