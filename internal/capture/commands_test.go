@@ -1,0 +1,182 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/localpg"
+	"github.com/cowjacket/formjira/internal/stream"
+)
+
+func (e *env) run(args ...string) (string, error) {
+	e.t.Helper()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := Run(ctx, args, e.getenv, &out, io.Discard)
+	return out.String(), err
+}
+
+// Rows inserted before the slot existed reach FORMS through backfill, with
+// the same hashes; running it again adds nothing, and a capture started
+// afterwards does not add them again either.
+func TestBackfill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := newEnv(t)
+	c := e.conn()
+	if err := insertSamples(context.Background(), c, samples(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.run("backfill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "200 rows read, 197 published, 3 duplicates collapsed, 0 dead-lettered"; !strings.Contains(out, want) {
+		t.Errorf("backfill printed %q, want %q", out, want)
+	}
+	js := e.js()
+	waitMsgs(t, js, stream.Forms, 197, 5*time.Second)
+	for _, m := range readAll(t, js, stream.Forms) {
+		if m.ev.GetSource().GetOrigin() != "backfill" {
+			t.Fatalf("origin %q", m.ev.GetSource().GetOrigin())
+		}
+	}
+	out, err = e.run("backfill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "200 rows read, 0 published, 200 duplicates collapsed"; !strings.Contains(out, want) {
+		t.Errorf("second backfill printed %q, want %q", out, want)
+	}
+	out, err = e.run("backfill", "--since", "2025-10-15")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, " 0 published") || strings.Contains(out, "200 rows read") {
+		t.Errorf("backfill --since printed %q, want a subset, nothing new", out)
+	}
+
+	// The stream and the backfill agree on hashes: a capture started now and
+	// fed the same rows again (as a re-insert) collapses them too.
+	e.start()
+	e.waitStreaming(c)
+	if err := insertSamples(context.Background(), c, samples(t)[:5], nil); err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, js, stream.Forms, 197, 10*time.Second)
+
+	out, err = e.run("status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"slot cowjacket", "active, pid", "confirmed_flush_lsn", "lag", "retained WAL", "publication cowjacket", "public.form_submissions", "stream FORMS", "197 messages"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestStartupChecks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := newEnv(t)
+	e.exec("CREATE ROLE norepl LOGIN NOREPLICATION")
+	t.Cleanup(func() {
+		c, err := pg.Connect(context.Background(), "postgres")
+		if err == nil {
+			c.Exec(context.Background(), "DROP ROLE IF EXISTS norepl")
+			c.Close(context.Background())
+		}
+	})
+	noRepl := strings.Replace(e.dsn, "postgres@", "norepl@", 1)
+
+	tests := []struct {
+		name string
+		vars map[string]string
+		want string
+	}{
+		{"missing DATABASE_URL", map[string]string{"DATABASE_URL": ""}, "DATABASE_URL: required"},
+		{"bad DATABASE_URL", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
+		{"bad MAX_IN_FLIGHT", map[string]string{"MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"},
+		{"STATUS_INTERVAL too long", map[string]string{"STATUS_INTERVAL": "1m"}, "STATUS_INTERVAL"},
+		{"missing table", map[string]string{"FORM_TABLE": "public.nope"}, "table public.nope does not exist"},
+		{"role without REPLICATION", map[string]string{"DATABASE_URL": noRepl}, "ALTER ROLE norepl REPLICATION"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := &env{t: t, dsn: e.dsn, nats: e.nats, vars: map[string]string{}}
+			for k, v := range e.vars {
+				sub.vars[k] = v
+			}
+			for k, v := range tt.vars {
+				sub.vars[k] = v
+			}
+			_, err := sub.run()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one naming %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+
+	t.Run("wal_level replica", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		srv, err := localpg.Start(ctx, localpg.Options{Settings: map[string]string{"wal_level": "replica"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Stop() })
+		sub := &env{t: t, vars: map[string]string{"DATABASE_URL": srv.DSN("postgres"), "HTTP_ADDR": "off"}}
+		_, err = sub.run()
+		if err == nil || !strings.Contains(err.Error(), "set wal_level=logical in postgresql.conf and restart") {
+			t.Fatalf("error %v, want the wal_level fix", err)
+		}
+	})
+
+	t.Run("help", func(t *testing.T) {
+		sub := &env{t: t, vars: map[string]string{"DATABASE_URL": "postgres://u:hunter2@h/db"}}
+		out, err := sub.run("--help")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range Vars {
+			if !strings.Contains(out, v.Name) {
+				t.Errorf("--help lacks %s", v.Name)
+			}
+			if v.Default != "" && !strings.Contains(out, v.Default) {
+				t.Errorf("--help lacks the default of %s (%s)", v.Name, v.Default)
+			}
+		}
+		if strings.Contains(out, "hunter2") {
+			t.Error("--help shows a secret")
+		}
+	})
+}
+
+// SIGTERM while nats is down: in-flight rows cannot be acknowledged, yet
+// capture still stops within 10 s (bounded drain) and cleanly.
+func TestGracefulStopWithNATSDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := newEnv(t)
+	r := e.start()
+	c := e.conn()
+	e.waitStreaming(c)
+	e.nats.Shutdown()
+	if err := insertSamples(context.Background(), c, samples(t)[:20], nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	r.stop(t)
+}

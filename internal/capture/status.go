@@ -1,0 +1,93 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Status prints the slot, the publication, the confirmed LSN, lag and the
+// FORMS stream for operators. Everything it can read is printed; the error
+// names what it could not.
+func Status(ctx context.Context, cfg Config, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	defer tw.Flush()
+	var errs []error
+
+	fmt.Fprintf(tw, "database\t%s\n", config.Redact(cfg.DatabaseURL))
+	fmt.Fprintf(tw, "table\t%s\n", cfg.Table)
+	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		fmt.Fprintf(tw, "postgres\tunreachable: %v\n", err)
+		errs = append(errs, fmt.Errorf("postgres: %w", err))
+	} else {
+		defer conn.Close(context.Background())
+		s, err := ReadSlot(ctx, conn, cfg.Slot)
+		switch {
+		case err != nil:
+			fmt.Fprintf(tw, "slot %s\terror: %v\n", cfg.Slot, err)
+			errs = append(errs, err)
+		case !s.Exists:
+			fmt.Fprintf(tw, "slot %s\tabsent (capture creates it at start-up)\n", cfg.Slot)
+		default:
+			active := "inactive (no capture streaming)"
+			if s.Active {
+				active = fmt.Sprintf("active, pid %d", s.ActivePID)
+			}
+			fmt.Fprintf(tw, "slot %s\t%s\n", cfg.Slot, active)
+			fmt.Fprintf(tw, "confirmed_flush_lsn\t%s\n", s.Confirmed)
+			fmt.Fprintf(tw, "lag\t%d bytes (current WAL - confirmed)\n", s.LagBytes)
+			fmt.Fprintf(tw, "retained WAL\t%d bytes (current WAL - restart_lsn)\n", s.RetainedBytes)
+		}
+		var tables []string
+		err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(schemaname || '.' || tablename ORDER BY 1), '{}')
+			FROM pg_publication_tables WHERE pubname = $1`, cfg.Publication).Scan(&tables)
+		var exists bool
+		if err == nil {
+			err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", cfg.Publication).Scan(&exists)
+		}
+		switch {
+		case err != nil:
+			fmt.Fprintf(tw, "publication %s\terror: %v\n", cfg.Publication, err)
+			errs = append(errs, err)
+		case !exists:
+			fmt.Fprintf(tw, "publication %s\tabsent (capture creates it at start-up)\n", cfg.Publication)
+		default:
+			fmt.Fprintf(tw, "publication %s\t%s\n", cfg.Publication, strings.Join(tables, ", "))
+		}
+	}
+
+	nc, err := nats.Connect(cfg.NATSURL, nats.Timeout(3*time.Second))
+	if err == nil {
+		defer nc.Close()
+		var js jetstream.JetStream
+		if js, err = jetstream.New(nc); err == nil {
+			var st jetstream.Stream
+			if st, err = js.Stream(ctx, stream.Forms); err == nil {
+				var info *jetstream.StreamInfo
+				if info, err = st.Info(ctx); err == nil {
+					s := info.State
+					fmt.Fprintf(tw, "stream %s\t%d messages, %d bytes, first seq %d, last seq %d, %d consumers\n",
+						stream.Forms, s.Msgs, s.Bytes, s.FirstSeq, s.LastSeq, s.Consumers)
+				}
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(tw, "stream %s\tunavailable: %v\n", stream.Forms, err)
+		errs = append(errs, fmt.Errorf("stream %s: %w", stream.Forms, err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,131 @@
+// Package pgcdc reads committed INSERTs of one table from PostgreSQL logical
+// replication (pgoutput) and hands them, with their commit LSNs, to a Sink
+// that decides when the slot may be confirmed.
+package pgcdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Table is a schema-qualified table name.
+type Table struct{ Schema, Name string }
+
+// ParseTable reads "schema.table" or "table" (schema public). Names are
+// taken literally, as PostgreSQL stores them (no case folding).
+func ParseTable(s string) (Table, error) {
+	s = strings.TrimSpace(s)
+	schema, name, ok := strings.Cut(s, ".")
+	if !ok {
+		schema, name = "public", s
+	}
+	schema, name = strings.Trim(schema, `"`), strings.Trim(name, `"`)
+	if schema == "" || name == "" || strings.Contains(name, ".") {
+		return Table{}, fmt.Errorf("want schema.table, got %q", s)
+	}
+	return Table{schema, name}, nil
+}
+
+func (t Table) String() string { return t.Schema + "." + t.Name }
+
+// Ident is the quoted SQL identifier.
+func (t Table) Ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+
+// ErrStartup marks a configuration problem of the database that retrying
+// does not cure; its message names the fix.
+var ErrStartup = errors.New("start-up check failed")
+
+func startupErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrStartup, fmt.Sprintf(format, args...))
+}
+
+// Check verifies what capture needs from the server: logical WAL, a role
+// allowed to replicate, and the table.
+func Check(ctx context.Context, conn *pgx.Conn, t Table) error {
+	var walLevel string
+	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
+		return fmt.Errorf("read wal_level: %w", err)
+	}
+	if walLevel != "logical" {
+		return startupErr("wal_level is %s: set wal_level=logical in postgresql.conf and restart PostgreSQL", walLevel)
+	}
+	var role string
+	var canReplicate bool
+	if err := conn.QueryRow(ctx,
+		"SELECT rolname, rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user").
+		Scan(&role, &canReplicate); err != nil {
+		return fmt.Errorf("read role: %w", err)
+	}
+	if !canReplicate {
+		return startupErr("role %s lacks REPLICATION: ALTER ROLE %s REPLICATION", role, ident(role))
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Ident()).Scan(&exists); err != nil {
+		return fmt.Errorf("look up table %s: %w", t, err)
+	}
+	if !exists {
+		return startupErr("table %s does not exist: create it (forms/schema.sql) or set FORM_TABLE", t)
+	}
+	return nil
+}
+
+// Setup creates, when absent, the INSERT-only publication for the table and
+// the persistent pgoutput slot. Existing ones are checked, not altered:
+// silently rewriting an operator's publication would surprise them.
+func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot string) error {
+	var pubExists, hasTable bool
+	err := conn.QueryRow(ctx, `SELECT true, EXISTS (SELECT 1 FROM pg_publication_tables pt
+			WHERE pt.pubname = p.pubname AND pt.schemaname = $2 AND pt.tablename = $3)
+		FROM pg_publication p WHERE p.pubname = $1`, publication, t.Schema, t.Name).Scan(&pubExists, &hasTable)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("look up publication %s: %w", publication, err)
+	}
+	switch {
+	case !pubExists:
+		_, err := conn.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert')",
+			pgx.Identifier{publication}.Sanitize(), t.Ident()))
+		if err != nil && !isCode(err, "42710") { // duplicate_object: a peer just created it
+			return startupErr("create publication %s: %v (create it as the table owner: CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert'))",
+				publication, err, publication, t)
+		}
+	case !hasTable:
+		return startupErr("publication %s does not include %s: ALTER PUBLICATION %s ADD TABLE %s", publication, t, publication, t)
+	}
+
+	var plugin, db string
+	err = conn.QueryRow(ctx, "SELECT coalesce(plugin, ''), coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&plugin, &db)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		_, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
+		if err != nil && !isCode(err, "42710") {
+			return fmt.Errorf("create replication slot %s: %w", slot, err)
+		}
+	case err != nil:
+		return fmt.Errorf("look up replication slot %s: %w", slot, err)
+	case plugin != "pgoutput":
+		return startupErr("replication slot %s uses plugin %q, need pgoutput: drop it or set SLOT_NAME", slot, plugin)
+	case db != conn.Config().Database:
+		return startupErr("replication slot %s belongs to database %s: set SLOT_NAME to a slot of this database", slot, db)
+	}
+	return nil
+}
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// ident quotes a name only when SQL needs it, so fixes read naturally.
+func ident(s string) string {
+	for i, r := range s {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
+			return pgx.Identifier{s}.Sanitize()
+		}
+	}
+	return s
+}
