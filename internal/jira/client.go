@@ -1,0 +1,286 @@
+// Package jira is ticketer's Jira client: the few calls it needs (create,
+// bulk create, JSM request, createmeta, search by label, myself), over
+// go-atlassian's clients, with one shared pacer and errors sorted into the
+// categories the caller acts on (ErrRetryable, ErrPermanent, ErrAuth).
+//
+// Each method makes one attempt; retrying is the caller's business because
+// only the caller knows whether a create may be repeated.
+package jira
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctreminiom/go-atlassian/v2/jira/sm"
+	v2 "github.com/ctreminiom/go-atlassian/v2/jira/v2"
+	v3 "github.com/ctreminiom/go-atlassian/v2/jira/v3"
+	"github.com/ctreminiom/go-atlassian/v2/pkg/infra/models"
+)
+
+// Options configure a Client.
+type Options struct {
+	URL string // site, e.g. https://cowjacket.atlassian.net
+	// Email and APIToken: Jira Cloud basic auth. PAT: Data Center bearer
+	// token, used when Email is empty.
+	Email, APIToken, PAT string
+	// APIVersion is the platform REST version, 2 or 3 (default 2).
+	APIVersion int
+	// Timeout bounds one HTTP request (default 30s).
+	Timeout time.Duration
+	// Pacer gates every request; nil = a private unpaced one.
+	Pacer *Pacer
+	// HTTPClient overrides the transport (tests); its Timeout is replaced.
+	HTTPClient *http.Client
+	// Observe, if set, is called after every request with the operation
+	// name, the HTTP status (0 when none arrived) and the duration.
+	Observe func(op string, status int, d time.Duration)
+}
+
+// caller is what go-atlassian's v2, v3 and sm clients have in common: they
+// build authenticated requests and return the raw answer with it.
+type caller interface {
+	NewRequest(ctx context.Context, method, urlStr, contentType string, body interface{}) (*http.Request, error)
+	Call(request *http.Request, structure interface{}) (*models.ResponseScheme, error)
+}
+
+// Client talks to one Jira site.
+type Client struct {
+	platform caller
+	desk     caller
+	version  int
+	pacer    *Pacer
+	observe  func(string, int, time.Duration)
+}
+
+// New builds a client. Credentials stay inside go-atlassian's auth service;
+// no error or log line of this package contains them.
+func New(o Options) (*Client, error) {
+	if o.URL == "" {
+		return nil, errors.New("jira: no site URL")
+	}
+	if u, err := url.Parse(o.URL); err != nil || u.Host == "" {
+		return nil, errors.New("jira: site URL is not an absolute URL")
+	}
+	if o.APIVersion == 0 {
+		o.APIVersion = 2
+	}
+	if o.APIVersion != 2 && o.APIVersion != 3 {
+		return nil, fmt.Errorf("jira: API version %d, want 2 or 3", o.APIVersion)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	hc := &http.Client{Timeout: o.Timeout}
+	if o.HTTPClient != nil {
+		c := *o.HTTPClient
+		c.Timeout = o.Timeout
+		hc = &c
+	}
+	if o.Pacer == nil {
+		o.Pacer = NewPacer(0)
+	}
+	c := &Client{version: o.APIVersion, pacer: o.Pacer, observe: o.Observe}
+	auth := func(a interface {
+		SetBasicAuth(mail, token string)
+		SetBearerToken(token string)
+		SetUserAgent(agent string)
+	}) {
+		if o.Email != "" || o.APIToken != "" {
+			a.SetBasicAuth(o.Email, o.APIToken)
+		} else if o.PAT != "" {
+			a.SetBearerToken(o.PAT)
+		}
+		a.SetUserAgent("cowjacket-ticketer")
+	}
+	var err error
+	if o.APIVersion == 3 {
+		var p *v3.Client
+		if p, err = v3.New(hc, o.URL); err == nil {
+			auth(p.Auth)
+			c.platform = p
+		}
+	} else {
+		var p *v2.Client
+		if p, err = v2.New(hc, o.URL); err == nil {
+			auth(p.Auth)
+			c.platform = p
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jira: client: %w", err)
+	}
+	d, err := sm.New(hc, o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("jira: service desk client: %w", err)
+	}
+	auth(d.Auth)
+	c.desk = d
+	return c, nil
+}
+
+// APIVersion is the platform REST version in use.
+func (c *Client) APIVersion() int { return c.version }
+
+func (c *Client) api(path string) string {
+	return "rest/api/" + strconv.Itoa(c.version) + "/" + path
+}
+
+// do sends one paced request and returns the raw body of a 2xx answer.
+// A non-2xx answer is an *APIError (or, for a bulk create, the caller reads
+// the body itself: see BulkCreate); no answer is a transportError.
+func (c *Client) do(ctx context.Context, via caller, op, method, path string, body any) (int, []byte, error) {
+	if ctx.Value(pacedKey{}) == nil {
+		if err := c.pacer.Wait(ctx); err != nil {
+			return 0, nil, &transportError{op: op, err: err}
+		}
+	}
+	req, err := via.NewRequest(ctx, method, path, "", body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("jira %s: build request: %w", op, err)
+	}
+	start := time.Now()
+	res, err := via.Call(req, nil)
+	status := 0
+	if res != nil {
+		status = res.Code
+	}
+	if c.observe != nil {
+		c.observe(op, status, time.Since(start))
+	}
+	if res == nil {
+		return 0, nil, &transportError{op: op, sent: !notSent(err), err: redactURLError(err)}
+	}
+	raw := res.Bytes.Bytes()
+	if status >= 200 && status < 300 {
+		c.pacer.Succeeded()
+		return status, raw, nil
+	}
+	ae := parseAPIError(op, status, raw)
+	if res.Response != nil {
+		ae.RetryAfter = parseRetryAfter(res.Response.Header.Get("Retry-After"))
+	}
+	if status == http.StatusTooManyRequests {
+		c.pacer.Throttled(ae.RetryAfter)
+	}
+	return status, raw, ae
+}
+
+type pacedKey struct{}
+
+// Paced marks ctx as having already waited on the client's Pacer for its
+// request: the caller took the turn (Pacer.Wait) itself, to do something
+// right before sending. Use it for exactly one request.
+func Paced(ctx context.Context) context.Context { return context.WithValue(ctx, pacedKey{}, true) }
+
+// notSent: the connection was never made, so Jira cannot have acted.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return false
+}
+
+// redactURLError drops the URL's query from a transport error (JQL can be
+// long; credentials are never in the URL, they travel in headers).
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		u := ue.URL
+		if i := strings.IndexByte(u, '?'); i >= 0 {
+			u = u[:i]
+		}
+		return &url.Error{Op: ue.Op, URL: u, Err: ue.Err}
+	}
+	return err
+}
+
+func parseRetryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
+}
+
+// parseAPIError reads Jira's two error shapes: the platform's
+// {"errorMessages":[…],"errors":{id:msg}} and JSM's {"errorMessage":"…"}.
+func parseAPIError(op string, status int, raw []byte) *APIError {
+	ae := &APIError{Op: op, Status: status}
+	var body struct {
+		ErrorMessages []string          `json:"errorMessages"`
+		Errors        map[string]string `json:"errors"`
+		ErrorMessage  string            `json:"errorMessage"`
+	}
+	if json.Unmarshal(raw, &body) != nil {
+		if s := strings.TrimSpace(string(raw)); s != "" && len(s) < 300 && !strings.HasPrefix(s, "<") {
+			ae.Messages = []string{s}
+		}
+		return ae
+	}
+	ae.Messages = body.ErrorMessages
+	if len(body.Errors) > 0 {
+		ae.FieldErrors = body.Errors
+	}
+	if body.ErrorMessage != "" {
+		ae.Messages = append(ae.Messages, body.ErrorMessage)
+		if fe := jsmFieldErrors(body.ErrorMessage); len(fe) > 0 {
+			ae.FieldErrors = fe
+		}
+	}
+	return ae
+}
+
+// jsmFieldErrors recovers "customfield_10073: Option value … is not valid"
+// parts from a JSM error message, which has no per-field structure.
+func jsmFieldErrors(msg string) map[string]string {
+	out := map[string]string{}
+	for _, part := range strings.Split(msg, "; ") {
+		i := strings.LastIndex(part, "customfield_")
+		if i < 0 {
+			for _, sys := range []string{"summary: ", "description: "} {
+				if j := strings.LastIndex(part, sys); j >= 0 {
+					i = j
+				}
+			}
+		}
+		if i < 0 {
+			continue
+		}
+		id, text, ok := strings.Cut(part[i:], ": ")
+		if ok && !strings.ContainsAny(id, " ,") {
+			out[id] = strings.TrimSpace(text)
+		}
+	}
+	return out
+}
+
+// Myself checks the credentials: the account's display name.
+func (c *Client) Myself(ctx context.Context) (string, error) {
+	_, raw, err := c.do(ctx, c.platform, "myself", http.MethodGet, c.api("myself"), nil)
+	if err != nil {
+		return "", err
+	}
+	var me struct {
+		DisplayName string `json:"displayName"`
+		AccountID   string `json:"accountId"`
+	}
+	if err := json.Unmarshal(raw, &me); err != nil {
+		return "", fmt.Errorf("jira myself: decode: %w", err)
+	}
+	return me.DisplayName, nil
+}

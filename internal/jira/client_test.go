@@ -1,0 +1,149 @@
+package jira
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/mapping"
+)
+
+const (
+	email = "bot@cowjacket.example"
+	token = "very-secret-token"
+)
+
+func sandbox(t *testing.T, o jirasandbox.Options) (*jirasandbox.Server, string) {
+	t.Helper()
+	o.Email, o.APIToken = email, token
+	sb := jirasandbox.New(o)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	return sb, srv.URL
+}
+
+func fields(name, dept string, label string) *mapping.Request {
+	return &mapping.Request{HashLabel: label, Fields: map[string]any{
+		"project": map[string]any{"key": "CP"}, "issuetype": map[string]any{"id": "10003"},
+		"summary": "Phone request: " + name, "labels": []any{label},
+		"customfield_10070": name, "customfield_10073": map[string]any{"value": dept},
+		"customfield_10075": "a@example.com", "customfield_10076": "0042",
+		"customfield_10079": map[string]any{"value": "Permanent"}, "customfield_10080": "2025-10-28",
+	}}
+}
+
+func TestBulkCreateMapsFailedElementsBack(t *testing.T) {
+	sb, url := sandbox(t, jirasandbox.Options{})
+	c, err := New(Options{URL: url, Email: email, APIToken: token, APIVersion: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*mapping.Request{
+		fields("Ann", "Finance", "cowjacket-a"),
+		fields("Bob", "Astrology", "cowjacket-b"),
+		fields("Cy", "Sales", "cowjacket-c"),
+	}
+	res, err := c.BulkCreate(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Key == "" || res[2].Key == "" || res[1].Key != "" {
+		t.Fatalf("results %+v", res)
+	}
+	var ae *APIError
+	if !errors.As(res[1].Err, &ae) || !errors.Is(res[1].Err, ErrPermanent) || ae.FieldErrors["customfield_10073"] == "" {
+		t.Fatalf("element 1 error %v", res[1].Err)
+	}
+	if got := sb.IssueByLabel("cowjacket-c"); len(got) != 1 || got[0].Key != res[2].Key {
+		t.Errorf("element 2 key %s, sandbox %v", res[2].Key, got)
+	}
+	// All refused: Jira answers 400 with the same shape.
+	res, err = c.BulkCreate(context.Background(), reqs[1:2])
+	if err != nil || !errors.Is(res[0].Err, ErrPermanent) {
+		t.Fatalf("all-refused bulk: %v %+v", err, res)
+	}
+}
+
+func TestErrorsAreClassifiedWithoutSecrets(t *testing.T) {
+	sb, url := sandbox(t, jirasandbox.Options{})
+	c, _ := New(Options{URL: url, Email: email, APIToken: token})
+	sb.SetAuthFailure(401)
+	_, err := c.Myself(context.Background())
+	if !errors.Is(err, ErrAuth) || errors.Is(err, ErrRetryable) {
+		t.Errorf("401: %v", err)
+	}
+	sb.SetAuthFailure(0)
+	sb.SetError5xxRate(1)
+	_, err = c.Create(context.Background(), fields("Ann", "Finance", "cowjacket-a"))
+	if !errors.Is(err, ErrRetryable) || !MaybeCreated(err) {
+		t.Errorf("5xx: %v", err)
+	}
+	sb.SetError5xxRate(0)
+	sb.SetRate(1, 1)
+	c.Create(context.Background(), fields("Ann", "Finance", "cowjacket-x"))
+	_, err = c.Create(context.Background(), fields("Bob", "Finance", "cowjacket-y"))
+	if !errors.Is(err, ErrRetryable) || MaybeCreated(err) || RetryAfter(err) < time.Second {
+		t.Errorf("429: %v (retry after %v)", err, RetryAfter(err))
+	}
+	// Connection refused: provably not sent.
+	dead, _ := New(Options{URL: "http://127.0.0.1:1", Email: email, APIToken: token, Timeout: time.Second})
+	_, err = dead.Create(context.Background(), fields("Ann", "Finance", "cowjacket-a"))
+	if !errors.Is(err, ErrRetryable) || MaybeCreated(err) {
+		t.Errorf("refused: %v", err)
+	}
+	for _, e := range []error{err} {
+		if strings.Contains(e.Error(), token) {
+			t.Errorf("error leaks the token: %v", e)
+		}
+	}
+}
+
+func TestFindByLabelsAndMeta(t *testing.T) {
+	_, url := sandbox(t, jirasandbox.Options{})
+	c, _ := New(Options{URL: url, Email: email, APIToken: token, APIVersion: 3})
+	ctx := context.Background()
+	k, err := c.Create(ctx, fields("Ann", "Finance", "cowjacket-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := c.FindByLabels(ctx, []string{"cowjacket-a", "cowjacket-none"})
+	if err != nil || len(found["cowjacket-a"]) != 1 || found["cowjacket-a"][0] != k || len(found["cowjacket-none"]) != 0 {
+		t.Fatalf("found %v, %v", found, err)
+	}
+	m, err := mapping.Load("../../deploy/mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := c.Meta(ctx, m)
+	if err != nil || meta.Fields["customfield_10073"].Name != "Department" || len(meta.Fields["customfield_10073"].Allowed) == 0 {
+		t.Fatalf("meta %v, %v", meta, err)
+	}
+	mj, err := mapping.Load("../../deploy/mapping-jsm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta, err = c.Meta(ctx, mj); err != nil || !meta.Fields["customfield_10079"].Required {
+		t.Fatalf("jsm meta %v, %v", meta, err)
+	}
+}
+
+func TestPacerHonoursRetryAfter(t *testing.T) {
+	p := NewPacer(0)
+	p.Throttled(300 * time.Millisecond)
+	start := time.Now()
+	if err := p.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 290*time.Millisecond {
+		t.Errorf("waited %v, want ≥ 300ms", d)
+	}
+	if p.Rate() > 1000 {
+		t.Errorf("rate %v after a 429, want slowed", p.Rate())
+	}
+	_ = http.StatusOK
+}

@@ -1,0 +1,217 @@
+package jira
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/cowjacket/formjira/internal/mapping"
+)
+
+// MaxBulk is the most issues Jira accepts in one bulk create.
+const MaxBulk = 50
+
+// Result is one request's outcome in a bulk create.
+type Result struct {
+	Key string
+	Err error // an *APIError for this element, or the whole call's error
+}
+
+type issueRef struct {
+	ID  string `json:"id"`
+	Key string `json:"key"`
+}
+
+// Create creates one ticket: a JSM customer request when req names a
+// service desk, otherwise a platform issue.
+func (c *Client) Create(ctx context.Context, req *mapping.Request) (string, error) {
+	if req.ServiceDeskID != "" {
+		return c.createRequest(ctx, req)
+	}
+	_, raw, err := c.do(ctx, c.platform, "create", http.MethodPost, c.api("issue"), req.Payload())
+	if err != nil {
+		return "", err
+	}
+	var ref issueRef
+	if err := json.Unmarshal(raw, &ref); err != nil || ref.Key == "" {
+		// Created, but we cannot tell which key: reconcile by label.
+		return "", &APIError{Op: "create", Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a successful create"}}
+	}
+	return ref.Key, nil
+}
+
+func (c *Client) createRequest(ctx context.Context, req *mapping.Request) (string, error) {
+	_, raw, err := c.do(ctx, c.desk, "request create", http.MethodPost, "rest/servicedeskapi/request", req.Payload())
+	if err != nil {
+		return "", err
+	}
+	var ref struct {
+		IssueKey string `json:"issueKey"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil || ref.IssueKey == "" {
+		return "", &APIError{Op: "request create", Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a successful create"}}
+	}
+	return ref.IssueKey, nil
+}
+
+// AddLabels adds labels to an existing issue: a JSM request type without a
+// labels field cannot carry them at creation (Request.LabelsPending).
+func (c *Client) AddLabels(ctx context.Context, key string, labels ...string) error {
+	ops := make([]any, len(labels))
+	for i, l := range labels {
+		ops[i] = map[string]any{"add": l}
+	}
+	body := map[string]any{"update": map[string]any{"labels": ops}}
+	_, _, err := c.do(ctx, c.platform, "add labels", http.MethodPut, c.api("issue/"+url.PathEscape(key)), body)
+	return err
+}
+
+// BulkCreate creates up to MaxBulk platform issues in one call. The slice
+// has one Result per request, in order. Jira answers 201 when any issue was
+// created and lists the failed ones by failedElementNumber; go-atlassian's
+// typed bulk call drops those per-field errors, so the body is read here.
+// The error is the whole call's (nothing known to be created, or outcome
+// unknown: see MaybeCreated); then every Result carries it too.
+func (c *Client) BulkCreate(ctx context.Context, reqs []*mapping.Request) ([]Result, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	if len(reqs) > MaxBulk {
+		return nil, fmt.Errorf("jira bulk create: %d requests, at most %d: %w", len(reqs), MaxBulk, ErrPermanent)
+	}
+	updates := make([]map[string]any, len(reqs))
+	for i, r := range reqs {
+		updates[i] = r.Payload()
+	}
+	status, raw, err := c.do(ctx, c.platform, "bulk create", http.MethodPost, c.api("issue/bulk"), map[string]any{"issueUpdates": updates})
+	var ae *APIError
+	if err != nil && !(errors.As(err, &ae) && status == http.StatusBadRequest) {
+		return fill(len(reqs), err), err
+	}
+	var body struct {
+		Issues []issueRef `json:"issues"`
+		Errors []struct {
+			Status        int `json:"status"`
+			ElementErrors struct {
+				ErrorMessages []string          `json:"errorMessages"`
+				Errors        map[string]string `json:"errors"`
+			} `json:"elementErrors"`
+			FailedElementNumber int `json:"failedElementNumber"`
+		} `json:"errors"`
+	}
+	if jerr := json.Unmarshal(raw, &body); jerr != nil || (status == http.StatusBadRequest && len(body.Errors) == 0) {
+		// A 400 about the request as a whole (not per element).
+		if err == nil {
+			err = &APIError{Op: "bulk create", Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a bulk create"}}
+		}
+		return fill(len(reqs), err), err
+	}
+	out := make([]Result, len(reqs))
+	failed := make([]bool, len(reqs))
+	for _, e := range body.Errors {
+		n := e.FailedElementNumber
+		if n < 0 || n >= len(reqs) {
+			continue
+		}
+		st := e.Status
+		if st == 0 {
+			st = http.StatusBadRequest
+		}
+		failed[n] = true
+		fe := e.ElementErrors.Errors
+		if len(fe) == 0 {
+			fe = nil
+		}
+		out[n].Err = &APIError{Op: "bulk create", Status: st, Messages: e.ElementErrors.ErrorMessages, FieldErrors: fe}
+	}
+	// Created issues are listed in request order, skipping the failed ones.
+	next := 0
+	for i := range out {
+		if failed[i] {
+			continue
+		}
+		if next < len(body.Issues) {
+			out[i].Key = body.Issues[next].Key
+			next++
+		} else {
+			out[i].Err = &APIError{Op: "bulk create", Status: http.StatusBadGateway, Messages: []string{"element neither created nor failed in the answer"}}
+		}
+	}
+	return out, nil
+}
+
+func fill(n int, err error) []Result {
+	out := make([]Result, n)
+	for i := range out {
+		out[i].Err = err
+	}
+	return out
+}
+
+// FindByLabel returns the keys of the issues carrying label (JQL, the
+// enhanced /search/jql). Jira's index lags: an empty answer about a very
+// recent create proves nothing.
+func (c *Client) FindByLabel(ctx context.Context, label string) ([]string, error) {
+	m, err := c.FindByLabels(ctx, []string{label})
+	if err != nil {
+		return nil, err
+	}
+	return m[label], nil
+}
+
+// FindByLabels looks up many labels in one search: label → keys (oldest
+// first). Labels without issues are absent.
+func (c *Client) FindByLabels(ctx context.Context, labels []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if len(labels) == 0 {
+		return out, nil
+	}
+	want := map[string]bool{}
+	quoted := make([]string, len(labels))
+	for i, l := range labels {
+		want[l] = true
+		quoted[i] = strconv.Quote(l)
+	}
+	jql := "labels in (" + strings.Join(quoted, ", ") + ") ORDER BY created ASC"
+	token := ""
+	for range 100 {
+		body := map[string]any{"jql": jql, "fields": []string{"labels"}, "maxResults": 100}
+		if token != "" {
+			body["nextPageToken"] = token
+		}
+		_, raw, err := c.do(ctx, c.platform, "search", http.MethodPost, c.api("search/jql"), body)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Issues []struct {
+				Key    string `json:"key"`
+				Fields struct {
+					Labels []string `json:"labels"`
+				} `json:"fields"`
+			} `json:"issues"`
+			NextPageToken string `json:"nextPageToken"`
+			IsLast        *bool  `json:"isLast"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return nil, fmt.Errorf("jira search: decode: %w", err)
+		}
+		for _, is := range page.Issues {
+			for _, l := range is.Fields.Labels {
+				if want[l] {
+					out[l] = append(out[l], is.Key)
+				}
+			}
+		}
+		if page.NextPageToken == "" || (page.IsLast != nil && *page.IsLast) {
+			return out, nil
+		}
+		token = page.NextPageToken
+	}
+	return out, nil
+}

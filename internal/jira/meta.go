@@ -1,0 +1,98 @@
+package jira
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/cowjacket/formjira/internal/mapping"
+)
+
+// Meta fetches what Jira accepts for the mapping's target, fresh on every
+// call (caching is the caller's choice): createmeta for the project and issue
+// type in platform mode, the request type's fields in JSM mode.
+func (c *Client) Meta(ctx context.Context, m *mapping.Mapping) (*mapping.Meta, error) {
+	raw, err := c.MetaBody(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if m.Mode() == mapping.ModeJSM {
+		return mapping.MetaFromRequestTypeFields(raw)
+	}
+	return mapping.MetaFromCreatemeta(raw)
+}
+
+// MetaBody is Meta's raw JSON: createmeta pages joined into one page, or
+// the request type's fields as Jira answered them.
+func (c *Client) MetaBody(ctx context.Context, m *mapping.Mapping) ([]byte, error) {
+	if m.Mode() == mapping.ModeJSM {
+		desk, typ := m.ServiceDesk()
+		path := "rest/servicedeskapi/servicedesk/" + url.PathEscape(desk) + "/requesttype/" + url.PathEscape(typ) + "/field"
+		_, raw, err := c.do(ctx, c.desk, "request type fields", http.MethodGet, path, nil)
+		return raw, err
+	}
+	project := m.Project()
+	typeID, err := c.issueTypeID(ctx, project, m.IssueType())
+	if err != nil {
+		return nil, err
+	}
+	var values []json.RawMessage
+	for start := 0; ; {
+		path := c.api("issue/createmeta/" + url.PathEscape(project) + "/issuetypes/" + url.PathEscape(typeID) +
+			"?startAt=" + strconv.Itoa(start) + "&maxResults=200")
+		_, raw, err := c.do(ctx, c.platform, "createmeta", http.MethodGet, path, nil)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Total  int               `json:"total"`
+			IsLast *bool             `json:"isLast"`
+			Values []json.RawMessage `json:"values"`
+			Fields []json.RawMessage `json:"fields"` // older shape
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return nil, fmt.Errorf("jira createmeta: decode: %w", err)
+		}
+		got := append(page.Values, page.Fields...)
+		values = append(values, got...)
+		start += len(got)
+		if len(got) == 0 || (page.IsLast != nil && *page.IsLast) || (page.Total > 0 && start >= page.Total) {
+			break
+		}
+	}
+	return json.Marshal(map[string]any{"startAt": 0, "maxResults": len(values), "total": len(values), "isLast": true, "values": values})
+}
+
+// issueTypeID accepts an id or a name (resolved via createmeta's list).
+func (c *Client) issueTypeID(ctx context.Context, project, issueType string) (string, error) {
+	if _, err := strconv.Atoi(issueType); err == nil {
+		return issueType, nil
+	}
+	_, raw, err := c.do(ctx, c.platform, "createmeta", http.MethodGet, c.api("issue/createmeta/"+url.PathEscape(project)+"/issuetypes?maxResults=200"), nil)
+	if err != nil {
+		return "", err
+	}
+	var page struct {
+		Values []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"values"`
+		IssueTypes []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"issueTypes"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return "", fmt.Errorf("jira issue types: decode: %w", err)
+	}
+	for _, t := range append(page.Values, page.IssueTypes...) {
+		if strings.EqualFold(t.Name, issueType) {
+			return t.ID, nil
+		}
+	}
+	return "", fmt.Errorf("jira: issue type %q not found in project %s: %w", issueType, project, ErrPermanent)
+}

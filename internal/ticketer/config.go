@@ -1,0 +1,120 @@
+package ticketer
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/config"
+)
+
+// Vars are ticketer's environment variables, for --help and the docs.
+var Vars = []config.Var{
+	{Name: "NATS_URL", Default: "nats://127.0.0.1:4222", Help: "JetStream server(s), comma-separated"},
+	{Name: "JIRA_URL", Required: true, Help: "Jira site, e.g. https://cowjacket.atlassian.net"},
+	{Name: "JIRA_EMAIL", Help: "Jira Cloud account e-mail (basic auth with JIRA_API_TOKEN)"},
+	{Name: "JIRA_API_TOKEN", Secret: true, Help: "Jira Cloud API token"},
+	{Name: "JIRA_PAT", Secret: true, Help: "Jira Data Center personal access token (instead of e-mail + token)"},
+	{Name: "MAPPING_FILE", Default: "deploy/mapping.yaml", Help: "form column → Jira field mapping"},
+	{Name: "HTTP_ADDR", Default: ":9102", Help: "/metrics, /healthz, /readyz (off = disabled)"},
+	{Name: "CONCURRENCY", Default: "4", Help: "batches processed at once (JSM: requests in flight per batch too)"},
+	{Name: "BATCH_SIZE", Default: "50", Help: "events per batch; platform mode bulk-creates up to 50 per call"},
+	{Name: "BATCH_WAIT", Default: "50ms", Help: "how long to gather a batch after its first event"},
+	{Name: "MAX_DELIVER", Default: "10", Help: "deliveries per event before it is dead-lettered as exhausted"},
+	{Name: "ACK_WAIT", Default: "30s", Help: "redelivery timeout of an unacknowledged event (kept alive while retrying)"},
+	{Name: "BACKOFF", Default: "30s,1m,2m,5m,10m", Help: "redelivery delays after a failed delivery (consumer BackOff)"},
+	{Name: "MAX_ACK_PENDING", Default: "1000", Help: "events in flight, unacknowledged, at most"},
+	{Name: "JIRA_TIMEOUT", Default: "30s", Help: "timeout of one Jira request"},
+	{Name: "JIRA_RATE", Default: "0", Help: "requests per second towards Jira, shared by all workers (0 = unpaced until a 429)"},
+	{Name: "RECONCILE_DELAY", Default: "30s", Help: "how long Jira's search may lag behind a create"},
+	{Name: "RETRY_WINDOW", Default: "1m", Help: "how long to retry transient Jira failures within one delivery"},
+	{Name: "STREAM_REPLICAS", Default: "1", Help: "replicas of FORMS, FORMS_DLQ and FORMS_TICKETS when ticketer creates them"},
+	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
+}
+
+// Config is the parsed environment.
+type Config struct {
+	NATSURL                 string
+	JiraURL                 string
+	JiraEmail, JiraAPIToken string
+	JiraPAT                 string
+	MappingFile             string
+	HTTPAddr                string
+	Concurrency, BatchSize  int
+	BatchWait               time.Duration
+	MaxDeliver              int
+	AckWait                 time.Duration
+	Backoff                 []time.Duration
+	MaxAckPending           int
+	JiraTimeout             time.Duration
+	JiraRate                float64
+	ReconcileDelay          time.Duration
+	RetryWindow             time.Duration
+	StreamReplicas          int
+	LogLevel                slog.Level
+}
+
+// LoadConfig reads the configuration; the error is one line naming the
+// variable.
+func LoadConfig(get func(string) string) (*Config, error) {
+	r := config.NewReader(get, Vars)
+	c := &Config{
+		NATSURL:        r.String("NATS_URL"),
+		JiraURL:        r.URL("JIRA_URL", "http", "https"),
+		JiraEmail:      r.String("JIRA_EMAIL"),
+		JiraAPIToken:   r.String("JIRA_API_TOKEN"),
+		JiraPAT:        r.String("JIRA_PAT"),
+		MappingFile:    r.String("MAPPING_FILE"),
+		HTTPAddr:       r.String("HTTP_ADDR"),
+		Concurrency:    r.Int("CONCURRENCY", 1),
+		BatchSize:      r.Int("BATCH_SIZE", 1),
+		BatchWait:      r.Duration("BATCH_WAIT"),
+		MaxDeliver:     r.Int("MAX_DELIVER", 1),
+		AckWait:        r.Duration("ACK_WAIT"),
+		MaxAckPending:  r.Int("MAX_ACK_PENDING", 1),
+		JiraTimeout:    r.Duration("JIRA_TIMEOUT"),
+		JiraRate:       r.Float("JIRA_RATE"),
+		ReconcileDelay: r.Duration("RECONCILE_DELAY"),
+		RetryWindow:    r.Duration("RETRY_WINDOW"),
+		StreamReplicas: r.Int("STREAM_REPLICAS", 1),
+	}
+	for _, s := range r.List("BACKOFF") {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("BACKOFF: want durations like 30s,1m, got %q", s)
+		}
+		c.Backoff = append(c.Backoff, d)
+	}
+	level := r.String("LOG_LEVEL")
+	if err := r.Err(); err != nil {
+		return nil, err
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, got %q", level)
+	}
+	switch {
+	case c.BatchSize > 50:
+		return nil, fmt.Errorf("BATCH_SIZE: at most 50 (Jira's bulk create limit), got %d", c.BatchSize)
+	case c.JiraPAT == "" && (c.JiraEmail == "" || c.JiraAPIToken == ""):
+		if c.JiraEmail == "" {
+			return nil, fmt.Errorf("JIRA_EMAIL: required with JIRA_API_TOKEN (or set JIRA_PAT)")
+		}
+		return nil, fmt.Errorf("JIRA_API_TOKEN: required with JIRA_EMAIL (or set JIRA_PAT)")
+	case len(c.Backoff) >= c.MaxDeliver:
+		return nil, fmt.Errorf("BACKOFF: %d delays need MAX_DELIVER above %d, got %d", len(c.Backoff), len(c.Backoff), c.MaxDeliver)
+	case c.MaxAckPending < c.BatchSize*c.Concurrency:
+		return nil, fmt.Errorf("MAX_ACK_PENDING: at least BATCH_SIZE×CONCURRENCY (%d), got %d", c.BatchSize*c.Concurrency, c.MaxAckPending)
+	case strings.TrimSpace(c.MappingFile) == "":
+		return nil, fmt.Errorf("MAPPING_FILE: required")
+	}
+	return c, nil
+}
+
+// redelivery is the delay before delivery n+1 after delivery n failed.
+func (c *Config) redelivery(n int) time.Duration {
+	if len(c.Backoff) == 0 {
+		return c.AckWait
+	}
+	return c.Backoff[min(max(n-1, 0), len(c.Backoff)-1)]
+}

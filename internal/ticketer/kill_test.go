@@ -1,0 +1,98 @@
+package ticketer
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/jirasandbox"
+)
+
+// TestKilledBetweenCreateAndRecord builds the real binary and SIGKILLs it
+// while Jira is creating a bulk of issues, before the answer (and so the
+// KV record) can reach it. The restarted ticketer must find those tickets
+// by label instead of creating them again, and lose nothing.
+func TestKilledBetweenCreateAndRecord(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{SearchDelay: 200 * time.Millisecond})
+	bin := filepath.Join(t.TempDir(), "ticketer")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ticketer").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	var proc atomic.Pointer[os.Process]
+	var bulks atomic.Int32
+	killed := make(chan struct{})
+	var once sync.Once
+	// The third bulk create reaches Jira and creates its issues; then the
+	// process dies before it reads the answer.
+	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/issue/bulk") && bulks.Add(1) == 3 {
+			rec := httptest.NewRecorder()
+			h.sb.ServeHTTP(rec, r)
+			once.Do(func() {
+				if p := proc.Load(); p != nil {
+					_ = p.Signal(syscall.SIGKILL)
+				}
+				close(killed)
+			})
+			http.Error(w, "gone", http.StatusBadGateway)
+			return
+		}
+		h.sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(wrap.Close)
+	h.env["JIRA_URL"] = wrap.URL
+	h.env["BATCH_SIZE"] = "10"
+	h.env["CONCURRENCY"] = "1"
+
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Dir = t.TempDir()
+		for k, v := range h.env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stderr = h.logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		proc.Store(cmd.Process)
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	evs := sampleEvents(t)[:80]
+	h.publish(evs...)
+	first := start()
+	select {
+	case <-killed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the third bulk create never came")
+	}
+	_ = first.Wait()
+	createdBeforeKill := len(h.sb.Issues())
+	t.Logf("%d tickets when killed", createdBeforeKill)
+
+	second := start()
+	want := distinctHashes(evs)
+	h.waitFor("all tickets after restart", 60*time.Second, func() bool { return len(h.sb.Issues()) >= want && h.pending() == 0 })
+	time.Sleep(300 * time.Millisecond)
+	_ = second.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("ticketer exited with %v after SIGTERM", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("ticketer did not exit within 10s of SIGTERM")
+	}
+	h.assertOneTicketPerHash(evs)
+}

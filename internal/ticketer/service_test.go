@@ -1,0 +1,336 @@
+package ticketer
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/stream"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+)
+
+func TestSamplesBecome197Tickets(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	evs := sampleEvents(t)
+	if len(evs) != 200 || distinctHashes(evs) != 197 {
+		t.Fatalf("%d samples, %d distinct; want 200 and 197", len(evs), distinctHashes(evs))
+	}
+	h.publish(evs...)
+	stop := h.start()
+	h.waitFor("197 tickets", 60*time.Second, func() bool { return len(h.sb.Issues()) >= 197 })
+	time.Sleep(300 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.assertOneTicketPerHash(evs)
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("%d dead letters, want none: %v", len(d), d[0].Header)
+	}
+	t.Log(h.logs.String()[:min(2000, len(h.logs.String()))])
+}
+
+func optionValues(t *testing.T, v any) []string {
+	t.Helper()
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		s, _ := x["value"].(string)
+		out = append(out, s)
+	case []any:
+		for _, e := range x {
+			out = append(out, optionValues(t, e)...)
+		}
+	default:
+		t.Errorf("option field is %T %v", v, v)
+	}
+	return out
+}
+
+func TestSaraCurtisTicketFields(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	evs := sampleEvents(t)
+	h.publish(evs[:5]...)
+	h.start()
+	h.waitFor("5 tickets", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 5 })
+	got := h.sb.IssueByLabel("cowjacket-" + strings.ToLower(evs[0].GetHash()))
+	if len(got) != 1 {
+		t.Fatalf("%d tickets for Sara Curtis, want 1", len(got))
+	}
+	f := got[0].Fields
+	want := map[string]string{
+		"customfield_10070": "Sara Curtis",
+		"customfield_10071": "Sara",
+		"customfield_10072": "08196712915",
+		"customfield_10074": "Data Engineer",
+		"customfield_10075": "sara.curtis@example.com",
+		"customfield_10076": "5540221908", // cost center: text, leading digits kept
+		"customfield_10080": "2025-10-28",
+		"customfield_10081": "2025-11-22",
+		"customfield_10083": "2025-10-24",
+	}
+	for id, w := range want {
+		if s, ok := f[id].(string); !ok || s != w {
+			t.Errorf("%s = %#v, want %q", id, f[id], w)
+		}
+	}
+	if v := optionValues(t, f["customfield_10073"]); !slices.Equal(v, []string{"Finance"}) {
+		t.Errorf("department = %v", v)
+	}
+	if v := optionValues(t, f["customfield_10079"]); !slices.Equal(v, []string{"Temporary use (three months or less)"}) {
+		t.Errorf("timeframe = %v", v)
+	}
+	if v := optionValues(t, f["customfield_10077"]); !slices.Equal(v, []string{"New extension including new cabling and socket"}) {
+		t.Errorf("lines = %v", v)
+	}
+	if v := optionValues(t, f["customfield_10078"]); !slices.Equal(v, []string{"Handset speaker phone", "Mobile phone", "SIM card only"}) {
+		t.Errorf("handsets = %v", v)
+	}
+	if s := got[0].Summary(); !strings.Contains(s, "Sara Curtis") || !strings.Contains(s, "Finance") {
+		t.Errorf("summary = %q", s)
+	}
+	b, _ := json.Marshal(f["customfield_10082"])
+	if !strings.Contains(string(b), "Replace faulty handset") {
+		t.Errorf("comments = %s", b)
+	}
+	if !slices.Contains(got[0].Labels, "web-form") {
+		t.Errorf("labels = %v", got[0].Labels)
+	}
+}
+
+// withColumn is ev's columns with one value replaced.
+func withColumn(cols []*formsv1.Column, name string, v *formsv1.Value) []*formsv1.Column {
+	out := make([]*formsv1.Column, len(cols))
+	for i, c := range cols {
+		c = proto.Clone(c).(*formsv1.Column)
+		if c.GetName() == name {
+			c.Value = v
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func TestBadRowsAreDeadLetteredAndTheRestFlows(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	samples, _ := form.Samples()
+	bad := []struct {
+		ev    *formsv1.FormSubmission
+		field string
+	}{
+		{event(withColumn(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0), "customfield_10073"},
+		{event(withColumn(samples[2].Columns(), "timeframe", form.Null()), 0), "customfield_10079"},
+		{event(withColumn(samples[3].Columns(), "newusername", form.Text(strings.Repeat("x", 300))), 0), "customfield_10070"},
+	}
+	good := sampleEvents(t)[10:30]
+	h.publish(good[:10]...)
+	for _, b := range bad {
+		h.publish(b.ev)
+	}
+	h.publish(good[10:]...)
+	h.start()
+	h.waitFor("20 tickets and 3 dead letters", 30*time.Second, func() bool {
+		return len(h.sb.Issues()) >= 20 && len(h.dlq()) >= 3
+	})
+	h.assertOneTicketPerHash(good)
+	dl := h.dlq()
+	if len(dl) != 3 {
+		t.Fatalf("%d dead letters, want 3", len(dl))
+	}
+	for _, m := range dl {
+		d := stream.ParseDeadLetter(nats.Header(m.Header))
+		// Workers run concurrently: match dead letters to rows by hash.
+		i := slices.IndexFunc(bad, func(b struct {
+			ev    *formsv1.FormSubmission
+			field string
+		}) bool {
+			return b.ev.GetHash() == d.Hash
+		})
+		if i < 0 {
+			t.Errorf("dead letter for unknown hash %s", d.Hash)
+			continue
+		}
+		if d.Reason != stream.ReasonUnmappable && d.Reason != stream.ReasonJiraRejected {
+			t.Errorf("dead letter %d: reason %q", i, d.Reason)
+		}
+		all := d.Error + " " + strings.Join(d.FieldErrors, " ")
+		if !strings.Contains(all, bad[i].field) {
+			t.Errorf("dead letter %d does not name %s: %s", i, bad[i].field, all)
+		}
+		if d.Hash != bad[i].ev.GetHash() || d.OrigStream != stream.Forms || d.OrigSeq == 0 || d.Attempts < 1 ||
+			d.FirstFailure.IsZero() || d.LastFailure.IsZero() || d.DeadLetteredBy != "ticketer" {
+			t.Errorf("dead letter %d headers incomplete: %+v", i, d)
+		}
+		if ev, err := stream.Unmarshal(m.Data); err != nil || ev.GetHash() != bad[i].ev.GetHash() {
+			t.Errorf("dead letter %d body is not the original event: %v", i, err)
+		}
+	}
+}
+
+// TestJiraRejectionIsDeadLetteredWithFieldNames sends a value the mapping
+// cannot catch (Jira changed its options after meta was fetched) so that
+// Jira's own 400 is what dead-letters it.
+func TestJiraRejectionIsDeadLetteredWithFieldNames(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	jc, err := jira.New(jira.Options{URL: h.url, Email: testEmail, APIToken: testToken, APIVersion: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.Load(h.env["MAPPING_FILE"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := stream.EnsureTickets(context.Background(), h.js, stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Jira whose meta claims "Astrology" is allowed: the sandbox refuses it.
+	lying := &fakeMetaJira{Client: jc, extra: "Astrology"}
+	p, err := NewProcessor(ProcessorConfig{Jira: lying, Mapping: m, JS: h.js, KV: kv, RetryWindow: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, _ := form.Samples()
+	ev := event(withColumn(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0)
+	data, _ := stream.Marshal(ev)
+	out := p.Process(context.Background(), []Item{{Data: data, Stream: stream.Forms, Seq: 7, Delivery: 1, Subject: formSubject}})
+	if out[0].Status != StatusDeadLettered || out[0].DeadLetter.Reason != stream.ReasonJiraRejected {
+		t.Fatalf("outcome %+v", out[0])
+	}
+	fe := strings.Join(out[0].DeadLetter.FieldErrors, "|")
+	if !strings.Contains(fe, "customfield_10073 (Department)") {
+		t.Errorf("field errors %q do not name id and name", fe)
+	}
+	if r, _, _ := (Records{KV: kv}).Get(context.Background(), ev.GetHash()); r != nil {
+		t.Errorf("claim of a rejected event kept: %+v", r)
+	}
+}
+
+type fakeMetaJira struct {
+	*jira.Client
+	extra string
+}
+
+func (f *fakeMetaJira) Meta(ctx context.Context, m *mapping.Mapping) (*mapping.Meta, error) {
+	meta, err := f.Client.Meta(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	fm := meta.Fields["customfield_10073"]
+	fm.Allowed = append(slices.Clone(fm.Allowed), mapping.Option{ID: "99999", Value: f.extra})
+	meta.Fields["customfield_10073"] = fm
+	return meta, nil
+}
+
+func TestRateLimitedJiraHonoursRetryAfter(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{RatePerSecond: 5, Burst: 1})
+	h.env["BATCH_SIZE"] = "5"
+	h.env["CONCURRENCY"] = "4"
+	h.env["MAX_ACK_PENDING"] = "100"
+	evs := sampleEvents(t)[:60]
+	h.publish(evs...)
+	h.start()
+	want := distinctHashes(evs)
+	h.waitFor("all tickets", 60*time.Second, func() bool { return len(h.sb.Issues()) >= want && h.pending() == 0 })
+	time.Sleep(200 * time.Millisecond)
+	h.assertOneTicketPerHash(evs)
+	reqs := h.sb.Requests()
+	throttled := 0
+	// After a 429 at T with Retry-After R, nothing may arrive in [T+slack,
+	// T+R): slack covers requests already on the wire when it was sent.
+	const slack = 30 * time.Millisecond
+	for i, r := range reqs {
+		if r.Status != 429 {
+			continue
+		}
+		throttled++
+		until := r.Time.Add(time.Second) // the sandbox's Retry-After is whole seconds, here 1
+		for _, later := range reqs[i+1:] {
+			if later.Time.After(r.Time.Add(slack)) && later.Time.Before(until) {
+				t.Errorf("request %s %s at %v, before Retry-After of the 429 at %v elapsed",
+					later.Method, later.Path, later.Time.Format("15:04:05.000"), r.Time.Format("15:04:05.000"))
+				break
+			}
+		}
+	}
+	t.Logf("%d requests, %d answered 429", len(reqs), throttled)
+}
+
+func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts jirasandbox.Options
+	}{
+		{"5xx", jirasandbox.Options{Error5xxRate: 0.2, Seed: 1}},
+		{"created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.2, Seed: 2, SearchDelay: 100 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.opts)
+			h.env["BATCH_SIZE"] = "10"
+			evs := sampleEvents(t)[:100]
+			h.publish(evs...)
+			h.start()
+			want := distinctHashes(evs)
+			h.waitFor("all tickets", 60*time.Second, func() bool { return len(h.sb.Issues()) >= want && h.pending() == 0 })
+			time.Sleep(500 * time.Millisecond)
+			h.assertOneTicketPerHash(evs)
+			if d := h.dlq(); len(d) != 0 {
+				t.Errorf("%d dead letters", len(d))
+			}
+		})
+	}
+}
+
+func TestAuthFailureStopsConsumingAndResumes(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	evs := sampleEvents(t)[:40]
+	h.publish(evs[:10]...)
+	h.start()
+	h.waitFor("10 tickets", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 10 })
+	h.sb.SetAuthFailure(401)
+	h.publish(evs[10:]...)
+	h.waitFor("the auth failure to be noticed", 15*time.Second, func() bool {
+		return strings.Contains(h.logs.String(), "JIRA REFUSES THE CREDENTIALS")
+	})
+	time.Sleep(time.Second)
+	if n := len(h.sb.Issues()); n != 10 {
+		t.Errorf("%d tickets while the credentials are refused, want 10", n)
+	}
+	if d := h.dlq(); len(d) != 0 {
+		t.Errorf("%d dead letters during an auth failure", len(d))
+	}
+	h.sb.SetAuthFailure(0)
+	h.waitFor("40 tickets after the fix", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 40 })
+	time.Sleep(200 * time.Millisecond)
+	h.assertOneTicketPerHash(evs)
+}
+
+func TestJSMModeEndToEnd(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	h.env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
+	evs := sampleEvents(t)[:30]
+	h.publish(evs...)
+	h.start()
+	h.waitFor("30 requests", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 30 })
+	time.Sleep(300 * time.Millisecond)
+	h.assertOneTicketPerHash(evs)
+	sara := h.sb.IssueByLabel("cowjacket-" + strings.ToLower(evs[0].GetHash()))
+	if len(sara) != 1 {
+		t.Fatalf("%d Sara Curtis requests", len(sara))
+	}
+	if sara[0].API != "jsm" || sara[0].RaisedOnBehalfOf != "sara.curtis@example.com" {
+		t.Errorf("api %q on behalf of %q", sara[0].API, sara[0].RaisedOnBehalfOf)
+	}
+	if s, _ := sara[0].Fields["customfield_10076"].(string); s != "5540221908" {
+		t.Errorf("cost center %#v", sara[0].Fields["customfield_10076"])
+	}
+}
