@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`.
+GO ?= go
+
+.PHONY: demo test test-short vet fmt-check proto proto-check bench build
+
+## demo: the whole pipeline on this machine (private Postgres, embedded
+## JetStream, Jira sandbox, capture, ticketer). Ctrl-C stops it; run again to
+## resume, `make demo ARGS=--fresh` to start over.
+demo:
+	@./scripts/ensure-deps.sh
+	$(GO) run ./cmd/demo $(ARGS)
+
+## test: every test, integration tests included (real Postgres, in-process
+## nats-server, the Jira sandbox over HTTP).
+test:
+	@./scripts/ensure-deps.sh
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+proto:
+	./proto/generate.sh
+
+## proto-check: the committed generated code is what the .proto generates.
+proto-check:
+	@./scripts/ensure-deps.sh --proto
+	./proto/generate.sh
+	@git diff --exit-code -- proto || { echo "generated code is stale: run make proto and commit"; exit 1; }
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+bench:
+	$(GO) run ./cmd/bench $(ARGS)

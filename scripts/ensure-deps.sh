@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need beyond Go, when it is missing:
+# the PostgreSQL server binaries (tests start a private server from them) and,
+# with --proto, protoc for the generated-code check. Nothing else is needed:
+# nats-server runs in-process and the Jira sandbox is part of this repository.
+set -euo pipefail
+
+want_proto=0
+[[ "${1:-}" == "--proto" ]] && want_proto=1
+
+pkgs=()
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && [[ -z "${PG_BIN:-}" ]]; then
+  pkgs+=(postgresql)
+fi
+if ! command -v pg_recvlogical >/dev/null; then
+  pkgs+=(postgresql-client)
+fi
+if (( want_proto )); then
+  command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
+  [[ -f /usr/include/google/protobuf/timestamp.proto ]] || pkgs+=(libprotobuf-dev)
+fi
+
+if (( ${#pkgs[@]} )); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing: ${pkgs[*]} — install them (e.g. sudo apt-get install ${pkgs[*]})" >&2
+    exit 1
+  fi
+  echo "installing ${pkgs[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
+
+# The operator tests drive the real `nats` CLI (the version the README shows).
+gobin="$(go env GOPATH)/bin"
+if ! command -v nats >/dev/null && [[ ! -x "$gobin/nats" ]]; then
+  echo "installing the nats CLI (natscli v0.5.0) into $gobin" >&2
+  GOFLAGS=-mod=mod go install github.com/nats-io/natscli/nats@v0.5.0
+fi
+
+# As root the tests run Postgres as user postgres; the Debian package creates
+# it, but a PG_BIN install may not have.
+if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
