@@ -327,4 +327,3 @@ func TestDockerfileBuildsEveryCommand(t *testing.T) {
 		t.Error("Dockerfile image must run as non-root")
 	}
 }
-
