@@ -327,3 +327,22 @@ func TestDockerfileBuildsEveryCommand(t *testing.T) {
 		t.Error("Dockerfile image must run as non-root")
 	}
 }
+
+// TestReadmeDocumentsEveryVariable keeps the README's configuration
+// reference true: every variable a binary reads is named there.
+func TestReadmeDocumentsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for bin, vars := range known() {
+		if bin == "jira-sandbox" {
+			continue
+		}
+		for name := range vars {
+			if !bytes.Contains(b, []byte("`"+name+"`")) {
+				t.Errorf("README.md does not document %s (read by %s)", name, bin)
+			}
+		}
+	}
+}
