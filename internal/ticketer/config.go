@@ -9,8 +9,9 @@ import (
 	"github.com/cowjacket/formjira/internal/config"
 )
 
-// Vars are ticketer's environment variables, for --help and the docs.
-var Vars = []config.Var{
+// Vars are ticketer's environment variables, for --help and the docs; the
+// ALERT_* ones are internal/alert's.
+var Vars = append([]config.Var{
 	{Name: "NATS_URL", Default: "nats://127.0.0.1:4222", Help: "JetStream server(s), comma-separated"},
 	{Name: "JIRA_URL", Required: true, Help: "Jira site, e.g. https://cowjacket.atlassian.net"},
 	{Name: "JIRA_EMAIL", Help: "Jira Cloud account e-mail (basic auth with JIRA_API_TOKEN)"},
@@ -31,7 +32,7 @@ var Vars = []config.Var{
 	{Name: "RETRY_WINDOW", Default: "1m", Help: "how long to retry transient Jira failures within one delivery"},
 	{Name: "STREAM_REPLICAS", Default: "1", Help: "replicas of FORMS, FORMS_DLQ and FORMS_TICKETS when ticketer creates them"},
 	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
-}
+}, alertVars()...)
 
 // Config is the parsed environment.
 type Config struct {

@@ -568,6 +568,9 @@ func (p *Processor) reconcile(ctx context.Context, ws []*work) error {
 func (p *Processor) recordCreated(ctx context.Context, w *work, key string, rev uint64) {
 	now := time.Now()
 	r := &Record{State: StateCreated, Key: key, ClaimedAt: now, Attempt: 1, StreamSeq: w.it.Seq, CreatedAt: now}
+	if ct := w.ev.GetSource().GetCommitTime(); ct.IsValid() && ct.AsTime().Unix() > 0 {
+		r.CommitTime = ct.AsTime()
+	}
 	if w.rec != nil {
 		r.ClaimedAt, r.FirstFailure, r.Attempt = w.rec.ClaimedAt, w.rec.FirstFailure, max(w.rec.Attempt, 1)
 	}

@@ -33,6 +33,10 @@ type Record struct {
 	StreamSeq    uint64    `json:"stream_seq"`
 	FirstFailure time.Time `json:"first_failure,omitzero"`
 	CreatedAt    time.Time `json:"created_at,omitzero"`
+	// CommitTime is the form row's commit time (the event's
+	// source.commit_time), so `ticketer stats` can report commit → ticket
+	// latency from the records alone.
+	CommitTime time.Time `json:"commit_time,omitzero"`
 }
 
 // Records reads and writes FORMS_TICKETS. Every write after the first is

@@ -26,8 +26,12 @@ type Command struct {
 // commands are ticketer's subcommands; "" is the service. Another file adds
 // a command by adding a line here (dlq, replay, stats).
 var commands = map[string]Command{
-	"":      {Summary: "run the service: consume FORMS, create tickets", Run: runService},
-	"check": {Summary: "validate the mapping against Jira's fields and the events in FORMS", Run: runCheck},
+	"":            {Summary: "run the service: consume FORMS, create tickets", Run: runService},
+	"check":       {Summary: "validate the mapping against Jira's fields and the events in FORMS", Run: runCheck},
+	"dlq":         {Summary: "dead letters: list [--json] | show SEQ | replay SEQ… | replay --all", Run: runDLQ},
+	"replay":      {Summary: "re-process FORMS: --from-seq N [--to-seq M] | --since DURATION [--force]", Run: runReplay},
+	"stats":       {Summary: "daily summary: created, failed, skipped, dead-lettered, latency [--days N] [--json]", Run: runStats},
+	"healthcheck": {Summary: "exit 0 if the service on HTTP_ADDR answers /healthz (for container health checks)", Run: runHealthcheck},
 }
 
 // Env is what a command gets: configuration, logger and output.
@@ -92,7 +96,7 @@ func usage(w io.Writer) {
 		if label == "" {
 			label = "(none)"
 		}
-		fmt.Fprintf(w, "  %-8s %s\n", label, commands[n].Summary)
+		fmt.Fprintf(w, "  %-12s %s\n", label, commands[n].Summary)
 	}
 	fmt.Fprintln(w, "\nEnvironment (also read from ./.env; the process environment wins):")
 	config.Usage(w, Vars)

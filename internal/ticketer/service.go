@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/telemetry"
@@ -46,6 +47,8 @@ type service struct {
 	proc    *Processor
 	metrics *Metrics
 	pacer   *jira.Pacer
+	alerts  *alerting
+	stats   *statsRecorder
 
 	authBroken atomic.Bool
 	authMu     sync.Mutex // one worker probes Jira while the others wait
@@ -57,6 +60,11 @@ func runService(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("ticketer: unexpected arguments %q", args)
 	}
 	cfg, log := env.Config, env.Log
+	acfg, err := alert.ConfigFromEnv(env.Getenv)
+	if err != nil {
+		return err
+	}
+	acfg.FlushTimeout = 2 * time.Second // with drainTimeout, inside the 10 s exit promise
 	m, err := env.Mapping()
 	if err != nil {
 		return err
@@ -64,7 +72,12 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	reg := telemetry.NewRegistry()
 	metrics := NewMetrics(reg)
 	pacer := jira.NewPacer(cfg.JiraRate)
-	jc, err := env.Jira(m, pacer, metrics)
+	alerter := alert.New(acfg, log)
+	alerts := newAlerting(acfg, alerter, log)
+	jc, err := env.jiraObserved(m, pacer, func(op string, status int, d time.Duration) {
+		metrics.observeJira(op, status, d)
+		alerts.observeJira(op, status, d)
+	})
 	if err != nil {
 		return err
 	}
@@ -84,15 +97,22 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("create consumer %s on %s: %w", stream.TicketerConsumer, stream.Forms, err)
 	}
+	var stats *statsRecorder // nil: daily counters off, tickets unaffected
+	if _, err := ensureStats(ctx, js, env.StreamConfig()); err != nil {
+		log.Warn("daily counters off (ticketer stats, daily summary)", "err", err)
+	} else {
+		stats = newStatsRecorder(js, log)
+	}
 	s := &service{
 		env: env, cfg: cfg, log: log, nc: nc, cons: cons, proc: proc, metrics: metrics, pacer: pacer,
+		alerts: alerts, stats: stats,
 	}
 	wait, err := telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, s.ready), log)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	log.Info("ticketer starting", "mode", string(m.Mode()), "api_version", m.APIVersion(), "project", m.Project(),
-		"concurrency", cfg.Concurrency, "batch_size", cfg.BatchSize, "jira_rate", cfg.JiraRate)
+		"concurrency", cfg.Concurrency, "batch_size", cfg.BatchSize, "jira_rate", cfg.JiraRate, "alerts", acfg)
 
 	// Work outlives the signal by drainTimeout so in-flight creates finish
 	// and are recorded rather than left with an unknown outcome.
@@ -102,10 +122,23 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	defer stopDrain()
 
 	g, gctx := errgroup.WithContext(ctx)
+	var workers sync.WaitGroup
 	for range cfg.Concurrency {
-		g.Go(func() error { s.work(gctx, workCtx); return nil })
+		workers.Add(1)
+		g.Go(func() error { defer workers.Done(); s.work(gctx, workCtx); return nil })
 	}
 	g.Go(func() error { s.pollPending(gctx); return nil })
+	// Alerts and daily counters outlive the workers so that what the last
+	// batches produced is still sent and saved.
+	afterWork, endAfterWork := context.WithCancel(context.WithoutCancel(gctx))
+	defer endAfterWork()
+	g.Go(func() error { workers.Wait(); endAfterWork(); return nil })
+	if alerter.Enabled() {
+		g.Go(func() error { return alerter.Run(afterWork) })
+	}
+	g.Go(func() error { s.stats.run(afterWork); return nil })
+	g.Go(func() error { s.stats.dailySummaries(gctx); return nil })
+	g.Go(func() error { s.alerts.watch(gctx); return nil })
 	err = g.Wait()
 	if werr := wait(); err == nil {
 		err = werr
@@ -239,6 +272,7 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 	}
 	s.log.Info(fmt.Sprintf("batch complete: %d successful, %d failed, %d skipped", ok, failed, skipped),
 		"successful", ok, "failed", failed, "skipped", skipped, "batch", len(batch))
+	s.afterBatch(items, outs)
 	if auth && !s.authBroken.Swap(true) {
 		s.log.Error("JIRA REFUSES THE CREDENTIALS: stopped consuming; events stay in FORMS (check JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT)")
 	}
@@ -252,6 +286,7 @@ func (s *service) pollPending(ctx context.Context) {
 		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if info, err := s.cons.Info(ictx); err == nil {
 			s.metrics.Pending.Set(float64(info.NumPending))
+			s.alerts.observeBacklog(info.NumPending)
 			s.metrics.AckPending.Set(float64(info.NumAckPending))
 		}
 		cancel()

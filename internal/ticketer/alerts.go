@@ -1,0 +1,225 @@
+package ticketer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/mapping"
+)
+
+// alertVars are internal/alert's variables that ticketer acts on (the
+// capture ones are capture's), for --help.
+func alertVars() []config.Var {
+	var out []config.Var
+	for _, v := range alert.Vars {
+		if v.Name == "ALERT_CAPTURE_STALL_AFTER" || v.Name == "ALERT_SLOT_LAG_BYTES" {
+			continue
+		}
+		out = append(out, config.Var{Name: v.Name, Default: v.Default, Secret: v.Secret,
+			Help: strings.TrimSpace(strings.ReplaceAll(v.Help, "(secret)", ""))})
+	}
+	return out
+}
+
+// jiraDownMinFailures is how many Jira requests in a row must fail (no
+// answer or 5xx) before Jira counts as unreachable; one lost request
+// followed by silence is not an outage.
+const jiraDownMinFailures = 2
+
+// alerting connects the service to internal/alert: dead letters feed the
+// digest, 401/403 the auth alert, and two conditions watch Jira's health
+// and the consumer backlog. Every method is non-blocking (Notify queues)
+// and a nil *alerting does nothing, so alerts can never hold up tickets.
+type alerting struct {
+	a        alert.Notifier // *alert.Alerter
+	log      *slog.Logger
+	jiraDown *alert.Condition
+	tick     time.Duration
+
+	backlogAfter  time.Duration
+	backlogFiring bool
+
+	mu          sync.Mutex
+	failing     int // consecutive Jira requests without a (non-5xx) answer
+	lastFailure string
+	// backlog samples covering the last backlogAfter (and one before)
+	samples []backlogSample
+	now     func() time.Time
+}
+
+type backlogSample struct {
+	at time.Time
+	n  uint64
+}
+
+func newAlerting(cfg alert.Config, a alert.Notifier, log *slog.Logger) *alerting {
+	if cfg.JiraDownAfter <= 0 {
+		cfg.JiraDownAfter = 5 * time.Minute
+	}
+	if cfg.BacklogGrowingAfter <= 0 {
+		cfg.BacklogGrowingAfter = 10 * time.Minute
+	}
+	return &alerting{
+		a:   a,
+		log: log,
+		jiraDown: alert.NewCondition(alert.JiraUnreachable, cfg.JiraDownAfter, a,
+			alert.WithSummary("Jira unreachable: tickets are delayed (events wait in FORMS, none is lost)")),
+		backlogAfter: cfg.BacklogGrowingAfter,
+		tick:         min(max(cfg.JiraDownAfter/5, 100*time.Millisecond), 5*time.Second),
+		now:          time.Now,
+	}
+}
+
+// observeJira is chained into the Jira client's Observe hook.
+func (al *alerting) observeJira(op string, status int, _ time.Duration) {
+	if al == nil {
+		return
+	}
+	al.mu.Lock()
+	defer al.mu.Unlock()
+	if status == 0 || status >= 500 {
+		al.failing++
+		what := "no answer"
+		if status != 0 {
+			what = strconv.Itoa(status) + " " + http.StatusText(status)
+		}
+		al.lastFailure = op + ": " + what
+		return
+	}
+	al.failing = 0
+}
+
+// watch evaluates the Jira condition periodically.
+func (al *alerting) watch(ctx context.Context) {
+	if al == nil {
+		return
+	}
+	t := time.NewTicker(al.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		al.mu.Lock()
+		n, last := al.failing, al.lastFailure
+		al.mu.Unlock()
+		al.jiraDown.Observe(n >= jiraDownMinFailures, fmt.Sprintf("%d Jira requests in a row failed; the last: %s", n, last))
+	}
+}
+
+// observeBacklog takes the consumer's num_pending (pollPending). The
+// backlog counts as growing when, over the last ALERT_BACKLOG_GROWING_AFTER,
+// it never came back down to where it was at the start of that period
+// and is above it now: steady growth, even with dips, but not a backlog
+// that keeps being worked off.
+func (al *alerting) observeBacklog(pending uint64) {
+	if al == nil {
+		return
+	}
+	al.mu.Lock()
+	now := al.now()
+	al.samples = append(al.samples, backlogSample{now, pending})
+	// Keep one sample at or before the window's start: the base.
+	cut := now.Add(-al.backlogAfter)
+	for len(al.samples) > 1 && !al.samples[1].at.After(cut) {
+		al.samples = al.samples[1:]
+	}
+	base := al.samples[0]
+	growing := pending > 0 && !base.at.After(cut) && pending > base.n
+	for _, s := range al.samples[1:] {
+		if s.n <= base.n {
+			growing = false
+			break
+		}
+	}
+	fire, resolve := growing && !al.backlogFiring, !growing && al.backlogFiring && pending <= base.n
+	if fire {
+		al.backlogFiring = true
+	}
+	if resolve {
+		al.backlogFiring = false
+	}
+	al.mu.Unlock()
+	const summary = "ticketer backlog growing: events arrive faster than tickets are created"
+	switch {
+	case fire:
+		al.a.Notify(alert.Alert{Kind: alert.BacklogGrowing, Summary: summary,
+			Detail: fmt.Sprintf("%d events wait in FORMS for consumer ticketer, up from %d at %s UTC without draining (threshold %s)",
+				pending, base.n, base.at.UTC().Format("15:04:05"), al.backlogAfter),
+			Fields: map[string]string{"num_pending": strconv.FormatUint(pending, 10)}})
+	case resolve:
+		al.a.Notify(alert.Alert{Kind: alert.BacklogGrowing, Summary: summary, Resolved: true,
+			Detail: fmt.Sprintf("the backlog is draining: %d events wait in FORMS", pending)})
+	}
+}
+
+// deadLettered feeds the digest: one alert per event, grouped by reason
+// and fields, sent at most every ALERT_DIGEST_INTERVAL.
+func (al *alerting) deadLettered(it Item, o Outcome) {
+	if al == nil || o.DeadLetter == nil {
+		return
+	}
+	d := *o.DeadLetter
+	al.a.Notify(alert.Alert{
+		Kind:    alert.DeadLetter,
+		Summary: reasonKey(d),
+		Detail: fmt.Sprintf("DLQ seq %d (%s seq %d, hash %s): %s", o.DLQSeq, cmpOr(it.Stream, "?"), it.Seq,
+			shortHash(d.Hash), reasonText(d)),
+		Fields: map[string]string{"dlq_seq": strconv.FormatUint(o.DLQSeq, 10), "hash": d.Hash, "reason": d.Reason},
+	})
+}
+
+// authFailed raises the 401/403 alert (the Alerter folds repeats).
+func (al *alerting) authFailed(err error) {
+	if al == nil {
+		return
+	}
+	status := http.StatusUnauthorized
+	var ae *jira.APIError
+	if errors.As(err, &ae) {
+		status = ae.Status
+	}
+	al.a.Notify(alert.JiraAuthFailed(status, "ticketer stopped consuming until Jira accepts JIRA_EMAIL/JIRA_API_TOKEN (or JIRA_PAT) again; "+
+		"events wait in FORMS. "+errString(err)))
+}
+
+// afterBatch feeds a processed batch to the daily counters and alerts.
+func (s *service) afterBatch(items []Item, outs []Outcome) {
+	s.stats.count(outs)
+	authSeen := false
+	for i, o := range outs {
+		switch o.Status {
+		case StatusDeadLettered:
+			s.alerts.deadLettered(items[i], o)
+		case StatusAuth:
+			if !authSeen {
+				authSeen = true
+				s.alerts.authFailed(o.Err)
+			}
+		}
+	}
+}
+
+// jiraObserved is Env.Jira with an extra Observe hook.
+func (e *Env) jiraObserved(m *mapping.Mapping, pacer *jira.Pacer, observe func(op string, status int, d time.Duration)) (*jira.Client, error) {
+	c, err := jira.New(jira.Options{
+		URL: e.Config.JiraURL, Email: e.Config.JiraEmail, APIToken: e.Config.JiraAPIToken, PAT: e.Config.JiraPAT,
+		APIVersion: m.APIVersion(), Timeout: e.Config.JiraTimeout, Pacer: pacer, Observe: observe,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JIRA_URL: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,238 @@
+package ticketer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/localnats"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const operatorsGuide = "../../docs/operators.md"
+
+// docBlocks returns the ```sh blocks of docs/operators.md that follow a
+// "<!-- nats-cli-test: NAME -->" line, by NAME, as command lines. The test
+// runs exactly what the guide shows.
+func docBlocks(t *testing.T) map[string][]string {
+	t.Helper()
+	f, err := os.Open(operatorsGuide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]string{}
+	sc := bufio.NewScanner(f)
+	name, in := "", false
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "<!-- nats-cli-test:"):
+			name = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "<!-- nats-cli-test:"), "-->"))
+		case name != "" && !in && line == "```sh":
+			in = true
+		case in && line == "```":
+			in, name = false, ""
+		case in && line != "" && !strings.HasPrefix(line, "#"):
+			out[name] = append(out[name], line)
+		}
+	}
+	for _, want := range []string{"inspect", "redrive", "create"} {
+		if len(out[want]) == 0 {
+			t.Fatalf("%s has no nats-cli-test block %q", operatorsGuide, want)
+		}
+	}
+	return out
+}
+
+// natsCLI finds the nats binary: on PATH or in $(go env GOPATH)/bin.
+func natsCLI(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nats"); err == nil {
+		return p
+	}
+	gopath, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("the nats CLI (natscli v0.5.0) is not installed: run scripts/ensure-deps.sh")
+	return ""
+}
+
+// runDoc runs the guide's command lines with vars in the environment,
+// from the repository's root, and returns their combined output.
+func runDoc(t *testing.T, natsBin string, lines []string, vars map[string]string) string {
+	t.Helper()
+	root, _ := filepath.Abs("../..")
+	env := append(os.Environ(), "PATH="+filepath.Dir(natsBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	var all strings.Builder
+	for _, line := range lines {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		var cmd *exec.Cmd
+		if strings.HasPrefix(line, "nats stream view") {
+			// The CLI pages interactively and insists on a terminal: give it one.
+			if _, err := exec.LookPath("script"); err != nil {
+				t.Fatal("`script` (util-linux) is needed to give `nats stream view` a terminal")
+			}
+			cmd = exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
+		} else {
+			cmd = exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", line)
+		}
+		cmd.Dir, cmd.Env = root, env
+		cmd.Stdin = nil
+		out, err := cmd.CombinedOutput()
+		cancel()
+		t.Logf("$ %s\n%s", line, out)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		all.WriteString(string(out))
+	}
+	return all.String()
+}
+
+// The guide's nats commands, run by the real CLI: the deploy files create
+// what the services create; inspecting a dead letter shows its reason
+// header and JSON body; the CLI re-drive gets the request its ticket.
+func TestNATSCLICommandsOfTheGuide(t *testing.T) {
+	if testing.Short() {
+		t.Skip("drives the nats CLI against an in-process nats-server")
+	}
+	natsBin := natsCLI(t)
+	blocks := docBlocks(t)
+	ctx := context.Background()
+
+	// 1. deploy/nats/*.json through the CLI == what the services create.
+	byCLI, bySvc := localnats.StartTB(t), localnats.StartTB(t)
+	runDoc(t, natsBin, blocks["create"], map[string]string{"NATS_URL": byCLI.URL()})
+	svc := connectJS(t, bySvc.URL())
+	if err := stream.EnsureAll(ctx, svc, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ensureStats(ctx, svc, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateOrUpdateConsumer(ctx, stream.Forms, ConsumerConfig(defaultConfig(t))); err != nil {
+		t.Fatal(err)
+	}
+	cli := connectJS(t, byCLI.URL())
+	for _, name := range []string{stream.Forms, stream.DLQ, StatsStream, "KV_" + stream.TicketsBucket} {
+		a, b := streamConfig(t, cli, name), streamConfig(t, svc, name)
+		if !reflect.DeepEqual(normalise(t, a), normalise(t, b)) {
+			t.Errorf("stream %s from deploy/nats differs from the service's:\n%+v\n%+v", name, normalise(t, a), normalise(t, b))
+		}
+	}
+	ca, cb := consumerConfig(t, cli), consumerConfig(t, svc)
+	if !reflect.DeepEqual(normalise(t, ca), normalise(t, cb)) {
+		t.Errorf("consumer from deploy/nats differs from the service's:\n%+v\n%+v", normalise(t, ca), normalise(t, cb))
+	}
+	if _, err := cli.KeyValue(ctx, stream.TicketsBucket); err != nil {
+		t.Errorf("the CLI-created bucket is not a KV bucket: %v", err)
+	}
+
+	// 2. A dead letter, inspected with the guide's commands.
+	h := newHarness(t, jirasandbox.Options{})
+	good := sampleEvents(t)[:3]
+	bad := badDepartment(t)
+	h.publish(good...)
+	h.publish(bad)
+	stop := h.start()
+	h.waitFor("3 tickets and 1 dead letter", 20*time.Second, func() bool { return len(h.sb.Issues()) >= 3 && len(h.dlq()) == 1 && h.pending() == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	dl := h.dlq()[0]
+	vars := map[string]string{"NATS_URL": h.ns.URL(), "SEQ": fmt.Sprint(dl.Sequence), "HASH": good[0].GetHash()}
+	out := runDoc(t, natsBin, blocks["inspect"], vars)
+	for _, want := range []string{
+		"Cowjacket-Reason: unmappable",                               // stream get / view: the reason header
+		"customfield_10073 (Department)",                             // the field, by id and name
+		`{"schema_version":1`,                                        // the JSON body
+		`"newusername"`,                                              //
+		"forms.dlq.ticketer",                                         // stream subjects
+		"Information for Consumer FORMS > ticketer",                  // consumer info
+		`"state":"created"`,                                          // kv get
+		fmt.Sprintf("[%d] Subject: forms.dlq.ticketer", dl.Sequence), // stream view
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the guide's inspect commands do not show %q", want)
+		}
+	}
+
+	// 3. The CLI re-drive: the event is published to FORMS again and, once
+	// Jira has the option, the running ticketer gives it its ticket.
+	d := stream.ParseDeadLetter(nats.Header(dl.Header))
+	forms, err := h.js.Stream(ctx, stream.Forms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := forms.Info(ctx)
+	vars["FROM_SEQ"], vars["COUNT"] = fmt.Sprint(d.OrigSeq), "1"
+	runDoc(t, natsBin, blocks["redrive"], vars)
+	after, _ := forms.Info(ctx)
+	if after.State.LastSeq != before.State.LastSeq+1 {
+		t.Fatalf("FORMS went from %d to %d messages, want one re-driven", before.State.LastSeq, after.State.LastSeq)
+	}
+	orig, _ := forms.GetMsg(ctx, d.OrigSeq)
+	again, _ := forms.GetMsg(ctx, after.State.LastSeq)
+	if ev, err := stream.Unmarshal(again.Data); err != nil || ev.GetHash() != bad.GetHash() || string(orig.Data) != string(again.Data) {
+		t.Fatalf("re-driven message is not the original event: %v", err)
+	}
+	if _, err := h.js.Consumer(ctx, stream.Forms, "redrive"); err == nil {
+		t.Error("the guide's re-drive leaves its consumer behind")
+	}
+	if err := h.sb.AddOption("customfield_10073", "Astrology"); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	h.waitFor("the re-driven request's ticket", 20*time.Second, func() bool { return h.ticketsFor(bad) == 1 && h.pending() == 0 })
+	h.assertOneTicketPerHash(append(good, bad))
+}
+
+func connectJS(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func streamConfig(t *testing.T, js jetstream.JetStream, name string) jetstream.StreamConfig {
+	t.Helper()
+	st, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatalf("stream %s: %v", name, err)
+	}
+	return st.CachedInfo().Config
+}
+
+func consumerConfig(t *testing.T, js jetstream.JetStream) jetstream.ConsumerConfig {
+	t.Helper()
+	c, err := js.Consumer(context.Background(), stream.Forms, stream.TicketerConsumer)
+	if err != nil {
+		t.Fatalf("consumer %s: %v", stream.TicketerConsumer, err)
+	}
+	return c.CachedInfo().Config
+}

@@ -1,0 +1,502 @@
+package ticketer
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// Where the daily figures live:
+//
+//   - created, failed, skipped, dead_lettered: stream FORMS_STATS, a
+//     JetStream counter stream (AllowMsgCounter). Each replica adds its own
+//     counts to forms.stats.<YYYY-MM-DD>.<name> with a Nats-Incr header and
+//     the server keeps the sum, so any number of replicas (and the replay
+//     commands) aggregate correctly without coordinating.
+//   - commit → ticket latency: the idempotency records in FORMS_TICKETS,
+//     which carry created_at and the row's commit_time. `stats` reads the
+//     records written in the window (the bucket's stream, from the window's
+//     first midnight) and computes exact percentiles per day.
+//
+// Days are UTC days.
+const (
+	StatsStream   = "FORMS_STATS"
+	StatsSubjects = "forms.stats.>"
+
+	statCreated      = "created"
+	statFailed       = "failed"
+	statSkipped      = "skipped"
+	statDeadLettered = "dead_lettered"
+	// statSummaries elects the one replica that logs a day's summary.
+	statSummaries = "summaries"
+
+	statsFlushEvery = 10 * time.Second
+	// summaryGrace is how long after midnight the summary is logged, so
+	// every replica has flushed the last counts of the day.
+	summaryGrace = statsFlushEvery + 5*time.Second
+	dayFormat    = "2006-01-02"
+)
+
+var statNames = []string{statCreated, statFailed, statSkipped, statDeadLettered}
+
+// StatsConfig is stream FORMS_STATS: one counter per day and figure, kept
+// 400 days.
+func StatsConfig(c stream.Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              StatsStream,
+		Description:       "ticketer daily counters (created, failed, skipped, dead_lettered), summed over replicas (counter stream)",
+		Subjects:          []string{StatsSubjects},
+		Storage:           jetstream.FileStorage,
+		Retention:         jetstream.LimitsPolicy,
+		Replicas:          max(c.Replicas, 1),
+		MaxAge:            400 * 24 * time.Hour,
+		MaxMsgsPerSubject: 1, // the last message holds the running total
+		Duplicates:        2 * time.Minute,
+		Discard:           jetstream.DiscardOld,
+		AllowMsgCounter:   true,
+	}
+}
+
+func statSubject(day, name string) string { return "forms.stats." + day + "." + name }
+
+// ensureStats creates or updates FORMS_STATS.
+func ensureStats(ctx context.Context, js jetstream.JetStream, c stream.Config) (jetstream.Stream, error) {
+	st, err := js.CreateOrUpdateStream(ctx, StatsConfig(c))
+	if err != nil {
+		return nil, fmt.Errorf("create or update stream %s: %w", StatsStream, err)
+	}
+	if !st.CachedInfo().Config.AllowMsgCounter {
+		return nil, fmt.Errorf("stream %s: this nats-server has no counter streams (nats-server 2.12 or later needed)", StatsStream)
+	}
+	return st, nil
+}
+
+// statsRecorder counts outcomes in memory and adds them to FORMS_STATS
+// every statsFlushEvery. A nil *statsRecorder records nothing.
+type statsRecorder struct {
+	js  jetstream.JetStream
+	log *slog.Logger
+	id  string // this process, for the increments' Nats-Msg-Id
+	now func() time.Time
+
+	mu      sync.Mutex
+	counts  map[[2]string]int64 // {day, name} → not yet flushed
+	pending []statIncr          // flushed but not acknowledged: re-sent as is
+	gen     uint64
+}
+
+// statIncr is one increment in flight. Re-sending it with the same id
+// after a lost acknowledgement is collapsed by the stream's duplicate
+// window, so a flush retry never counts twice.
+type statIncr struct {
+	subject, id string
+	n           int64
+}
+
+func newStatsRecorder(js jetstream.JetStream, log *slog.Logger) *statsRecorder {
+	return &statsRecorder{js: js, log: log, id: nuid.Next(), now: time.Now, counts: map[[2]string]int64{}}
+}
+
+func (r *statsRecorder) add(name string, n int) {
+	if r == nil || n == 0 {
+		return
+	}
+	day := r.now().UTC().Format(dayFormat)
+	r.mu.Lock()
+	r.counts[[2]string{day, name}] += int64(n)
+	r.mu.Unlock()
+}
+
+// count records a batch's outcomes.
+func (r *statsRecorder) count(outs []Outcome) {
+	if r == nil {
+		return
+	}
+	var created, skipped, failed, dead int
+	for _, o := range outs {
+		switch o.Status {
+		case StatusCreated:
+			created++
+		case StatusSkipped:
+			skipped++
+		case StatusDeadLettered:
+			dead++
+		default: // retry, auth, rejected: the event has no ticket yet
+			failed++
+		}
+	}
+	r.add(statCreated, created)
+	r.add(statSkipped, skipped)
+	r.add(statFailed, failed)
+	r.add(statDeadLettered, dead)
+}
+
+// flush adds what was counted to FORMS_STATS; what fails stays pending.
+func (r *statsRecorder) flush(ctx context.Context) error {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	keys := make([][2]string, 0, len(r.counts))
+	for k := range r.counts {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		if c := cmp.Compare(a[0], b[0]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a[1], b[1])
+	})
+	for _, k := range keys {
+		r.gen++
+		r.pending = append(r.pending, statIncr{subject: statSubject(k[0], k[1]), id: r.id + ":" + strconv.FormatUint(r.gen, 10), n: r.counts[k]})
+	}
+	clear(r.counts)
+	todo := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+
+	var errs []error
+	var left []statIncr
+	for _, in := range todo {
+		m := nats.NewMsg(in.subject)
+		m.Header.Set("Nats-Incr", "+"+strconv.FormatInt(in.n, 10))
+		m.Header.Set(nats.MsgIdHdr, in.id)
+		if _, err := r.js.PublishMsg(ctx, m); err != nil {
+			errs = append(errs, err)
+			left = append(left, in)
+		}
+	}
+	if len(left) > 0 {
+		r.mu.Lock()
+		r.pending = append(left, r.pending...)
+		r.mu.Unlock()
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("add counts to %s: %w", StatsStream, errors.Join(errs...))
+	}
+	return nil
+}
+
+// run flushes periodically and once more on shutdown.
+func (r *statsRecorder) run(ctx context.Context) {
+	if r == nil {
+		return
+	}
+	t := time.NewTicker(statsFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			if err := r.flush(fctx); err != nil {
+				r.log.Warn("daily counters not saved at shutdown", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+			if err := r.flush(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("daily counters not saved yet; retrying", "err", err)
+			}
+		}
+	}
+}
+
+// dailySummaries logs the previous day's summary shortly after each
+// midnight UTC. With several replicas only the first to claim the day
+// (a deduplicated increment of forms.stats.<day>.summaries) logs it.
+func (r *statsRecorder) dailySummaries(ctx context.Context) {
+	if r == nil {
+		return
+	}
+	for {
+		now := r.now().UTC()
+		next := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).Add(24*time.Hour + summaryGrace)
+		if !sleep(ctx, time.Until(next)) {
+			return
+		}
+		day := next.Add(-summaryGrace - time.Hour).Format(dayFormat)
+		if err := r.logSummary(ctx, day); err != nil && ctx.Err() == nil {
+			r.log.Warn("daily summary failed", "day", day, "err", err)
+		}
+	}
+}
+
+// logSummary logs day's summary unless another replica already did.
+func (r *statsRecorder) logSummary(ctx context.Context, day string) error {
+	if err := r.flush(ctx); err != nil {
+		r.log.Warn("daily counters not saved before the summary", "err", err)
+	}
+	m := nats.NewMsg(statSubject(day, statSummaries))
+	m.Header.Set("Nats-Incr", "+1")
+	m.Header.Set(nats.MsgIdHdr, "summary:"+day)
+	ack, err := r.js.PublishMsg(ctx, m)
+	if err != nil {
+		return fmt.Errorf("claim the summary of %s: %w", day, err)
+	}
+	if ack.Duplicate {
+		return nil // another replica logs it
+	}
+	t, _ := time.Parse(dayFormat, day)
+	days, err := readStats(ctx, r.js, t, 1)
+	if err != nil {
+		return err
+	}
+	d := days[0]
+	r.log.Info("daily summary "+d.Line(), "day", d.Day, "created", d.Created, "failed", d.Failed, "skipped", d.Skipped,
+		"dead_lettered", d.DeadLettered, "latency_p50_ms", d.P50.Milliseconds(), "latency_p99_ms", d.P99.Milliseconds(), "latency_samples", d.LatencySamples)
+	return nil
+}
+
+// DayStats is one UTC day's figures.
+type DayStats struct {
+	Day            string        `json:"day"`
+	Created        int64         `json:"created"`
+	Failed         int64         `json:"failed"`
+	Skipped        int64         `json:"skipped"`
+	DeadLettered   int64         `json:"dead_lettered"`
+	LatencySamples int           `json:"latency_samples"`
+	P50            time.Duration `json:"latency_p50_ns"`
+	P99            time.Duration `json:"latency_p99_ns"`
+}
+
+// Line is the summary in words: the daily log line and `ticketer stats`.
+func (d DayStats) Line() string {
+	lat := "commit→ticket latency: no samples"
+	if d.LatencySamples > 0 {
+		lat = fmt.Sprintf("commit→ticket p50 %s, p99 %s (%d samples)", fmtLatency(d.P50), fmtLatency(d.P99), d.LatencySamples)
+	}
+	return fmt.Sprintf("%s: %d created, %d failed, %d skipped as duplicates, %d dead-lettered; %s",
+		d.Day, d.Created, d.Failed, d.Skipped, d.DeadLettered, lat)
+}
+
+func fmtLatency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < 10*time.Second:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(100 * time.Millisecond).String()
+	}
+}
+
+// readStats reads n days starting at first (a UTC midnight).
+func readStats(ctx context.Context, js jetstream.JetStream, first time.Time, n int) ([]DayStats, error) {
+	out := make([]DayStats, n)
+	index := map[string]int{}
+	for i := range out {
+		out[i].Day = first.AddDate(0, 0, i).Format(dayFormat)
+		index[out[i].Day] = i
+	}
+	st, err := js.Stream(ctx, StatsStream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		// No counters yet: nothing ran since stats were introduced.
+	case err != nil:
+		return nil, fmt.Errorf("stream %s: %w", StatsStream, err)
+	default:
+		for i := range out {
+			for _, name := range statNames {
+				v, err := counterValue(ctx, st, statSubject(out[i].Day, name))
+				if err != nil {
+					return nil, err
+				}
+				switch name {
+				case statCreated:
+					out[i].Created = v
+				case statFailed:
+					out[i].Failed = v
+				case statSkipped:
+					out[i].Skipped = v
+				case statDeadLettered:
+					out[i].DeadLettered = v
+				}
+			}
+		}
+	}
+	lat, err := latencies(ctx, js, first, first.AddDate(0, 0, n))
+	if err != nil {
+		return nil, err
+	}
+	for day, ds := range lat {
+		i, ok := index[day]
+		if !ok {
+			continue
+		}
+		slices.Sort(ds)
+		out[i].LatencySamples = len(ds)
+		out[i].P50, out[i].P99 = percentile(ds, 0.50), percentile(ds, 0.99)
+	}
+	return out, nil
+}
+
+func counterValue(ctx context.Context, st jetstream.Stream, subject string) (int64, error) {
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", subject, err)
+	}
+	var v struct {
+		Val string `json:"val"`
+	}
+	if err := json.Unmarshal(m.Data, &v); err != nil {
+		return 0, fmt.Errorf("read %s: %w", subject, err)
+	}
+	n, err := strconv.ParseInt(v.Val, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: counter %q: %w", subject, v.Val, err)
+	}
+	return n, nil
+}
+
+// latencies reads the ticket records written since from and returns, per
+// UTC day of creation in [from, to), the commit → ticket latencies.
+func latencies(ctx context.Context, js jetstream.JetStream, from, to time.Time) (map[string][]time.Duration, error) {
+	out := map[string][]time.Duration{}
+	st, err := js.Stream(ctx, "KV_"+stream.TicketsBucket)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("KV bucket %s: %w", stream.TicketsBucket, err)
+	}
+	err = readStream(ctx, st, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from},
+		func(m jetstream.Msg) bool {
+			var r Record
+			if json.Unmarshal(m.Data(), &r) != nil || r.State != StateCreated || r.CommitTime.IsZero() {
+				return true
+			}
+			if r.CreatedAt.Before(from) || !r.CreatedAt.Before(to) {
+				return true
+			}
+			day := r.CreatedAt.UTC().Format(dayFormat)
+			out[day] = append(out[day], max(r.CreatedAt.Sub(r.CommitTime), 0))
+			return true
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read ticket records: %w", err)
+	}
+	return out, nil
+}
+
+// percentile is the nearest-rank q-quantile of sorted ds.
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	i := int(float64(len(ds))*q+0.999999999) - 1
+	return ds[min(max(i, 0), len(ds)-1)]
+}
+
+// readStream delivers the messages of st from cfg's start up to the last
+// sequence at the time of the call (messages added meanwhile are not
+// waited for), until fn returns false. It reads with an ordered
+// (ephemeral, flow-controlled) consumer, so it is safe beside the service.
+func readStream(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedConsumerConfig, fn func(jetstream.Msg) bool) error {
+	info, err := st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	last := info.State.LastSeq
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		b, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return err
+		}
+		n, done := 0, false
+		for m := range b.Messages() {
+			n++
+			if done {
+				continue // drain the batch
+			}
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream > last {
+				done = true
+				continue
+			}
+			if !fn(m) || md.Sequence.Stream >= last || md.NumPending == 0 {
+				done = true
+			}
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if done || n == 0 {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// runStats is `ticketer stats [--days N] [--json]`.
+func runStats(ctx context.Context, env *Env, args []string) error {
+	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	days := fs.Int("days", 7, "days to show, today included")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *days < 1 || *days > 400 {
+		return fmt.Errorf("stats: --days must be 1..400, got %d", *days)
+	}
+	nc, js, err := env.Connect(ctx, nats.MaxReconnects(2))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	now := time.Now().UTC()
+	first := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -(*days - 1))
+	out, err := readStats(ctx, js, first, *days)
+	if err != nil {
+		return fmt.Errorf("stats: %w", err)
+	}
+	return printStats(env.Stdout, out, *asJSON)
+}
+
+func printStats(w io.Writer, days []DayStats, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(days)
+	}
+	var total DayStats
+	total.Day = "total"
+	for _, d := range days {
+		fmt.Fprintln(w, d.Line())
+		total.Created += d.Created
+		total.Failed += d.Failed
+		total.Skipped += d.Skipped
+		total.DeadLettered += d.DeadLettered
+	}
+	fmt.Fprintf(w, "total over %d day(s): %d created, %d failed, %d skipped as duplicates, %d dead-lettered\n",
+		len(days), total.Created, total.Failed, total.Skipped, total.DeadLettered)
+	return nil
+}
