@@ -37,6 +37,7 @@ Usage:
   capture                        run the service
   capture backfill [--since DATE] publish rows already in the table (keyset pages)
   capture status                 slot, publication, confirmed LSN, lag, stream state
+  capture healthcheck            GET /healthz of the capture on HTTP_ADDR (2 s timeout); exit 0 when healthy
   capture --help                 this text
 
 Configuration (environment, layered over ./.env):
@@ -55,18 +56,26 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usageText)
 		config.Usage(stdout, Vars)
 		return nil
-	case "", "backfill", "status":
+	case "", "backfill", "status", "healthcheck":
 	default:
 		return fmt.Errorf("unknown command %q (see capture --help)", cmd)
 	}
-	if cmd == "" && len(args) > 0 {
+	if (cmd == "" || cmd == "healthcheck") && len(args) > 0 {
 		return fmt.Errorf("unexpected arguments %q (see capture --help)", strings.Join(args, " "))
 	}
 	dotenv, err := config.LoadDotEnv(".env")
 	if err != nil {
 		return fmt.Errorf(".env: %w", err)
 	}
-	cfg, err := LoadConfig(config.Env(getenv, nil, dotenv))
+	get := config.Env(getenv, nil, dotenv)
+	if cmd == "healthcheck" {
+		// Only HTTP_ADDR matters: a probe must not fail on, or read, the
+		// service's other settings (DATABASE_URL is a secret).
+		r := config.NewReader(get, Vars)
+		addr := r.String("HTTP_ADDR")
+		return Healthcheck(ctx, addr, stdout)
+	}
+	cfg, err := LoadConfig(get)
 	if err != nil {
 		return err
 	}
@@ -204,7 +213,10 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if c.IsClosed() {
+				return // our own Close on shutdown, not an outage
+			}
 			log.Warn("NATS disconnected; publishing waits", "error", fmt.Sprint(err))
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),

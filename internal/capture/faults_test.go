@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/localnats"
+	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 )
 
 // load inserts n distinct rows (one transaction each) in the background and
@@ -172,4 +176,205 @@ func TestStandbyTakesOver(t *testing.T) {
 	if n := strings.Count(second.logs.String(), `"msg":"standby`); n != 1 {
 		t.Errorf("standby logged %d times, want once", n)
 	}
+}
+
+// loadThroughOutages inserts n rows, one transaction each, with Comments
+// "<prefix> row i", riding out a database that goes away: a failed insert
+// is retried (same values) on a new connection. A retried insert whose
+// first attempt did commit leaves two rows with one hash, which must still
+// be one message.
+func (e *env) loadThroughOutages(n int, prefix string) (inserted func() int, done chan error) {
+	e.t.Helper()
+	rows := many(e.t, n)
+	var count atomicInt
+	done = make(chan error, 1)
+	go func() {
+		ctx := context.Background()
+		var c *pgx.Conn
+		defer func() {
+			if c != nil {
+				c.Close(ctx)
+			}
+		}()
+		giveUp := time.Now().Add(90 * time.Second)
+		for i := 0; i < len(rows); {
+			if c == nil {
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				var err error
+				c, err = pgx.Connect(cctx, e.dsn)
+				cancel()
+				if err != nil {
+					c = nil
+					if time.Now().After(giveUp) {
+						done <- fmt.Errorf("database unreachable: %w", err)
+						return
+					}
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+			}
+			err := insertSamples(ctx, c, rows[i:i+1], func(int) string { return fmt.Sprintf("%s row %d", prefix, i) })
+			if err != nil {
+				c.Close(ctx)
+				c = nil
+				continue
+			}
+			i++
+			count.add(1)
+		}
+		done <- nil
+	}()
+	return count.get, done
+}
+
+// Postgres killed (SIGKILL, crash recovery on restart) in the middle of a
+// load: capture reconnects with backoff, resumes from the slot's confirmed
+// position, and every committed row is in FORMS exactly once.
+func TestPostgresKilledDuringLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	const n = 1500
+	srv := localpg.StartTB(t) // ours alone: killing the package's server would break other tests
+	e := newEnvOn(t, srv, localnats.StartTB(t))
+	addr := freeAddr(t)
+	e.vars["HTTP_ADDR"] = addr
+	e.vars["MAX_IN_FLIGHT"] = "128"
+	r := e.start()
+	c := e.conn()
+	e.waitStreaming(c)
+	c.Close(context.Background()) // dies with the server anyway
+
+	inserted, done := e.loadThroughOutages(n, "kill")
+	waitFor(t, "a third of the load", 60*time.Second, func() bool { return inserted() >= n/3 })
+	srv.Kill()
+	t.Logf("postgres killed after %d rows inserted", inserted())
+	waitFor(t, "capture to notice the lost session", 10*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), "replication session lost; reconnecting")
+	})
+	time.Sleep(time.Second) // a few reconnect attempts fail meanwhile
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Every distinct row the table holds (by Comments, hence by hash).
+	c = e.conn()
+	var distinct int
+	if err := c.QueryRow(context.Background(), `SELECT count(DISTINCT "Comments") FROM public.form_submissions`).Scan(&distinct); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != n {
+		t.Fatalf("table holds %d distinct rows, want %d", distinct, n)
+	}
+	js := e.js()
+	waitMsgs(t, js, stream.Forms, uint64(n), 60*time.Second)
+	seen := map[string]bool{}
+	for _, m := range readAll(t, js, stream.Forms) {
+		h := m.ev.GetHash()
+		if seen[h] {
+			t.Errorf("hash %s twice", h)
+		}
+		seen[h] = true
+		if !strings.HasPrefix(form.String(m.ev, "Comments"), "kill row ") {
+			t.Errorf("seq %d: unexpected row %q", m.seq, form.String(m.ev, "Comments"))
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct hashes in FORMS, want %d", len(seen), n)
+	}
+
+	// Reconnected (with backoff: the log names it), counted, and streaming
+	// again from the confirmed position, which then moves on to the end.
+	logs := r.logs.String()
+	if !strings.Contains(logs, `"backoff"`) {
+		t.Errorf("reconnect log does not name the backoff:\n%s", logs)
+	}
+	if got := strings.Count(logs, `"msg":"streaming"`); got < 2 {
+		t.Errorf("streaming started %d times, want a second session after the restart", got)
+	}
+	_, page := get(t, addr, "/metrics")
+	if v := metric(page, "capture_reconnects_total"); v < 1 {
+		t.Errorf("capture_reconnects_total = %v, want ≥ 1", v)
+	}
+	if v := metric(page, "capture_rows_captured_total"); v < n {
+		t.Errorf("capture_rows_captured_total = %v, want ≥ %d (re-reads included)", v, n)
+	}
+	var s string
+	if err := c.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	end, _ := pglogrepl.ParseLSN(s)
+	waitFor(t, "the slot to be confirmed to the end of the load", 20*time.Second, func() bool {
+		return e.slotLSN(c) >= end
+	})
+}
+
+// A row bigger than the server's max payload goes to FORMS_DLQ as too_large,
+// keeping its small values and the start of the big one, within the limit;
+// rows after it keep flowing.
+func TestTooLargeRowDeadLettered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	const maxPayload = 64 << 10
+	ns, err := localnats.Start(localnats.Options{MaxPayload: maxPayload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Close)
+	e := newEnvOn(t, pg, ns)
+	e.start()
+	c := e.conn()
+	e.waitStreaming(c)
+	ctx := context.Background()
+	huge := strings.Repeat("0123456789abcdef", 100<<10/16) // 100 KiB
+	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, "Comments") VALUES ('Huge Comment', $1)`, huge); err != nil {
+		t.Fatal(err)
+	}
+	s := samples(t)
+	if err := insertSamples(ctx, c, s[:2], nil); err != nil {
+		t.Fatal(err)
+	}
+	js := e.js()
+	waitMsgs(t, js, stream.Forms, 2, 20*time.Second)
+	waitMsgs(t, js, stream.DLQ, 1, 10*time.Second)
+
+	st, err := js.Stream(ctx, stream.DLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := len(raw.Data); size > maxPayload {
+		t.Errorf("dead letter is %d bytes, over the %d max payload", size, maxPayload)
+	}
+	dl := readAll(t, js, stream.DLQ)[0]
+	d := stream.ParseDeadLetter(dl.hdr)
+	if d.Reason != stream.ReasonTooLarge || d.DeadLetteredBy != "capture" || !strings.Contains(d.Error, "max_payload") {
+		t.Errorf("dead letter %+v: want reason %s naming max_payload", d, stream.ReasonTooLarge)
+	}
+	if d.Hash == "" || dl.ev.GetHash() != d.Hash {
+		t.Errorf("dead letter hash header %q, body hash %q", d.Hash, dl.ev.GetHash())
+	}
+	if got := form.String(dl.ev, "newusername"); got != "Huge Comment" {
+		t.Errorf("small values are kept: newusername = %q", got)
+	}
+	if got := form.String(dl.ev, "Comments"); !strings.HasPrefix(got, huge[:100]) || !strings.Contains(got, "truncated") || len(got) > 2048 {
+		t.Errorf("Comments kept as %d bytes %.80q…, want its start, marked truncated", len(got), got)
+	}
+	if len(dl.ev.GetSource().GetPrimaryKey()) != 1 || dl.ev.GetSource().GetCommitLsn() == "" {
+		t.Errorf("dead letter lacks the row's source: %v", dl.ev.GetSource())
+	}
+	last := readAll(t, js, stream.Forms)[1]
+	commit, _ := pglogrepl.ParseLSN(last.ev.GetSource().GetCommitLsn())
+	waitFor(t, "slot confirmed past the rows after the big one", 10*time.Second, func() bool {
+		return e.slotLSN(c) > commit
+	})
 }

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,7 +41,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, dsn: pg.NewDatabase(t), nats: localnats.StartTB(t)}
+	return newEnvOn(t, pg, localnats.StartTB(t))
+}
+
+// newEnvOn is newEnv on a given Postgres and nats-server (a test that kills
+// Postgres, or needs a small max payload, brings its own).
+func newEnvOn(t *testing.T, srv *localpg.Server, ns *localnats.Server) *env {
+	t.Helper()
+	e := &env{t: t, dsn: srv.NewDatabase(t), nats: ns}
 	e.exec(form.SchemaSQL)
 	e.vars = map[string]string{
 		"DATABASE_URL": e.dsn,
@@ -281,6 +291,49 @@ func (e *env) slotLSN(c *pgx.Conn) pglogrepl.LSN {
 		e.t.Fatal(err)
 	}
 	return s.Confirmed
+}
+
+// freeAddr is a 127.0.0.1 address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// get fetches http://addr+path and returns status and body.
+func get(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// metric is the value of one sample line of a /metrics page, e.g.
+// `capture_rows_published_total{result="stored"}`; -1 when absent.
+func metric(page, name string) float64 {
+	for _, line := range strings.Split(page, "\n") {
+		rest, ok := strings.CutPrefix(line, name+" ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err == nil {
+			return v
+		}
+	}
+	return -1
 }
 
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,18 +72,70 @@ func (p *publisher) message(row pgcdc.Decoded) (msg *nats.Msg, reason string) {
 	if row.Err != nil {
 		return deadLetter(ev, stream.ReasonUndecodable, row.Err.Error()), stream.ReasonUndecodable
 	}
-	msg, err := stream.NewMsg(p.subject, ev)
+	msg, err := newMsg(p.subject, ev)
 	if err != nil {
 		return deadLetter(ev, stream.ReasonUndecodable, err.Error()), stream.ReasonUndecodable
 	}
 	if size := msgSize(msg); p.maxPayload > 0 && size > p.maxPayload {
-		// Keep what identifies the row; the values are what made it too big.
-		slim := proto.Clone(ev).(*formsv1.FormSubmission)
-		slim.Columns = nil
 		text := fmt.Sprintf("event is %d bytes, the NATS server's max_payload is %d", size, p.maxPayload)
-		return deadLetter(slim, stream.ReasonTooLarge, text), stream.ReasonTooLarge
+		return tooLarge(ev, text, p.maxPayload), stream.ReasonTooLarge
 	}
 	return msg, ""
+}
+
+// keepBytes is how much of an oversized value a too_large dead letter keeps.
+const keepBytes = 1024
+
+// tooLarge is the dead letter for an event bigger than max payload: every
+// value that is small is kept as it is, and each big one is cut to its first
+// keepBytes as a raw value saying how long it was (raw, so nobody mistakes
+// it for the real text). If that is still too big, only what identifies the
+// row (hash, source, primary key) is kept.
+func tooLarge(ev *formsv1.FormSubmission, text string, maxPayload int) *nats.Msg {
+	slim := proto.Clone(ev).(*formsv1.FormSubmission)
+	var cut []string
+	for _, c := range slim.Columns {
+		var s string
+		switch v := c.GetValue().GetKind().(type) {
+		case *formsv1.Value_Text:
+			s = v.Text
+		case *formsv1.Value_Raw:
+			s = v.Raw
+		default:
+			continue
+		}
+		if len(s) <= keepBytes {
+			continue
+		}
+		cut = append(cut, c.GetName())
+		kept := strings.ToValidUTF8(s[:keepBytes], "")
+		c.Value = &formsv1.Value{Kind: &formsv1.Value_Raw{Raw: fmt.Sprintf("%s… [truncated by capture: %d bytes]", kept, len(s))}}
+	}
+	if len(cut) > 0 {
+		text += "; truncated to " + strconv.Itoa(keepBytes) + " bytes: " + strings.Join(cut, ", ")
+	}
+	m := deadLetter(slim, stream.ReasonTooLarge, text)
+	if msgSize(m) > maxPayload {
+		slim.Columns = nil
+		m = deadLetter(slim, stream.ReasonTooLarge, text+"; values dropped")
+	}
+	return m
+}
+
+// newMsg is stream.NewMsg with the body written by pgcdc.AppendJSON, which
+// is several times cheaper than protojson per row; an event it cannot
+// encode goes through protojson, which then says why.
+func newMsg(subject string, ev *formsv1.FormSubmission) (*nats.Msg, error) {
+	body, err := pgcdc.AppendJSON(make([]byte, 0, 2048), ev)
+	if err != nil {
+		return stream.NewMsg(subject, ev)
+	}
+	h := ev.GetHash()
+	return &nats.Msg{Subject: subject, Data: body, Header: nats.Header{
+		stream.HeaderContentType: {stream.ContentType},
+		nats.MsgIdHdr:            {h},
+		stream.HeaderHash:        {h},
+	}}, nil
 }
 
 func deadLetter(ev *formsv1.FormSubmission, reason, text string) *nats.Msg {
@@ -248,6 +302,17 @@ func (p *publisher) run(ctx context.Context) error {
 		for attempt := 2; err != nil; attempt++ {
 			if ctx.Err() != nil {
 				return nil
+			}
+			// Re-sending what the server refuses as too big would stall the
+			// slot for ever (a server with a smaller max_payload than the one
+			// we measured at start-up): dead-letter it instead.
+			if errors.Is(err, nats.ErrMaxPayload) && e.dead == "" {
+				if ev, uerr := stream.Unmarshal(e.msg.Data); uerr == nil {
+					limit := int(p.js.Conn().MaxPayload())
+					e.msg = tooLarge(ev, fmt.Sprintf("NATS refused the %d-byte event: %v", len(e.msg.Data), err), limit)
+					e.dead = stream.ReasonTooLarge
+					p.log.Warn("dead-lettering row", "hash", e.hash, "reason", e.dead, "error", e.msg.Header.Get(stream.HeaderError))
+				}
 			}
 			// Hold back new rows so the retried one is not overtaken more
 			// than by what is already in flight.

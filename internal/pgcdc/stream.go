@@ -243,6 +243,13 @@ type reader struct {
 	begin      pglogrepl.BeginMessage
 	lastSent   pglogrepl.LSN
 	lastSentAt time.Time
+
+	pctx      context.Context // see publishContext
+	pcancel   context.CancelFunc
+	pdeadline time.Time
+	rctx      context.Context // see receiveContext
+	rcancel   context.CancelFunc
+	rdeadline time.Time
 }
 
 // minStatusGap keeps a busy stream from sending a status per row while still
@@ -279,6 +286,8 @@ func (r *reader) statusDue(now time.Time) bool {
 }
 
 func (r *reader) loop(ctx context.Context) error {
+	defer r.dropContexts()
+	defer r.dropReceive()
 	if err := r.sendStatus(); err != nil {
 		return err
 	}
@@ -292,11 +301,10 @@ func (r *reader) loop(ctx context.Context) error {
 				return err
 			}
 		}
-		rctx, cancel := context.WithDeadline(ctx, now.Add(minStatusGap))
-		raw, err := r.conn.ReceiveMessage(rctx)
-		cancel()
+		raw, err := r.conn.ReceiveMessage(r.receiveContext(ctx, now))
 		if err != nil {
 			if pgconn.Timeout(err) || ctx.Err() != nil {
+				r.dropReceive()
 				continue
 			}
 			return fmt.Errorf("receive: %w", err)
@@ -472,9 +480,7 @@ func (r *reader) insert(ctx context.Context, rel *pglogrepl.RelationMessage, tup
 	for {
 		// A full sink must not silence us: keep answering the server with
 		// status updates, or wal_sender_timeout would end the session.
-		pctx, cancel := context.WithTimeout(ctx, r.s.opt.StatusInterval/2)
-		err := r.sink.Publish(pctx, row)
-		cancel()
+		err := r.sink.Publish(r.publishContext(ctx), row)
 		if err == nil {
 			return nil
 		}
@@ -484,8 +490,48 @@ func (r *reader) insert(ctx context.Context, rel *pglogrepl.RelationMessage, tup
 		if !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
+		r.dropContexts()
 		if err := r.sendStatus(); err != nil {
 			return err
 		}
 	}
+}
+
+// publishContext bounds how long one Publish may block (half the status
+// interval). It is shared by the rows that follow while at least a quarter
+// of the interval is left, rather than made per row.
+func (r *reader) publishContext(ctx context.Context) context.Context {
+	now := time.Now()
+	if r.pctx == nil || r.pdeadline.Sub(now) < r.s.opt.StatusInterval/4 {
+		r.dropContexts()
+		r.pdeadline = now.Add(r.s.opt.StatusInterval / 2)
+		r.pctx, r.pcancel = context.WithDeadline(ctx, r.pdeadline)
+	}
+	return r.pctx
+}
+
+// receiveContext bounds a receive by minStatusGap, so status updates go out
+// on time. One deadline serves every message that arrives before it: a
+// context per message was a measurable share of the per-row cost.
+func (r *reader) receiveContext(ctx context.Context, now time.Time) context.Context {
+	if r.rctx == nil || !now.Before(r.rdeadline) {
+		r.dropReceive()
+		r.rdeadline = now.Add(minStatusGap)
+		r.rctx, r.rcancel = context.WithDeadline(ctx, r.rdeadline)
+	}
+	return r.rctx
+}
+
+func (r *reader) dropReceive() {
+	if r.rcancel != nil {
+		r.rcancel()
+	}
+	r.rctx, r.rcancel = nil, nil
+}
+
+func (r *reader) dropContexts() {
+	if r.pcancel != nil {
+		r.pcancel()
+	}
+	r.pctx, r.pcancel = nil, nil
 }
