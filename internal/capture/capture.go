@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -154,18 +155,42 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Re
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 
+	// Alerts are off (a no-op Alerter, no watcher) without an ALERT_* sink.
+	alerter := alert.New(cfg.Alert, log)
+	var watch *watcher
+	if alerter.Enabled() {
+		watch = newWatcher(cfg, alerter, st, pub, nc.IsConnected)
+		pub.onDead = watch.deadLettered
+		log.Info("alerts on", "alerts", cfg.Alert, "stall_after", cfg.Alert.CaptureStallAfter.String(), "slot_lag_bytes", cfg.Alert.SlotLagBytes)
+	}
+
 	// The acker outlives the stream: the stream drains through it on
-	// shutdown, then the acker stops.
+	// shutdown, then the acker stops. The Alerter outlives both, so dead
+	// letters of the drain are still reported, then flushes (bounded).
 	ackCtx, stopAcker := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAcker()
+	alertCtx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAlerts()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return pub.run(ackCtx) })
 	g.Go(func() error {
+		defer stopAlerts()
 		defer stopAcker()
 		return st.Run(gctx, pub)
 	})
 	g.Go(func() error { heartbeat(gctx, cfg, log); return nil })
-	g.Go(func() error { pollSlot(gctx, cfg, m, log); return nil })
+	g.Go(func() error {
+		pollSlot(gctx, cfg, m, log, func(s SlotInfo) {
+			if watch != nil {
+				watch.slotPolled(s)
+			}
+		})
+		return nil
+	})
+	if watch != nil {
+		g.Go(func() error { watch.run(gctx); return nil })
+		g.Go(func() error { return alerter.Run(alertCtx) })
+	}
 	err = g.Wait()
 	if herr := httpWait(); err == nil {
 		err = herr
@@ -298,8 +323,9 @@ func heartbeat(ctx context.Context, cfg Config, log *slog.Logger) {
 	}
 }
 
-// pollSlot exports the slot's lag and retained WAL.
-func pollSlot(ctx context.Context, cfg Config, m *metrics, log *slog.Logger) {
+// pollSlot exports the slot's lag and retained WAL, and hands every reading
+// to polled.
+func pollSlot(ctx context.Context, cfg Config, m *metrics, log *slog.Logger, polled func(SlotInfo)) {
 	every := min(10*time.Second, cfg.StatusInterval)
 	var conn *pgx.Conn
 	defer func() {
@@ -324,6 +350,7 @@ func pollSlot(ctx context.Context, cfg Config, m *metrics, log *slog.Logger) {
 			case err == nil:
 				m.lagBytes.Set(float64(s.LagBytes))
 				m.retainedWAL.Set(float64(s.RetainedBytes))
+				polled(s)
 			case ctx.Err() == nil:
 				log.Debug("slot metrics failed", "error", err.Error())
 				conn.Close(context.Background())

@@ -5,13 +5,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 )
 
 // Vars are every variable capture reads, with defaults, for --help and for
-// checks that deploy files set only known variables.
-var Vars = []config.Var{
+// checks that deploy files set only known variables. The ALERT_* ones are
+// internal/alert's (those capture acts on).
+var Vars = append([]config.Var{
 	{Name: "DATABASE_URL", Required: true, Secret: true, Help: "the form database (postgres://...); the role needs REPLICATION"},
 	{Name: "FORM_TABLE", Default: "public.form_submissions", Help: "table to capture (schema.table)"},
 	{Name: "NATS_URL", Default: "nats://127.0.0.1:4222", Help: "JetStream server(s), comma-separated"},
@@ -27,7 +29,7 @@ var Vars = []config.Var{
 	{Name: "HEARTBEAT_INTERVAL", Default: "30s", Help: "pg_logical_emit_message heartbeat, so a quiet table does not pin WAL"},
 	{Name: "STANDBY_POLL", Default: "2s", Help: "how often a standby capture tries to take over the slot"},
 	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
-}
+}, captureAlertVars()...)
 
 // Config is capture's parsed configuration.
 type Config struct {
@@ -46,6 +48,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	StandbyPoll       time.Duration
 	LogLevel          slog.Level
+	// Alert is ALERT_*; alerts are off unless a sink is configured.
+	Alert alert.Config
 }
 
 // LoadConfig reads and checks every variable; the error is one line naming
@@ -89,6 +93,11 @@ func LoadConfig(get func(string) string) (Config, error) {
 			return Config{}, configErr(n.name, "want a plain identifier, got "+n.v)
 		}
 	}
+	// The error is alert.VarError: one line naming the variable, no secret.
+	if c.Alert, err = alert.ConfigFromEnv(get); err != nil {
+		return Config{}, err
+	}
+	c.Alert.FlushTimeout = alertFlushTimeout
 	return c, nil
 }
 

@@ -44,6 +44,8 @@ type publisher struct {
 	window      []*entry
 	retryPause  time.Duration
 	maxInFlight int
+	// onDead, when set, hears of every dead letter FORMS_DLQ stored.
+	onDead func(reason, hash, text string, dlqSeq uint64)
 }
 
 // entry is a row in flight, or (msg nil) a commit marker.
@@ -341,6 +343,9 @@ func (p *publisher) run(ctx context.Context) error {
 		}
 		if e.dead != "" {
 			p.m.deadLettered.WithLabelValues(e.dead).Inc()
+			if p.onDead != nil && !ack.Duplicate {
+				p.onDead(e.dead, e.hash, e.msg.Header.Get(stream.HeaderError), ack.Sequence)
+			}
 		} else {
 			p.m.published.WithLabelValues(result).Inc()
 		}
