@@ -19,6 +19,7 @@ import (
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/ticketer"
 	"go.yaml.in/yaml/v3"
 )
@@ -344,5 +345,17 @@ func TestReadmeDocumentsEveryVariable(t *testing.T) {
 				t.Errorf("README.md does not document %s (read by %s)", name, bin)
 			}
 		}
+	}
+}
+
+// The compose init script must create the table exactly as the product
+// (tests, demo) knows it.
+func TestPostgresSchemaMatchesForm(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("postgres", "01-schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != form.SchemaSQL {
+		t.Error("deploy/postgres/01-schema.sql differs from internal/form/fixtures/schema.sql")
 	}
 }
