@@ -22,6 +22,7 @@ type Pacer struct {
 	until   time.Time  // no request before this
 	recent  []time.Time
 	changed chan struct{} // closed when until moves, to re-check sleepers
+	waiting int           // normal-priority callers inside Wait
 }
 
 // minRate is the floor of the slow-down: Jira's quotas are per second.
@@ -40,6 +41,14 @@ func NewPacer(perSecond float64) *Pacer {
 
 // Wait blocks until a request may be sent.
 func (p *Pacer) Wait(ctx context.Context) error {
+	p.mu.Lock()
+	p.waiting++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.waiting--
+		p.mu.Unlock()
+	}()
 	for {
 		p.mu.Lock()
 		d, ch := time.Until(p.until), p.changed
@@ -63,15 +72,64 @@ func (p *Pacer) Wait(ctx context.Context) error {
 		p.mu.Lock()
 		blocked := time.Now().Before(p.until)
 		if !blocked {
-			p.recent = append(p.recent, time.Now())
-			if len(p.recent) > 256 {
-				p.recent = p.recent[len(p.recent)-128:]
-			}
+			p.noteLocked(time.Now())
 		}
 		p.mu.Unlock()
 		if !blocked {
 			return nil
 		}
+	}
+}
+
+// lowPoll is how often a low-priority caller looks again while
+// normal-priority callers are waiting.
+const lowPoll = 10 * time.Millisecond
+
+// WaitLow blocks until a low-priority request may be sent: only when no
+// normal-priority caller is waiting (in Wait) and a token is free right
+// now, so it never delays one. It takes spare capacity only; under a
+// sustained load of normal requests it waits until the load eases.
+func (p *Pacer) WaitLow(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		now := time.Now()
+		var d time.Duration
+		ch := p.changed
+		switch {
+		case now.Before(p.until):
+			d = p.until.Sub(now)
+		case p.waiting > 0:
+			d = lowPoll
+		default:
+			// Tokens already counts the reservations of normal callers
+			// sleeping in the limiter.
+			if tok := p.lim.TokensAt(now); tok < 1 {
+				d = max(lowPoll, time.Duration((1-tok)/float64(p.lim.Limit())*float64(time.Second)))
+			} else if p.lim.AllowN(now, 1) {
+				p.noteLocked(now)
+				p.mu.Unlock()
+				return nil
+			} else {
+				d = lowPoll
+			}
+		}
+		p.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		case <-ch:
+			t.Stop()
+		}
+	}
+}
+
+func (p *Pacer) noteLocked(now time.Time) {
+	p.recent = append(p.recent, now)
+	if len(p.recent) > 256 {
+		p.recent = p.recent[len(p.recent)-128:]
 	}
 }
 

@@ -21,7 +21,7 @@ var Vars = append([]config.Var{
 	{Name: "HTTP_ADDR", Default: ":9102", Help: "/metrics, /healthz, /readyz (off = disabled)"},
 	{Name: "CONCURRENCY", Default: "4", Help: "batches processed at once (JSM: requests in flight per batch too)"},
 	{Name: "BATCH_SIZE", Default: "50", Help: "events per batch; platform mode bulk-creates up to 50 per call"},
-	{Name: "BATCH_WAIT", Default: "50ms", Help: "how long to gather a batch after its first event"},
+	{Name: "BATCH_WAIT", Default: "50ms", Help: "how long to gather a batch after its first event, when more are already waiting (none waiting: no wait)"},
 	{Name: "MAX_DELIVER", Default: "10", Help: "deliveries per event before it is dead-lettered as exhausted"},
 	{Name: "ACK_WAIT", Default: "30s", Help: "redelivery timeout of an unacknowledged event (kept alive while retrying)"},
 	{Name: "BACKOFF", Default: "30s,1m,2m,5m,10m", Help: "redelivery delays after a failed delivery (consumer BackOff)"},

@@ -3,6 +3,7 @@ package ticketer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cowjacket/formjira/internal/jira"
@@ -61,6 +62,19 @@ func (e *Env) Connect(ctx context.Context, opts ...nats.Option) (*nats.Conn, jet
 		return nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// waitForNATS are the service's extra connection options: when no server
+// answers at start, connect in the background (for ever) rather than fail,
+// so a ticketer started before NATS waits for it, unready.
+func waitForNATS(log *slog.Logger) []nats.Option {
+	return []nats.Option{
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.ConnectHandler(func(c *nats.Conn) { log.Info("nats connected", "url", c.ConnectedUrlRedacted()) }),
+	}
 }
 
 // StreamConfig is the stream layout ticketer creates when missing.

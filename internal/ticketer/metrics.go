@@ -20,6 +20,11 @@ type Metrics struct {
 	Pending      prometheus.Gauge
 	AckPending   prometheus.Gauge
 	Pace         prometheus.Gauge
+	// LabelsPending counts deferred label edits (JSM) queued, in progress
+	// or refused by Jira; LabelEditFailures their failed attempts by class
+	// (transient, permanent).
+	LabelsPending     prometheus.Gauge
+	LabelEditFailures *prometheus.CounterVec
 }
 
 // NewMetrics registers the series with reg (nil: unregistered).
@@ -38,9 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Pending:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_consumer_pending", Help: "Events in FORMS not yet delivered to the ticketer consumer."}),
 		AckPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_consumer_ack_pending", Help: "Events delivered and not yet acknowledged."}),
 		Pace:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_jira_pace_per_second", Help: "Current request pace towards Jira (+Inf = unpaced)."}),
+		LabelsPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_label_edits_pending",
+			Help: "Tickets whose labels (JSM: added after the create) are not added yet: queued, in progress or refused by Jira."}),
+		LabelEditFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketer_label_edit_failures_total",
+			Help: "Failed attempts to add a ticket's labels, by class (transient: retried; permanent: left pending)."}, []string{"class"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Created, m.Skipped, m.Failed, m.DeadLettered, m.Retries, m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace)
+		reg.MustRegister(m.Created, m.Skipped, m.Failed, m.DeadLettered, m.Retries, m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace,
+			m.LabelsPending, m.LabelEditFailures)
 	}
 	return m
 }
@@ -79,5 +89,10 @@ func (m *Metrics) failed(c string) {
 func (m *Metrics) deadLettered(r string) {
 	if m != nil {
 		m.DeadLettered.WithLabelValues(r).Inc()
+	}
+}
+func (m *Metrics) labelEditFailed(class string) {
+	if m != nil {
+		m.LabelEditFailures.WithLabelValues(class).Inc()
 	}
 }

@@ -110,9 +110,10 @@ type ProcessorConfig struct {
 // FORMS_TICKETS, create in Jira, record the key; classify and dead-letter
 // failures. The consumer, `dlq replay` and `replay` all go through Process.
 type Processor struct {
-	cfg ProcessorConfig
-	rec Records
-	log *slog.Logger
+	cfg    ProcessorConfig
+	rec    Records
+	log    *slog.Logger
+	labels *labeler
 
 	metaMu  sync.Mutex
 	meta    *mapping.Meta
@@ -150,7 +151,7 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 	if cfg.KeepAliveEvery <= 0 {
 		cfg.KeepAliveEvery = 5 * time.Second
 	}
-	return &Processor{cfg: cfg, rec: Records{KV: cfg.KV}, log: cfg.Log}, nil
+	return &Processor{cfg: cfg, rec: Records{KV: cfg.KV}, log: cfg.Log, labels: newLabeler(cfg)}, nil
 }
 
 // work is one item's state across the passes of a Process call.
@@ -491,6 +492,10 @@ func (p *Processor) claim(ctx context.Context, w *work) error {
 			p.log.Warn("forced re-creation of a recorded ticket", "hash", w.hash, "jira_key", r.Key, "stream_seq", w.it.Seq)
 			return nil
 		case r.State == StateCreated:
+			if r.LabelsPending && w.req != nil && w.req.LabelsPending && r.Key != "" {
+				// A crash or a refusal left the labels out: try again.
+				p.labels.submit(ctx, labelJob{Hash: w.hash, Key: r.Key, Labels: w.req.Labels, Since: time.Now()})
+			}
 			w.out = &Outcome{Status: StatusSkipped, Key: r.Key}
 			if w.sent {
 				w.out.Status = StatusCreated
@@ -541,7 +546,7 @@ func (p *Processor) reconcile(ctx context.Context, ws []*work) error {
 			if len(keys) > 1 {
 				p.log.Error("more than one ticket carries the hash label", "hash", w.hash, "jira_keys", keys)
 			}
-			p.recordCreated(ctx, w, keys[0], w.recRev)
+			p.recordCreated(ctx, w, keys[0], w.recRev, false)
 			w.reconcile = false
 			continue
 		}
@@ -565,9 +570,11 @@ func (p *Processor) reconcile(ctx context.Context, ws []*work) error {
 }
 
 // recordCreated writes the key for w (at rev) and resolves it.
-func (p *Processor) recordCreated(ctx context.Context, w *work, key string, rev uint64) {
+// labelsPending marks the record until the deferred label edit is done.
+func (p *Processor) recordCreated(ctx context.Context, w *work, key string, rev uint64, labelsPending bool) {
 	now := time.Now()
-	r := &Record{State: StateCreated, Key: key, ClaimedAt: now, Attempt: 1, StreamSeq: w.it.Seq, CreatedAt: now}
+	r := &Record{State: StateCreated, Key: key, ClaimedAt: now, Attempt: 1, StreamSeq: w.it.Seq, CreatedAt: now,
+		LabelsPending: labelsPending}
 	if ct := w.ev.GetSource().GetCommitTime(); ct.IsValid() && ct.AsTime().Unix() > 0 {
 		r.CommitTime = ct.AsTime()
 	}
@@ -679,10 +686,17 @@ func (p *Processor) create(ctx context.Context, own []*work, meta *mapping.Meta)
 		if r.err == nil {
 			rev := w.rev
 			w.rev = 0
-			p.recordCreated(ctx, w, r.key, rev)
-			if w.req.LabelsPending {
-				p.addLabels(ctx, w, r.key)
+			if !w.req.LabelsPending {
+				p.recordCreated(ctx, w, r.key, rev, false)
+				continue
 			}
+			// JSM without a labels field: the labels follow in an edit,
+			// deferred to spare capacity (labels.go). The marker goes first,
+			// so even a crash before the record leaves the key known.
+			job := labelJob{Hash: w.hash, Key: r.key, Labels: w.req.Labels, Since: time.Now()}
+			p.labels.mark(ctx, &job)
+			p.recordCreated(ctx, w, r.key, rev, true)
+			p.labels.submit(ctx, job)
 			continue
 		}
 		switch {
@@ -750,23 +764,6 @@ func cmpFirst(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func (p *Processor) addLabels(ctx context.Context, w *work, key string) {
-	var err error
-	for attempt := range 4 {
-		if err = p.cfg.Jira.AddLabels(context.WithoutCancel(ctx), key, w.req.Labels...); err == nil || !errors.Is(err, jira.ErrRetryable) {
-			break
-		}
-		if !sleep(context.WithoutCancel(ctx), time.Duration(attempt+1)*250*time.Millisecond+jira.RetryAfter(err)) {
-			break
-		}
-	}
-	if err != nil {
-		// The record holds the key, so idempotency holds; only a search by
-		// label (operators, reconciliation after a lost record) misses it.
-		p.log.Warn("ticket created but its labels could not be added", "hash", w.hash, "jira_key", key, "err", err)
-	}
 }
 
 // transient records a retryable failure of w; notBefore delays its retry.

@@ -37,6 +37,9 @@ type Record struct {
 	// source.commit_time), so `ticketer stats` can report commit → ticket
 	// latency from the records alone.
 	CommitTime time.Time `json:"commit_time,omitzero"`
+	// LabelsPending: the ticket exists but its labels (JSM: added by an
+	// edit after the create) are not added yet; see labels.go.
+	LabelsPending bool `json:"labels_pending,omitempty"`
 }
 
 // Records reads and writes FORMS_TICKETS. Every write after the first is

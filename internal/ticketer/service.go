@@ -50,6 +50,7 @@ type service struct {
 	alerts  *alerting
 	stats   *statsRecorder
 
+	setUp      atomic.Bool // streams, bucket and consumer exist
 	authBroken atomic.Bool
 	authMu     sync.Mutex // one worker probes Jira while the others wait
 	consuming  atomic.Bool
@@ -81,35 +82,62 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	nc, js, err := env.Connect(ctx)
+	// NATS may not be up yet (a first rollout, a node being replaced):
+	// connect in the background and wait, unready, instead of exiting.
+	nc, js, err := env.Connect(ctx, waitForNATS(log)...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if _, err := stream.EnsureForms(ctx, js, env.StreamConfig()); err != nil {
-		return err
-	}
-	proc, err := env.NewProcessor(ctx, js, m, jc, pacer, metrics)
-	if err != nil {
-		return err
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream.Forms, ConsumerConfig(cfg))
-	if err != nil {
-		return fmt.Errorf("create consumer %s on %s: %w", stream.TicketerConsumer, stream.Forms, err)
-	}
-	var stats *statsRecorder // nil: daily counters off, tickets unaffected
-	if _, err := ensureStats(ctx, js, env.StreamConfig()); err != nil {
-		log.Warn("daily counters off (ticketer stats, daily summary)", "err", err)
-	} else {
-		stats = newStatsRecorder(js, log)
-	}
 	s := &service{
-		env: env, cfg: cfg, log: log, nc: nc, cons: cons, proc: proc, metrics: metrics, pacer: pacer,
-		alerts: alerts, stats: stats,
+		env: env, cfg: cfg, log: log, nc: nc, metrics: metrics, pacer: pacer, alerts: alerts,
 	}
-	wait, err := telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, s.ready), log)
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	wait, err := telemetry.Serve(serveCtx, cfg.HTTPAddr, telemetry.Handler(reg, s.ready), log)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	var proc *Processor
+	var cons jetstream.Consumer
+	err = setup(ctx, log, func(ctx context.Context) error {
+		if _, err := stream.EnsureForms(ctx, js, env.StreamConfig()); err != nil {
+			return err
+		}
+		if proc, err = env.NewProcessor(ctx, js, m, jc, pacer, metrics); err != nil {
+			return err
+		}
+		if cons, err = js.CreateOrUpdateConsumer(ctx, stream.Forms, ConsumerConfig(cfg)); err != nil {
+			return fmt.Errorf("create consumer %s on %s: %w", stream.TicketerConsumer, stream.Forms, err)
+		}
+		return nil
+	})
+	if err != nil {
+		stopServe()
+		_ = wait()
+		if errors.Is(err, context.Canceled) {
+			log.Info("ticketer stopped before it was set up")
+			return nil
+		}
+		return err
+	}
+	s.proc, s.cons = proc, cons
+	s.setUp.Store(true)
+	// s.stats stays nil when FORMS_STATS cannot be set up (it races like
+	// the others, so it gets a few attempts): daily counters off, tickets
+	// unaffected.
+	sctx, cancelStats := context.WithTimeout(ctx, 10*time.Second)
+	err = setup(sctx, log, func(ctx context.Context) error { _, err := ensureStats(ctx, js, env.StreamConfig()); return err })
+	cancelStats()
+	if err != nil {
+		if ctx.Err() != nil {
+			stopServe()
+			_ = wait()
+			return nil
+		}
+		log.Warn("daily counters off (ticketer stats, daily summary)", "err", err)
+	} else {
+		s.stats = newStatsRecorder(js, log)
 	}
 	log.Info("ticketer starting", "mode", string(m.Mode()), "api_version", m.APIVersion(), "project", m.Project(),
 		"concurrency", cfg.Concurrency, "batch_size", cfg.BatchSize, "jira_rate", cfg.JiraRate, "alerts", acfg)
@@ -122,6 +150,10 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	defer stopDrain()
 
 	g, gctx := errgroup.WithContext(ctx)
+	// Deferred label edits (JSM) are queued from now on, and drained on the
+	// pacer's low-priority lane.
+	s.proc.labels.start()
+	g.Go(func() error { s.proc.labels.run(gctx, cfg.Concurrency); return nil })
 	var workers sync.WaitGroup
 	for range cfg.Concurrency {
 		workers.Add(1)
@@ -140,6 +172,7 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	g.Go(func() error { s.stats.dailySummaries(gctx); return nil })
 	g.Go(func() error { s.alerts.watch(gctx); return nil })
 	err = g.Wait()
+	stopServe()
 	if werr := wait(); err == nil {
 		err = werr
 	}
@@ -150,10 +183,54 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	return err
 }
 
+// setupAttemptTimeout bounds attempt n (1-based) at creating or updating
+// the streams, the bucket and the consumer: 2 s for the first three, then
+// doubling up to 10 s. nats-server may leave concurrent creates of the same
+// clustered stream unanswered (replicas rolled out together, cf.
+// nats-server#3677), and replicas started together race again at each of
+// FORMS, FORMS_TICKETS, FORMS_DLQ and the consumer: each loser must give up
+// soon and retry, and the retry takes the update path, answered at once. A
+// slow cluster still gets the time it needs from the later attempts.
+func setupAttemptTimeout(n int) time.Duration {
+	return min(2*time.Second<<min(max(n-3, 0), 3), 10*time.Second)
+}
+
+// setup runs once (creating or updating what the service needs) until it
+// succeeds or ctx ends, each attempt bounded by setupAttemptTimeout, with
+// capped exponential backoff and jitter in between. Each failure is logged
+// once, with its attempt number.
+func setup(ctx context.Context, log *slog.Logger, once func(context.Context) error) error {
+	attempt := 0
+	b := retry.WithJitterPercent(20, retry.WithCappedDuration(5*time.Second, retry.NewExponential(250*time.Millisecond)))
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		attempt++
+		actx, cancel := context.WithTimeout(ctx, setupAttemptTimeout(attempt))
+		defer cancel()
+		err := once(actx)
+		switch {
+		case err == nil:
+			if attempt > 1 {
+				log.Info("NATS set up", "attempt", attempt)
+			}
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		log.Warn("NATS unreachable or JetStream not ready; retrying", "attempt", attempt, "err", err)
+		return retry.RetryableError(err)
+	})
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
 func (s *service) ready() error {
 	switch {
 	case s.nc.Status() != nats.CONNECTED:
 		return errors.New("not connected to NATS")
+	case !s.setUp.Load():
+		return errors.New("starting: setting up FORMS, FORMS_DLQ, FORMS_TICKETS and the consumer")
 	case s.authBroken.Load():
 		return errors.New("Jira refuses the credentials (JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT)")
 	case !s.consuming.Load():
@@ -164,8 +241,9 @@ func (s *service) ready() error {
 
 // work is one worker: it pulls a batch only when it is free, so no event
 // waits in a client-side buffer while its AckWait runs out. The first event
-// is long-polled; the rest of the batch is whatever arrives within
-// BATCH_WAIT. While Jira refuses the credentials nothing is pulled.
+// is long-polled; the rest of the batch is what is already waiting (see
+// more), gathered within BATCH_WAIT. While Jira refuses the credentials
+// nothing is pulled.
 func (s *service) work(ctx, workCtx context.Context) {
 	for ctx.Err() == nil {
 		if err := s.waitForAuth(ctx); err != nil {
@@ -183,8 +261,8 @@ func (s *service) work(ctx, workCtx context.Context) {
 			continue
 		}
 		batch := []jetstream.Msg{first}
-		if s.cfg.BatchSize > 1 {
-			if more, err := s.cons.Fetch(s.cfg.BatchSize-1, jetstream.FetchMaxWait(s.cfg.BatchWait)); err == nil {
+		if want := s.more(first); want > 0 {
+			if more, err := s.cons.Fetch(want, jetstream.FetchMaxWait(s.cfg.BatchWait)); err == nil {
 				for m := range more.Messages() {
 					batch = append(batch, m)
 				}
@@ -192,6 +270,22 @@ func (s *service) work(ctx, workCtx context.Context) {
 		}
 		s.handle(workCtx, ctx, batch)
 	}
+}
+
+// more is how many events to add to a batch that starts with first: those
+// already waiting in FORMS (the first event's pending count), up to
+// BATCH_SIZE. When none is waiting the batch goes at once, so a quiet
+// stream pays no BATCH_WAIT; under load batches fill from the backlog that
+// builds while the workers are busy with Jira.
+func (s *service) more(first jetstream.Msg) int {
+	want := s.cfg.BatchSize - 1
+	if want <= 0 {
+		return 0
+	}
+	if md, err := first.Metadata(); err == nil {
+		want = int(min(md.NumPending, uint64(want)))
+	}
+	return want
 }
 
 // waitForAuth blocks while Jira refuses the credentials, probing with

@@ -321,6 +321,14 @@ func TestJSMModeEndToEnd(t *testing.T) {
 	h.publish(evs...)
 	h.start()
 	h.waitFor("30 requests", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 30 })
+	// The labels follow in deferred edits (labels.go).
+	h.waitFor("30 requests labelled", 30*time.Second, func() bool {
+		n := 0
+		for _, ev := range evs {
+			n += min(len(h.sb.IssueByLabel("cowjacket-"+strings.ToLower(ev.GetHash()))), 1)
+		}
+		return n >= distinctHashes(evs)
+	})
 	time.Sleep(300 * time.Millisecond)
 	h.assertOneTicketPerHash(evs)
 	sara := h.sb.IssueByLabel("cowjacket-" + strings.ToLower(evs[0].GetHash()))

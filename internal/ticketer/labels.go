@@ -1,0 +1,330 @@
+package ticketer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sethvargo/go-retry"
+)
+
+// Deferred label edits (JSM mode).
+//
+// A JSM request type without a labels field cannot carry the labels at
+// creation, so each ticket needs a second call, PUT /issue/{key}, to add
+// them. That edit comes after the key is recorded in FORMS_TICKETS, so it
+// does not guard the create → record crash window; it serves operators
+// (finding tickets by label) and later reconciliation (a lost record). It
+// therefore need not hold up the next create: edits wait in a bounded
+// in-process queue and go out on the pacer's low-priority lane, i.e. only
+// with capacity that no create is waiting for.
+//
+// Durability: before the record is written, a marker key
+// "labels.<hash>" is put in FORMS_TICKETS (the job: Jira key and labels)
+// and the record carries labels_pending=true; after the edit succeeded the
+// flag is cleared and the marker deleted. On start the service lists the
+// markers (a server-side filtered key listing, so its cost is the number of
+// pending edits, not the size of the bucket) and queues them again; a
+// later event for a hash whose record still says labels_pending queues it
+// too. The markers live in the existing bucket, so there is no new stream
+// to deploy, and `nats kv ls FORMS_TICKETS` shows what is pending.
+//
+// A marker written just before a crash that prevented the record write
+// still names a ticket that exists: editing it is right, and it makes the
+// next delivery's search by label find the ticket.
+
+// labelMarkerPrefix starts the marker keys (hashes are hex: no clash).
+const labelMarkerPrefix = "labels."
+
+// maxLabelQueue bounds the in-process queue; beyond it the markers alone
+// hold the work, and the queue is refilled from them once it runs dry.
+const maxLabelQueue = 10000
+
+// labelJob is one pending edit, as stored in its marker.
+type labelJob struct {
+	Hash   string    `json:"hash"`
+	Key    string    `json:"key"`
+	Labels []string  `json:"labels"`
+	Since  time.Time `json:"since"`
+}
+
+type labeler struct {
+	kv      jetstream.KeyValue
+	rec     Records
+	jira    Jira
+	pacer   *jira.Pacer
+	log     *slog.Logger
+	metrics *Metrics
+	// minBackoff, maxBackoff shape the retries of transient failures.
+	minBackoff, maxBackoff time.Duration
+
+	mu       sync.Mutex
+	async    bool // run is draining the queue
+	queue    []labelJob
+	known    map[string]bool // hash → queued or being edited
+	failed   map[string]bool // hash → refused by Jira, left visible
+	overflow bool            // markers exist that are not queued
+	wake     chan struct{}
+}
+
+func newLabeler(cfg ProcessorConfig) *labeler {
+	return &labeler{
+		kv: cfg.KV, rec: Records{KV: cfg.KV}, jira: cfg.Jira, pacer: cfg.Pacer, log: cfg.Log, metrics: cfg.Metrics,
+		minBackoff: max(cfg.MinBackoff, 500*time.Millisecond), maxBackoff: max(cfg.MaxBackoff, 30*time.Second),
+		known: map[string]bool{}, failed: map[string]bool{}, wake: make(chan struct{}, 1),
+	}
+}
+
+// mark stores the job's marker; called before the record is written.
+func (l *labeler) mark(ctx context.Context, job *labelJob) {
+	b, err := json.Marshal(job)
+	if err == nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, err = l.kv.Put(wctx, labelMarkerPrefix+job.Hash, b)
+		cancel()
+	}
+	if err != nil {
+		// Still correct: the record's labels_pending flag brings the edit
+		// back when the hash is seen again.
+		l.log.Warn("could not store the pending label edit", "hash", job.Hash, "jira_key", job.Key, "err", err)
+	}
+}
+
+// submit queues the edit when the service drains the queue, or makes it
+// now (normal priority, a few attempts) in one-off commands.
+func (l *labeler) submit(ctx context.Context, job labelJob) {
+	l.mu.Lock()
+	async := l.async
+	l.mu.Unlock()
+	if async {
+		l.enqueue(job)
+		return
+	}
+	if err := l.edit(context.WithoutCancel(ctx), job, false, 4); err == nil {
+		l.done(ctx, job)
+	}
+}
+
+// enqueue adds job unless it is already queued; false when the queue is
+// full (the marker keeps it).
+func (l *labeler) enqueue(job labelJob) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer l.gaugeLocked()
+	if l.known[job.Hash] {
+		return true
+	}
+	if len(l.queue) >= maxLabelQueue {
+		l.overflow = true
+		return false
+	}
+	delete(l.failed, job.Hash) // seen again: one more try
+	l.known[job.Hash] = true
+	l.queue = append(l.queue, job)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (l *labeler) gaugeLocked() {
+	if l.metrics != nil {
+		l.metrics.LabelsPending.Set(float64(len(l.known) + len(l.failed)))
+	}
+}
+
+// start switches to queued edits; run must follow.
+func (l *labeler) start() {
+	l.mu.Lock()
+	l.async = true
+	l.mu.Unlock()
+}
+
+// run drains the queue with workers goroutines until ctx ends, after
+// re-queueing the edits left pending by earlier runs.
+func (l *labeler) run(ctx context.Context, workers int) {
+	l.start()
+	l.reload(ctx)
+	var wg sync.WaitGroup
+	for range max(workers, 1) {
+		wg.Go(func() {
+			for {
+				job, ok := l.next(ctx)
+				if !ok {
+					return
+				}
+				err := l.edit(ctx, job, true, 0)
+				l.mu.Lock()
+				delete(l.known, job.Hash)
+				if err != nil && ctx.Err() == nil {
+					l.failed[job.Hash] = true
+				}
+				l.gaugeLocked()
+				l.mu.Unlock()
+				if err == nil {
+					l.done(ctx, job)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// next is the oldest queued job; it refills the queue from the markers
+// when it ran dry after an overflow.
+func (l *labeler) next(ctx context.Context) (labelJob, bool) {
+	for {
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			job := l.queue[0]
+			l.queue = l.queue[1:]
+			if len(l.queue) > 0 {
+				select {
+				case l.wake <- struct{}{}:
+				default:
+				}
+			}
+			l.mu.Unlock()
+			return job, true
+		}
+		reload := l.overflow
+		l.overflow = false
+		l.mu.Unlock()
+		if reload {
+			l.reload(ctx)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return labelJob{}, false
+		case <-l.wake:
+		}
+	}
+}
+
+// reload queues the edits whose markers are in FORMS_TICKETS.
+func (l *labeler) reload(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	lister, err := l.kv.ListKeysFiltered(lctx, labelMarkerPrefix+">")
+	if err != nil {
+		if ctx.Err() == nil {
+			l.log.Warn("could not list pending label edits; they are retried when their hash is seen again", "err", err)
+		}
+		return
+	}
+	n := 0
+	for k := range lister.Keys() {
+		hash := strings.TrimPrefix(k, labelMarkerPrefix)
+		l.mu.Lock()
+		skip := l.known[hash]
+		l.mu.Unlock()
+		if skip {
+			continue
+		}
+		e, err := l.kv.Get(lctx, k)
+		if err != nil {
+			continue // deleted meanwhile: done
+		}
+		var job labelJob
+		if json.Unmarshal(e.Value(), &job) != nil || job.Key == "" || len(job.Labels) == 0 {
+			l.log.Warn("ignoring an unreadable pending label edit", "key", k)
+			continue
+		}
+		job.Hash = hash
+		if !l.enqueue(job) {
+			_ = lister.Stop()
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		l.log.Info("pending label edits queued again", "count", n)
+	}
+}
+
+// edit adds job's labels in Jira, retrying transient failures with
+// exponential backoff and jitter (honouring Retry-After), at most attempts
+// times (0: until ctx ends). low takes the pacer's low-priority lane.
+func (l *labeler) edit(ctx context.Context, job labelJob, low bool, attempts int) error {
+	b := retry.WithJitterPercent(20, retry.WithCappedDuration(l.maxBackoff, retry.NewExponential(l.minBackoff)))
+	for attempt := 1; ; attempt++ {
+		pctx := ctx
+		if l.pacer != nil {
+			wait := l.pacer.Wait
+			if low {
+				wait = l.pacer.WaitLow
+			}
+			if err := wait(ctx); err != nil {
+				return err
+			}
+			pctx = jira.Paced(ctx)
+		}
+		err := l.jira.AddLabels(pctx, job.Key, job.Labels...)
+		if err == nil {
+			if attempt > 1 {
+				l.log.Info("labels added", "hash", job.Hash, "jira_key", job.Key, "attempt", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, jira.ErrRetryable) && !errors.Is(err, jira.ErrAuth) {
+			// The record holds the key, so idempotency holds; only a search
+			// by label (operators, reconciliation after a lost record) misses
+			// the ticket. The marker stays: visible, and tried again on the
+			// next start or when the hash comes again.
+			l.metrics.labelEditFailed("permanent")
+			l.log.Error("Jira refuses to add the ticket's labels; left pending", "hash", job.Hash, "jira_key", job.Key,
+				"labels", strings.Join(job.Labels, " "), "attempt", attempt, "err", err)
+			return err
+		}
+		l.metrics.labelEditFailed("transient")
+		if attempts > 0 && attempt >= attempts {
+			l.log.Warn("could not add the ticket's labels; left pending", "hash", job.Hash, "jira_key", job.Key, "attempt", attempt, "err", err)
+			return err
+		}
+		d, _ := b.Next()
+		d = max(d, jira.RetryAfter(err))
+		l.log.Warn("adding the ticket's labels failed; retrying", "hash", job.Hash, "jira_key", job.Key, "attempt", attempt,
+			"retry_in", d.String(), "err", err)
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+	}
+}
+
+// done clears the record's labels_pending flag and deletes the marker.
+// Failing here only repeats an idempotent edit later.
+func (l *labeler) done(ctx context.Context, job labelJob) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var err error
+	for range 3 {
+		var r *Record
+		var rev uint64
+		if r, rev, err = l.rec.Get(wctx, job.Hash); err != nil || r == nil || r.State != StateCreated || r.Key != job.Key || !r.LabelsPending {
+			break // nothing to clear (or not ours to clear)
+		}
+		r.LabelsPending = false
+		if _, err = l.rec.Put(wctx, job.Hash, r, rev); !errors.Is(err, errConflict) {
+			break
+		}
+	}
+	if err == nil {
+		err = l.kv.Delete(wctx, labelMarkerPrefix+job.Hash)
+	}
+	if err != nil {
+		l.log.Warn("labels added but still marked pending; the edit will be repeated", "hash", job.Hash, "jira_key", job.Key,
+			"err", fmt.Sprint(err))
+	}
+}

@@ -1,0 +1,116 @@
+package ticketer
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/stream"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestDeferredLabelEditsSurviveARestart: JSM mode adds the labels after the
+// create. Edits left pending by an earlier run are done when the service
+// starts (marker in FORMS_TICKETS) or when their hash comes again (record
+// flag only); an edit Jira refuses stays pending and visible in the
+// metrics; a fresh ticket gets its labels and leaves nothing pending.
+func TestDeferredLabelEditsSurviveARestart(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	mf, _ := filepath.Abs("../../deploy/mapping-jsm.yaml")
+	h.env["MAPPING_FILE"] = mf
+	addr := freeAddr(t)
+	h.env["HTTP_ADDR"] = addr
+	ctx := context.Background()
+	kv, err := stream.EnsureTickets(ctx, h.js, stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := mapping.Load(mf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc, err := jira.New(jira.Options{URL: h.url, Email: testEmail, APIToken: testToken, APIVersion: m.APIVersion()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := jc.Meta(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A run that created two tickets and crashed before adding their
+	// labels: A with its marker, B with the record flag only.
+	evs := sampleEvents(t)
+	created := func(ev *formsv1.FormSubmission, marker bool) (string, *mapping.Request) {
+		t.Helper()
+		req, err := m.Build(ev, meta)
+		if err != nil || !req.LabelsPending {
+			t.Fatalf("build: %v (labels pending %v)", err, req != nil && req.LabelsPending)
+		}
+		key, err := jc.Create(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if marker {
+			putJSON(t, kv, labelMarkerPrefix+ev.GetHash(), labelJob{Hash: ev.GetHash(), Key: key, Labels: req.Labels})
+		}
+		putJSON(t, kv, ev.GetHash(), Record{State: StateCreated, Key: key, Attempt: 1, LabelsPending: true})
+		return key, req
+	}
+	keyA, reqA := created(evs[0], true)
+	keyB, reqB := created(evs[1], false)
+	// An edit Jira will refuse (the issue does not exist).
+	bogus := strings.Repeat("ab", 32)
+	putJSON(t, kv, labelMarkerPrefix+bogus, labelJob{Key: "CP-9999", Labels: []string{"cowjacket-" + bogus}})
+
+	h.publish(evs[1], evs[2]) // B again (skipped as ticketed), C fresh
+	h.start()
+	hasLabel := func(key, label string) bool {
+		for _, is := range h.sb.Issues() {
+			if is.Key == key {
+				return slices.Contains(is.Labels, label)
+			}
+		}
+		return false
+	}
+	h.waitFor("A's labels (from its marker)", 20*time.Second, func() bool { return hasLabel(keyA, reqA.HashLabel) })
+	h.waitFor("B's labels (its hash came again)", 20*time.Second, func() bool { return hasLabel(keyB, reqB.HashLabel) })
+	h.waitFor("C's ticket with its labels", 20*time.Second, func() bool {
+		return len(h.sb.IssueByLabel("cowjacket-"+strings.ToLower(evs[2].GetHash()))) == 1
+	})
+	h.waitFor("one edit left pending (the refused one)", 20*time.Second, func() bool {
+		return metric(addr, "ticketer_label_edits_pending") == 1 &&
+			metric(addr, `ticketer_label_edit_failures_total{class="permanent"}`) == 1
+	})
+	for _, ev := range evs[:3] {
+		h.waitFor("record and marker of "+ev.GetHash()[:8]+" cleared", 5*time.Second, func() bool {
+			r, _, err := (Records{KV: kv}).Get(ctx, ev.GetHash())
+			_, merr := kv.Get(ctx, labelMarkerPrefix+ev.GetHash())
+			return err == nil && r != nil && r.State == StateCreated && !r.LabelsPending && merr != nil
+		})
+	}
+	if _, err := kv.Get(ctx, labelMarkerPrefix+bogus); err != nil {
+		t.Errorf("the refused edit's marker is gone (%v); want it kept, visible", err)
+	}
+	if got := len(h.sb.Issues()); got != 3 {
+		t.Errorf("%d tickets, want 3", got)
+	}
+}
+
+func putJSON(t *testing.T, kv jetstream.KeyValue, key string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(context.Background(), key, b); err != nil {
+		t.Fatal(err)
+	}
+}
