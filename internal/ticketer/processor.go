@@ -822,11 +822,31 @@ func (p *Processor) deadLetter(ctx context.Context, w *work, reason string, caus
 		w.out = &Outcome{Status: StatusRejected, Err: cause, DeadLetter: dl}
 		return
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	ack, err := p.cfg.JS.PublishMsg(pctx, dl.Msg(stream.DLQTicketer, w.it.Data))
+	// Keep trying within this delivery: on the last delivery a Nak would not
+	// bring the event back (MaxDeliver), so giving up here would leave it
+	// in FORMS unflagged. Only shutdown stops the retries.
+	var ack *jetstream.PubAck
+	attempt := 0
+	backoff := retry.WithCappedDuration(5*time.Second, retry.WithJitterPercent(20, retry.NewExponential(200*time.Millisecond)))
+	err := retry.Do(ctx, backoff, func(ctx context.Context) error {
+		attempt++
+		if w.it.KeepAlive != nil {
+			w.it.KeepAlive()
+		}
+		// A publish already sent is not abandoned half-way by shutdown.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		a, err := p.cfg.JS.PublishMsg(pctx, dl.Msg(stream.DLQTicketer, w.it.Data))
+		if err != nil {
+			p.log.Warn("dead-letter publish failed; retrying", "hash", w.hash, "stream_seq", w.it.Seq, "attempt", attempt, "err", err)
+			return retry.RetryableError(err)
+		}
+		ack = a
+		return nil
+	})
 	if err != nil {
-		p.log.Error("dead-letter publish failed; leaving the event for redelivery", "hash", w.hash, "stream_seq", w.it.Seq, "reason", reason, "err", err)
+		p.log.Error("dead-letter publish abandoned at shutdown; the event stays in FORMS (redelivered, or `ticketer replay --from-seq` it)",
+			"hash", w.hash, "stream_seq", w.it.Seq, "reason", reason, "err", err)
 		w.lastErr = fmt.Errorf("dead-letter publish: %w", err)
 		w.out = &Outcome{Status: StatusRetry, Err: w.lastErr, RetryIn: 5 * time.Second}
 		return
