@@ -74,7 +74,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// service's other settings (DATABASE_URL is a secret).
 		r := config.NewReader(get, Vars)
 		addr := r.String("HTTP_ADDR")
-		return Healthcheck(ctx, addr, stdout)
+		return telemetry.Healthcheck(ctx, addr, stdout)
 	}
 	cfg, err := LoadConfig(get)
 	if err != nil {

@@ -13,24 +13,6 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 )
 
-func TestHealthURL(t *testing.T) {
-	for addr, want := range map[string]string{
-		":9102":          "http://127.0.0.1:9102/healthz",
-		"0.0.0.0:8080":   "http://127.0.0.1:8080/healthz",
-		"[::]:9102":      "http://127.0.0.1:9102/healthz",
-		"localhost:9999": "http://127.0.0.1:9999/healthz",
-	} {
-		if got, err := healthURL(addr); err != nil || got != want {
-			t.Errorf("%q: %q %v, want %q", addr, got, err, want)
-		}
-	}
-	for _, bad := range []string{"off", "", "9102", ":0"} {
-		if _, err := healthURL(bad); err == nil || !strings.Contains(err.Error(), "HTTP_ADDR") {
-			t.Errorf("%q: err %v", bad, err)
-		}
-	}
-}
-
 func healthcheck(t *testing.T, addr string) (string, error) {
 	t.Helper()
 	env := map[string]string{"JIRA_URL": "https://jira.example", "JIRA_PAT": "p", "HTTP_ADDR": addr}

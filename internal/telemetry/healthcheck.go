@@ -1,4 +1,4 @@
-package capture
+package telemetry
 
 import (
 	"context"
@@ -14,11 +14,12 @@ import (
 // its own timeout too, 3 s in docker-compose.yml).
 const healthTimeout = 2 * time.Second
 
-// Healthcheck GETs /healthz of the capture running in this container (its
+// Healthcheck GETs /healthz of the service running in this container (its
 // HTTP_ADDR) and fails unless the answer is 200: the distroless image has
-// no curl, so docker-compose runs `capture healthcheck`.
+// no curl, so docker-compose runs `capture healthcheck` / `ticketer
+// healthcheck`.
 func Healthcheck(ctx context.Context, httpAddr string, stdout io.Writer) error {
-	u, err := healthURL(httpAddr)
+	u, err := HealthURL(httpAddr)
 	if err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func Healthcheck(ctx context.Context, httpAddr string, stdout io.Writer) error {
 
 // healthURL is the /healthz URL for a listen address: an unspecified host
 // (":9101", "0.0.0.0:9101", "[::]:9101") is reached on 127.0.0.1.
-func healthURL(httpAddr string) (string, error) {
+func HealthURL(httpAddr string) (string, error) {
 	if httpAddr == "" || httpAddr == "off" {
 		return "", fmt.Errorf("HTTP_ADDR: is %q, so there is no /healthz to check", httpAddr)
 	}
