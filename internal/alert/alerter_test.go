@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestDigestBatchesDeadLettersIntoOneEmail(t *testing.T) {
-	ms := startMailServer(t, serverOpts{starttls: true})
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	cfg := smtpConfig(ms.Addr)
 	a := New(cfg, nil) // sinks from cfg: exercises Config.Sinks
 	if !a.Enabled() {
@@ -34,7 +35,7 @@ func TestDigestBatchesDeadLettersIntoOneEmail(t *testing.T) {
 		}
 	}
 
-	mails := ms.waitMails(t, 1, 2*time.Second)
+	mails := ms.WaitMails(t, 1, 2*time.Second)
 	// Two more digest intervals: nothing else may arrive.
 	time.Sleep(2 * cfg.DigestInterval)
 	if mails = ms.Mails(); len(mails) != 1 {
@@ -44,7 +45,7 @@ func TestDigestBatchesDeadLettersIntoOneEmail(t *testing.T) {
 	if want := "[cowjacket] 25 dead letters in the last 200ms"; m.Subject != want {
 		t.Errorf("Subject = %q, want %q", m.Subject, want)
 	}
-	if !m.TLS || m.User != testUser {
+	if !m.TLS || m.User != smtptest.User {
 		t.Errorf("digest not sent over TLS with credentials: tls=%v user=%q", m.TLS, m.User)
 	}
 	if !strings.Contains(m.Body, "(total 25)") {
@@ -88,8 +89,8 @@ func TestDigestListsTopReasonsAndTheRest(t *testing.T) {
 }
 
 func TestSMTPOutageRetriedLoggedAndRecovered(t *testing.T) {
-	ms := startMailServer(t, serverOpts{starttls: true})
-	ms.failCode.Store(451)
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: true})
+	ms.FailCode.Store(451)
 	cfg := smtpConfig(ms.Addr)
 	logger, logs := testLogger()
 	a := New(cfg, logger)
@@ -98,14 +99,14 @@ func TestSMTPOutageRetriedLoggedAndRecovered(t *testing.T) {
 	a.Notify(JiraAuthFailed(401, "Unauthorized"))
 	// Let two attempts fail, then recover: the third attempt delivers.
 	deadline := time.Now().Add(3 * time.Second)
-	for ms.dataCalls.Load() < 2 {
+	for ms.DataCalls.Load() < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d DATA attempts", ms.dataCalls.Load())
+			t.Fatalf("only %d DATA attempts", ms.DataCalls.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	ms.failCode.Store(0)
-	m := ms.waitMails(t, 1, 3*time.Second)[0]
+	ms.FailCode.Store(0)
+	m := ms.WaitMails(t, 1, 3*time.Second)[0]
 	if m.Subject != "[cowjacket] Jira authentication failing (401)" {
 		t.Errorf("Subject = %q", m.Subject)
 	}
@@ -115,7 +116,7 @@ func TestSMTPOutageRetriedLoggedAndRecovered(t *testing.T) {
 	if !strings.Contains(logs.String(), "451") {
 		t.Errorf("log does not carry the server's reply:\n%s", logs)
 	}
-	if strings.Contains(logs.String(), testPass) {
+	if strings.Contains(logs.String(), smtptest.Pass) {
 		t.Error("log leaks the SMTP password")
 	}
 	// The server stores the mail before the client reads its reply.
@@ -161,9 +162,9 @@ func TestSMTPDownNotifyNeverBlocksAndLaterRecovers(t *testing.T) {
 
 	// The server comes up: the next message is delivered and says that
 	// earlier ones were lost.
-	ms := startMailServer(t, serverOpts{starttls: true, addr: addr})
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: true, Addr: addr})
 	a.Notify(DeadLettered("jira 400", "", 1))
-	mails := ms.waitMails(t, 1, 5*time.Second)
+	mails := ms.WaitMails(t, 1, 5*time.Second)
 	var found bool
 	for _, m := range mails {
 		if strings.Contains(m.Body, "earlier alert messages could not be delivered") {

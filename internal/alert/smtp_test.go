@@ -3,13 +3,14 @@ package alert
 import (
 	"context"
 	"errors"
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestSMTPSinkSendsOverSTARTTLSWithAuth(t *testing.T) {
-	ms := startMailServer(t, serverOpts{starttls: true})
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	sink := NewSMTPSink(smtpConfig(ms.Addr))
 
 	body := "Jira answered 401.\nLine two with ünïcode and a very long line " + strings.Repeat("x", 200)
@@ -24,10 +25,10 @@ func TestSMTPSinkSendsOverSTARTTLSWithAuth(t *testing.T) {
 	if !m.TLS {
 		t.Error("mail was not sent over STARTTLS")
 	}
-	if got := ms.Auths(); len(got) != 1 || got[0] != testUser+":"+testPass {
+	if got := ms.Auths(); len(got) != 1 || got[0] != smtptest.User+":"+smtptest.Pass {
 		t.Errorf("AUTH attempts = %q, want the configured credentials once", got)
 	}
-	if m.User != testUser || m.From != "alerts@cowjacket.test" {
+	if m.User != smtptest.User || m.From != "alerts@cowjacket.test" {
 		t.Errorf("user %q from %q", m.User, m.From)
 	}
 	if strings.Join(m.To, ",") != "admin@cowjacket.test,oncall@cowjacket.test" {
@@ -45,7 +46,7 @@ func TestSMTPSinkSendsOverSTARTTLSWithAuth(t *testing.T) {
 }
 
 func TestSMTPSinkRefusesCredentialsWithoutSTARTTLS(t *testing.T) {
-	ms := startMailServer(t, serverOpts{starttls: false}) // offers AUTH in the clear
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: false}) // offers AUTH in the clear
 	sink := NewSMTPSink(smtpConfig(ms.Addr))
 
 	err := sink.Send(context.Background(), "subject", "body", nil)
@@ -61,13 +62,13 @@ func TestSMTPSinkRefusesCredentialsWithoutSTARTTLS(t *testing.T) {
 	if len(ms.Mails()) != 0 {
 		t.Error("mail was sent without TLS")
 	}
-	if strings.Contains(err.Error(), testPass) {
+	if strings.Contains(err.Error(), smtptest.Pass) {
 		t.Error("error leaks the password")
 	}
 }
 
 func TestSMTPSinkVerifiesCertificateUnlessTold(t *testing.T) {
-	ms := startMailServer(t, serverOpts{starttls: true})
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	cfg := smtpConfig(ms.Addr)
 	cfg.SMTPInsecureSkipVerify = false
 
@@ -81,15 +82,15 @@ func TestSMTPSinkVerifiesCertificateUnlessTold(t *testing.T) {
 }
 
 func TestSMTPSinkClassifiesReplies(t *testing.T) {
-	ms := startMailServer(t, serverOpts{starttls: true})
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	sink := NewSMTPSink(smtpConfig(ms.Addr))
 
-	ms.failCode.Store(451)
+	ms.FailCode.Store(451)
 	err := sink.Send(context.Background(), "s", "b", nil)
 	if err == nil || errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "451") {
 		t.Errorf("451: got %v, want a retryable error naming 451", err)
 	}
-	ms.failCode.Store(0)
+	ms.FailCode.Store(0)
 
 	cfg := smtpConfig(ms.Addr)
 	cfg.SMTPPassword = "wrong"
@@ -106,7 +107,7 @@ func TestSMTPSinkHonoursContext(t *testing.T) {
 	// A server that accepts TCP but never greets: Send must give up when
 	// ctx ends instead of hanging.
 	addr := freeAddr(t)
-	l := listenSilent(t, addr)
+	l := smtptest.ListenSilent(t, addr)
 	defer l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()

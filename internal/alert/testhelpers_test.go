@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"context"
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"log/slog"
 	"strings"
 	"sync"
@@ -123,7 +124,7 @@ func fastConfig() Config {
 func smtpConfig(addr string) Config {
 	c := fastConfig()
 	c.SMTPAddr = addr
-	c.SMTPUsername, c.SMTPPassword = testUser, testPass
+	c.SMTPUsername, c.SMTPPassword = smtptest.User, smtptest.Pass
 	c.SMTPStartTLS, c.SMTPInsecureSkipVerify = true, true
 	c.EmailFrom = "Cowjacket alerts <alerts@cowjacket.test>"
 	c.EmailTo = []string{"admin@cowjacket.test", "oncall@cowjacket.test"}

@@ -2,6 +2,7 @@ package ticketer
 
 import (
 	"context"
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"log/slog"
 	"strings"
 	"sync"
@@ -16,8 +17,8 @@ import (
 
 func (h *harness) alertEnv(smtpAddr string) {
 	h.env["ALERT_SMTP_ADDR"] = smtpAddr
-	h.env["ALERT_SMTP_USERNAME"] = smtpUser
-	h.env["ALERT_SMTP_PASSWORD"] = smtpPass
+	h.env["ALERT_SMTP_USERNAME"] = smtptest.User
+	h.env["ALERT_SMTP_PASSWORD"] = smtptest.Pass
 	h.env["ALERT_SMTP_INSECURE_SKIP_VERIFY"] = "true"
 	h.env["ALERT_EMAIL_FROM"] = "Cowjacket alerts <alerts@cowjacket.test>"
 	h.env["ALERT_EMAIL_TO"] = "admin@cowjacket.test"
@@ -43,20 +44,20 @@ func badRows(t *testing.T) []*formsv1.FormSubmission {
 // one e-mail per event.
 func TestDeadLettersCauseOneDigestEmail(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	ms := startMailServer(t, serverOpts{starttls: true})
+	ms := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	h.alertEnv(ms.Addr)
 	good := sampleEvents(t)[10:15]
 	h.publish(good...)
 	h.publish(badRows(t)...)
 	h.start()
 	h.waitFor("5 tickets and 3 dead letters", 20*time.Second, func() bool { return len(h.sb.Issues()) >= 5 && len(h.dlq()) == 3 })
-	mails := ms.waitMails(t, 1, 10*time.Second)
+	mails := ms.WaitMails(t, 1, 10*time.Second)
 	time.Sleep(2500 * time.Millisecond) // another digest interval: nothing more may come
 	if mails = ms.Mails(); len(mails) != 1 {
 		t.Fatalf("%d mails, want 1 digest", len(mails))
 	}
 	m := mails[0]
-	if !m.TLS || m.User != smtpUser || !strings.Contains(m.Subject, "3 dead letters") {
+	if !m.TLS || m.User != smtptest.User || !strings.Contains(m.Subject, "3 dead letters") {
 		t.Errorf("mail: tls %v user %q subject %q", m.TLS, m.User, m.Subject)
 	}
 	for _, want := range []string{
@@ -74,7 +75,7 @@ func TestDeadLettersCauseOneDigestEmail(t *testing.T) {
 // ticket creation, nor the service's exit.
 func TestSMTPDownKeepsCreatingTickets(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	l := listenSilent(t, "127.0.0.1:0")
+	l := smtptest.ListenSilent(t, "127.0.0.1:0")
 	h.alertEnv(l.Addr().String())
 	h.env["ALERT_DIGEST_INTERVAL"] = "1s"
 	h.env["ALERT_MIN_INTERVAL"] = "1s"

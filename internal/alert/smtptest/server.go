@@ -1,4 +1,7 @@
-package alert
+// Package smtptest is a real SMTP server (go-smtp) for tests, in the spirit
+// of net/http/httptest: STARTTLS with a throwaway certificate, AUTH PLAIN
+// with fixed credentials, injectable failures, and the mails it received.
+package smtptest
 
 import (
 	"crypto/ecdsa"
@@ -25,12 +28,12 @@ import (
 )
 
 const (
-	testUser = "alerts@cowjacket.test"
-	testPass = "s3cret-pa55"
+	User = "alerts@cowjacket.test"
+	Pass = "s3cret-pa55"
 )
 
-// receivedMail is one message the test SMTP server accepted.
-type receivedMail struct {
+// Mail is one message the test SMTP server accepted.
+type Mail struct {
 	From    string
 	To      []string
 	User    string // AUTH PLAIN user the session authenticated as
@@ -40,29 +43,29 @@ type receivedMail struct {
 	Header  mail.Header
 }
 
-// mailServer is a real SMTP server (go-smtp) listening on 127.0.0.1.
-type mailServer struct {
+// Server is a real SMTP server (go-smtp) listening on 127.0.0.1.
+type Server struct {
 	Addr string
 	srv  *smtp.Server
 
-	// failCode, when non-zero, is returned to DATA (e.g. 451) instead of
+	// FailCode, when non-zero, is returned to DATA (e.g. 451) instead of
 	// accepting the message.
-	failCode  atomic.Int32
-	dataCalls atomic.Int32
+	FailCode  atomic.Int32
+	DataCalls atomic.Int32
 
 	mu    sync.Mutex
-	mails []receivedMail
+	mails []Mail
 	auths []string // "user:pass" of every AUTH attempt
 }
 
-type serverOpts struct {
-	starttls bool   // offer STARTTLS with a self-signed certificate
-	addr     string // listen here instead of a fresh port
+type Options struct {
+	StartTLS bool   // offer STARTTLS with a self-signed certificate
+	Addr     string // listen here instead of a fresh port
 }
 
-func startMailServer(t *testing.T, o serverOpts) *mailServer {
+func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	ms := &mailServer{}
+	ms := &Server{}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{ms: ms, conn: c}, nil
 	}))
@@ -70,14 +73,14 @@ func startMailServer(t *testing.T, o serverOpts) *mailServer {
 	s.ErrorLog = log.New(io.Discard, "", 0) // clients hanging up mid-session are expected here
 	s.ReadTimeout = 5 * time.Second
 	s.WriteTimeout = 5 * time.Second
-	if o.starttls {
+	if o.StartTLS {
 		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSignedCert(t)}}
 	} else {
 		// Offer AUTH in the clear: the client must still refuse to use it
 		// when it requires STARTTLS.
 		s.AllowInsecureAuth = true
 	}
-	addr := o.addr
+	addr := o.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -91,20 +94,20 @@ func startMailServer(t *testing.T, o serverOpts) *mailServer {
 	return ms
 }
 
-func (ms *mailServer) Mails() []receivedMail {
+func (ms *Server) Mails() []Mail {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	return append([]receivedMail(nil), ms.mails...)
+	return append([]Mail(nil), ms.mails...)
 }
 
-func (ms *mailServer) Auths() []string {
+func (ms *Server) Auths() []string {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	return append([]string(nil), ms.auths...)
 }
 
-// waitMails waits until at least n mails arrived, failing after timeout.
-func (ms *mailServer) waitMails(t *testing.T, n int, timeout time.Duration) []receivedMail {
+// WaitMails waits until at least n mails arrived, failing after timeout.
+func (ms *Server) WaitMails(t testing.TB, n int, timeout time.Duration) []Mail {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -119,7 +122,7 @@ func (ms *mailServer) waitMails(t *testing.T, n int, timeout time.Duration) []re
 }
 
 type session struct {
-	ms   *mailServer
+	ms   *Server
 	conn *smtp.Conn
 	user string
 	from string
@@ -133,7 +136,7 @@ func (s *session) Auth(string) (sasl.Server, error) {
 		s.ms.mu.Lock()
 		s.ms.auths = append(s.ms.auths, user+":"+pass)
 		s.ms.mu.Unlock()
-		if user != testUser || pass != testPass {
+		if user != User || pass != Pass {
 			return smtp.ErrAuthFailed
 		}
 		s.user = user
@@ -155,12 +158,12 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (s *session) Data(r io.Reader) error {
-	s.ms.dataCalls.Add(1)
+	s.ms.DataCalls.Add(1)
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
 	}
-	if code := s.ms.failCode.Load(); code != 0 {
+	if code := s.ms.FailCode.Load(); code != 0 {
 		return &smtp.SMTPError{Code: int(code), EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 	}
 	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
@@ -177,7 +180,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	_, tlsOn := s.conn.TLSConnectionState()
 	s.ms.mu.Lock()
-	s.ms.mails = append(s.ms.mails, receivedMail{
+	s.ms.mails = append(s.ms.mails, Mail{
 		From: s.from, To: append([]string(nil), s.to...), User: s.user, TLS: tlsOn,
 		Subject: subject, Body: strings.ReplaceAll(string(body), "\r\n", "\n"), Header: msg.Header,
 	})
@@ -189,7 +192,7 @@ func (s *session) Reset()        { s.from, s.to = "", nil }
 func (s *session) Logout() error { return nil }
 
 // selfSignedCert makes a throwaway certificate for 127.0.0.1/localhost.
-func selfSignedCert(t *testing.T) tls.Certificate {
+func selfSignedCert(t testing.TB) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -212,22 +215,9 @@ func selfSignedCert(t *testing.T) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// freeAddr returns an address nothing listens on (until someone does).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-// listenSilent accepts connections and never speaks.
-func listenSilent(t *testing.T, addr string) net.Listener {
+// ListenSilent accepts connections on addr and never speaks: an SMTP server
+// that hangs.
+func ListenSilent(t testing.TB, addr string) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
