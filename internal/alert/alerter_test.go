@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
 )
 
 func TestDigestBatchesDeadLettersIntoOneEmail(t *testing.T) {
@@ -110,7 +111,7 @@ func TestSMTPOutageRetriedLoggedAndRecovered(t *testing.T) {
 	if m.Subject != "[cowjacket] Jira authentication failing (401)" {
 		t.Errorf("Subject = %q", m.Subject)
 	}
-	if n := logs.Count("alert send failed; retrying"); n < 2 {
+	if n := strings.Count(logs.String(), "alert send failed; retrying"); n < 2 {
 		t.Errorf("logged %d retries, want one line per failed attempt (>= 2):\n%s", n, logs)
 	}
 	if !strings.Contains(logs.String(), "451") {
@@ -145,10 +146,10 @@ func TestSMTPDownNotifyNeverBlocksAndLaterRecovers(t *testing.T) {
 	// The digest goes out, fails every attempt and is dropped: one log line
 	// per failed attempt and one for giving up.
 	waitFor(t, 5*time.Second, func() bool { return a.Stats().Failed >= 1 })
-	if got := logs.Count("alert send failed; message dropped"); got != 1 {
+	if got := strings.Count(logs.String(), "alert send failed; message dropped"); got != 1 {
 		t.Errorf("give-up logged %d times, want 1:\n%s", got, logs)
 	}
-	if got := logs.Count("alert send failed; retrying"); got != cfg.SendAttempts-1 {
+	if got := strings.Count(logs.String(), "alert send failed; retrying"); got != cfg.SendAttempts-1 {
 		t.Errorf("retries logged %d times, want %d:\n%s", got, cfg.SendAttempts-1, logs)
 	}
 	// Notify still returns at once while the sink is down.
@@ -190,7 +191,7 @@ func TestFullBufferDropsAreCountedAndReported(t *testing.T) {
 	if got := a.Stats().Dropped; got != 6 {
 		t.Fatalf("Dropped = %d, want 6", got)
 	}
-	if got := logs.Count("alert queue full"); got != 1 {
+	if got := strings.Count(logs.String(), "alert queue full"); got != 1 {
 		t.Errorf("queue-full logged %d times, want once", got)
 	}
 	runAlerter(t, a)
@@ -322,7 +323,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	if calls.Load() != 1 {
 		t.Errorf("permanent failure attempted %d times, want 1", calls.Load())
 	}
-	if logs.Count("retrying") != 0 || logs.Count("message dropped") != 1 {
+	if strings.Count(logs.String(), "retrying") != 0 || strings.Count(logs.String(), "message dropped") != 1 {
 		t.Errorf("logs:\n%s", logs)
 	}
 }

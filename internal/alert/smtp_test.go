@@ -3,10 +3,11 @@ package alert
 import (
 	"context"
 	"errors"
-	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
 )
 
 func TestSMTPSinkSendsOverSTARTTLSWithAuth(t *testing.T) {

@@ -1,35 +1,17 @@
 package alert
 
 import (
-	"bytes"
 	"context"
-	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
+	"github.com/cowjacket/formjira/internal/safebuf"
 )
 
-// syncBuffer is a goroutine-safe log sink for asserting on slog output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) Count(substr string) int { return strings.Count(s.String(), substr) }
+type syncBuffer = safebuf.Buffer
 
 func testLogger() (*slog.Logger, *syncBuffer) {
 	buf := &syncBuffer{}

@@ -8,11 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
-	"github.com/jackc/pglogrepl"
 )
 
 // KindSlotLag is the alert for the replication slot lagging more than

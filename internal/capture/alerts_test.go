@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
-	"github.com/jackc/pglogrepl"
 )
 
 // webhook is an httptest receiver of alert.WebhookSink posts.

@@ -8,14 +8,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/config"
-	"github.com/cowjacket/formjira/internal/pgcdc"
-	"github.com/cowjacket/formjira/internal/stream"
-	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/pgcdc"
+	"github.com/cowjacket/formjira/internal/stream"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 // backfillPage is the keyset page size: big enough to keep JetStream busy,

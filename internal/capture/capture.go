@@ -14,11 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/alert"
-	"github.com/cowjacket/formjira/internal/config"
-	"github.com/cowjacket/formjira/internal/pgcdc"
-	"github.com/cowjacket/formjira/internal/stream"
-	"github.com/cowjacket/formjira/internal/telemetry"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +21,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/pgcdc"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/telemetry"
 )
 
 // ErrAbandon, as the cause of Run's context cancellation, stops the service

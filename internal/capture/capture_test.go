@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/form"
-	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/stream"
 )
 
 // The 200 sample rows, one transaction each, become exactly 197 messages:

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/stream"
-	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5"
 )
 
 // load inserts n distinct rows (one transaction each) in the background and

@@ -11,13 +11,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/pgcdc"
-	"github.com/cowjacket/formjira/internal/stream"
-	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cowjacket/formjira/internal/pgcdc"
+	"github.com/cowjacket/formjira/internal/stream"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 // publisher is the pgcdc.Sink that delivers rows to JetStream and tracks

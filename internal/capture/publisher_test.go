@@ -4,11 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/stream"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // newMsg is stream.NewMsg, faster: same subject, same headers, a body that

@@ -9,11 +9,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/config"
-	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/stream"
 )
 
 // Status prints the slot, the publication, the confirmed LSN, lag and the

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
@@ -15,7 +17,6 @@ import (
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Benchmarks of issue 3 §7. Each iteration is a whole measured run (a

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer"
-	"github.com/nats-io/nats.go"
 )
 
 // TestSamplesEndToEnd: the 200 sample rows, each committed on its own,

@@ -7,12 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestScaleOut is issue 4 §4: a 3-node JetStream cluster with R3 streams,

@@ -2,12 +2,13 @@ package ticketer
 
 import (
 	"context"
-	"github.com/cowjacket/formjira/internal/alert/smtptest"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/alert/smtptest"
 
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/form"

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/stream"
-	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/stream"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 // checkSampleLimit bounds how many recent events of FORMS check reads.

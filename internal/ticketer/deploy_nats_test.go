@@ -11,10 +11,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cowjacket/formjira/internal/localnats"
-	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/localnats"
+	"github.com/cowjacket/formjira/internal/stream"
 )
 
 var update = flag.Bool("update", false, "rewrite deploy/nats/*.json from the services' configurations")

@@ -15,10 +15,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/form"
-	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/stream"
 )
 
 // HeaderReplayedFrom is set on a dead letter that replaced an earlier one

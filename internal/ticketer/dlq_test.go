@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
-	"github.com/nats-io/nats.go"
 )
 
 // cmd runs `ticketer args…` in-process and returns its stdout.

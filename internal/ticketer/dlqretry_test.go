@@ -5,9 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
-	"github.com/nats-io/nats.go"
 )
 
 // TestDeadLetterPublishRetriedWithinTheDelivery: on an event's last

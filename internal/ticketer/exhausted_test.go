@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
-	"github.com/nats-io/nats.go"
 )
 
 // TestTransientFailuresExhaustMaxDeliver: Jira answers only 5xx; after

@@ -10,9 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-retry"
+
+	"github.com/cowjacket/formjira/internal/jira"
 )
 
 // Deferred label edits (JSM mode).

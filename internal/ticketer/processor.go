@@ -11,13 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sethvargo/go-retry"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sethvargo/go-retry"
-	"golang.org/x/sync/errgroup"
 )
 
 // Jira is what the processor needs from Jira (*jira.Client has it).

@@ -9,14 +9,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/alert"
-	"github.com/cowjacket/formjira/internal/jira"
-	"github.com/cowjacket/formjira/internal/stream"
-	"github.com/cowjacket/formjira/internal/telemetry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-retry"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/telemetry"
 )
 
 // drainTimeout is how long in-flight work may finish after SIGTERM; the

@@ -14,10 +14,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/cowjacket/formjira/internal/stream"
 )
 
 // Where the daily figures live:
