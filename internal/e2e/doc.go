@@ -9,5 +9,5 @@
 //	go test -race ./internal/e2e/                              # the tests (~1 min on 2 cores)
 //	go test -run '^$' -bench . -benchtime 1x -count 3 ./internal/e2e/  # the benchmarks
 //
-// Results of the benchmarks are in RESULTS.md next to this file.
+// Results of the benchmarks are in BENCHMARKS.md at the repository root.
 package e2e

@@ -228,7 +228,7 @@ func waitStarted(t *testing.T, p *proc) {
 // all but one of concurrent creates of the same R3 stream unanswered, so
 // each of the others times out; ticketer retries its set-up (service.go
 // setup: per-attempt timeout, capped backoff with jitter) and every replica
-// must come up. Before that fix all but one exited (see RESULTS.md).
+// must come up. Before that fix all but one exited (see BENCHMARKS.md).
 func TestTicketerReplicasStartTogether(t *testing.T) {
 	integration(t)
 	cl := localnats.StartClusterTB(t, 3)
