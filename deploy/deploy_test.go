@@ -115,6 +115,7 @@ func TestCompose(t *testing.T) {
 			t.Errorf("service %s runs %q: no cmd/%s", name, bin, bin)
 			continue
 		}
+		checkSubcommand(t, "service "+name, bin, s.Command[1:])
 		for k := range s.Environment {
 			if !vars[bin][k] {
 				t.Errorf("service %s sets %s, which %s does not read", name, k, bin)
@@ -135,6 +136,14 @@ func TestCompose(t *testing.T) {
 	for _, want := range []string{"capture", "ticketer", "jira-sandbox"} {
 		if !seen[want] {
 			t.Errorf("docker-compose.yml has no %s service", want)
+		}
+	}
+	for name, s := range c.Services {
+		// Official images' plain tags are often FROM scratch (nats: yes):
+		// a health check that runs a shell tool needs an image that has it.
+		if hc := s.Healthcheck.Test; len(hc) > 1 && hc[0] == "CMD" && (hc[1] == "wget" || hc[1] == "curl") &&
+			!strings.Contains(s.Image, "alpine") {
+			t.Errorf("service %s: health check runs %s, which image %s may not have (use an -alpine tag)", name, hc[1], s.Image)
 		}
 	}
 	if !slices.Contains(c.Services["jira-sandbox"].Profiles, "sandbox") {
@@ -159,6 +168,7 @@ type k8sDoc struct {
 				Containers []struct {
 					Name    string   `yaml:"name"`
 					Command []string `yaml:"command"`
+					Args    []string `yaml:"args"`
 					Env     []struct {
 						Name      string `yaml:"name"`
 						Value     string `yaml:"value"`
@@ -239,6 +249,7 @@ func TestKubernetes(t *testing.T) {
 				t.Errorf("deployment %s runs %q: no such binary", d.Metadata.Name, bin)
 				continue
 			}
+			checkSubcommand(t, "deployment "+d.Metadata.Name, bin, append(c.Command[1:], c.Args...))
 			port := defaultPort(t, bin)
 			for _, e := range c.Env {
 				if !vars[bin][e.Name] {
@@ -358,4 +369,44 @@ func TestPostgresSchemaMatchesForm(t *testing.T) {
 	if string(b) != form.SchemaSQL {
 		t.Error("deploy/postgres/01-schema.sql differs from internal/form/fixtures/schema.sql")
 	}
+}
+
+// subcommands each binary accepts as its first argument ("" = the service).
+var subcommands = map[string][]string{
+	"capture":  {"", "backfill", "status", "healthcheck"},
+	"ticketer": {"", "check", "dlq", "replay", "stats", "healthcheck"},
+}
+
+// checkSubcommand fails when a manifest would start a binary with an
+// argument it does not take (e.g. `capture capture`: exit 1, crash loop).
+func checkSubcommand(t *testing.T, where, bin string, args []string) {
+	t.Helper()
+	valid, ok := subcommands[bin]
+	if !ok {
+		return // jira-sandbox takes flags
+	}
+	first := ""
+	if len(args) > 0 {
+		first = args[0]
+	}
+	if !slices.Contains(valid, first) {
+		t.Errorf("%s runs %s %v: %q is not a %s subcommand", where, bin, args, first, bin)
+	}
+}
+
+// The Kubernetes mapping ConfigMap must carry exactly deploy/mapping.yaml.
+func TestMappingConfigMapEqualsMapping(t *testing.T) {
+	want, err := os.ReadFile("mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range readK8s(t) {
+		if d.Kind == "ConfigMap" && d.Metadata.Name == "cowjacket-mapping" {
+			if got := d.Data["mapping.yaml"]; got != string(want) {
+				t.Error("deploy/k8s/mapping-configmap.yaml differs from deploy/mapping.yaml: regenerate it (see its header)")
+			}
+			return
+		}
+	}
+	t.Error("no ConfigMap cowjacket-mapping in deploy/k8s (ticketer mounts it)")
 }
