@@ -228,6 +228,9 @@ func setupOnce(ctx context.Context, cfg Config) error {
 	if err := pgcdc.Check(cctx, conn, cfg.Table); err != nil {
 		return err
 	}
+	if err := pgcdc.CheckColumns(cctx, conn, cfg.Table, "HASH_FIELDS", cfg.HashFields); err != nil {
+		return err
+	}
 	return pgcdc.Setup(cctx, conn, cfg.Table, cfg.Publication, cfg.Slot)
 }
 
@@ -276,7 +279,7 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 			nc.Close()
 			return nil, nil, ctx.Err()
 		}
-		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", cfg.NATSURL, "error", err.Error(), "attempt", attempt)
+		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", config.Redact(cfg.NATSURL), "error", err.Error(), "attempt", attempt)
 		select {
 		case <-ctx.Done():
 		case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):

@@ -107,6 +107,7 @@ func TestStartupChecks(t *testing.T) {
 		{"bad MAX_IN_FLIGHT", map[string]string{"MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"},
 		{"STATUS_INTERVAL too long", map[string]string{"STATUS_INTERVAL": "1m"}, "STATUS_INTERVAL"},
 		{"missing table", map[string]string{"FORM_TABLE": "public.nope"}, "table public.nope does not exist"},
+		{"HASH_FIELDS typo", map[string]string{"HASH_FIELDS": "newusername,emial"}, `HASH_FIELDS: column "emial" is not in public.form_submissions`},
 		{"role without REPLICATION", map[string]string{"DATABASE_URL": noRepl}, "ALTER ROLE norepl REPLICATION"},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -232,11 +233,35 @@ func (r *Reader) URL(name string, schemes ...string) string {
 	return s
 }
 
-// Redact hides a URL's password, for logs and status output.
+// Redact hides a URL's secrets, for logs and status output: the password,
+// a password in the query (libpq's ?password=), and a NATS token (user
+// without password). A comma-separated server list is redacted item by item.
 func Redact(raw string) string {
+	if strings.Contains(raw, ",") {
+		parts := strings.Split(raw, ",")
+		for i, p := range parts {
+			parts[i] = Redact(strings.TrimSpace(p))
+		}
+		return strings.Join(parts, ",")
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
+	}
+	if u.User != nil {
+		_, hasPass := u.User.Password()
+		if !hasPass && slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) {
+			u.User = url.User("xxxxx")
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") || strings.EqualFold(k, "token") {
+			q.Set(k, "xxxxx")
+		}
+	}
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }

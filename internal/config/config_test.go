@@ -75,3 +75,24 @@ func TestUsageHidesSecrets(t *testing.T) {
 		t.Errorf("usage:\n%s", b.String())
 	}
 }
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://capture:hunter2@db:5432/forms?sslmode=disable", "postgres://capture:xxxxx@db:5432/forms?sslmode=disable"},
+		{"postgres://capture@db/forms?password=hunter2&sslmode=require", "postgres://capture@db/forms?password=xxxxx&sslmode=require"},
+		{"nats://s3cr3ttoken@nats:4222", "nats://xxxxx@nats:4222"},
+		{"nats://u:hunter2@a:4222,nats://u:hunter2@b:4222", "nats://u:xxxxx@a:4222,nats://u:xxxxx@b:4222"},
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+	}
+	for _, tt := range tests {
+		got := Redact(tt.in)
+		if got != tt.want {
+			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		for _, secret := range []string{"hunter2", "s3cr3ttoken"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("Redact(%q) leaks %s", tt.in, secret)
+			}
+		}
+	}
+}

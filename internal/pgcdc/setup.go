@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -70,6 +71,30 @@ func Check(ctx context.Context, conn *pgx.Conn, t Table) error {
 	}
 	if !exists {
 		return startupErr("table %s does not exist: create it (forms/schema.sql) or set FORM_TABLE", t)
+	}
+	return nil
+}
+
+// CheckColumns fails when a configured column (HASH_FIELDS) is not a column
+// of the table: a typo would make every row hash alike, and JetStream would
+// then drop all rows but one as duplicates.
+func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	rows, err := conn.Query(ctx,
+		"SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum", t.Ident())
+	if err != nil {
+		return fmt.Errorf("read columns of %s: %w", t, err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read columns of %s: %w", t, err)
+	}
+	for _, n := range names {
+		if !slices.Contains(cols, n) {
+			return startupErr("%s: column %q is not in %s (its columns: %s)", variable, n, t, strings.Join(cols, ", "))
+		}
 	}
 	return nil
 }
