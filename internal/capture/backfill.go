@@ -52,6 +52,9 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 	if err != nil {
 		return res, err
 	}
+	if err := pgcdc.CheckColumns(ctx, conn, cfg.Table, "HASH_FIELDS", cfg.HashFields); err != nil {
+		return res, err
+	}
 	var pk *tableColumn
 	hasCreatedAt := false
 	for i := range cols {
