@@ -32,7 +32,7 @@ proto:
 proto-check:
 	@./scripts/ensure-deps.sh --proto
 	./proto/generate.sh
-	@git diff --exit-code -- proto || { echo "generated code is stale: run make proto and commit"; exit 1; }
+	@if [ -n "$$(git status --porcelain -- proto)" ]; then git status --short -- proto; git diff -- proto | head -40; echo "generated code is stale: run make proto and commit"; exit 1; fi
 
 build:
 	$(GO) build -o bin/ ./cmd/...
