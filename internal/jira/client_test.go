@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/mapping"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 const (
@@ -146,4 +148,53 @@ func TestPacerHonoursRetryAfter(t *testing.T) {
 		t.Errorf("rate %v after a 429, want slowed", p.Rate())
 	}
 	_ = http.StatusOK
+}
+
+// TestFindByTextFindsJSMRequestByHash: a JSM request carries its record
+// hash only in the description until the deferred label edit; FindByText
+// finds it there (once the index caught up), with either API version.
+func TestFindByTextFindsJSMRequestByHash(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	_, url := sandbox(t, jirasandbox.Options{SearchDelay: delay})
+	m, err := mapping.Load("../../deploy/mapping-jsm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := form.Samples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := form.NewEvent(samples[0].Columns(), []string{"id"}, nil, &formsv1.Source{}, time.Now())
+	ctx := context.Background()
+	c, _ := New(Options{URL: url, Email: email, APIToken: token})
+	meta, err := c.Meta(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := m.Build(ev, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !req.LabelsPending {
+		t.Fatal("request type 41 has no labels field: want LabelsPending")
+	}
+	key, err := c.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	if found, err := c.FindByText(ctx, "CP", []string{ev.GetHash()}); err != nil || (time.Since(created) < delay && len(found) != 0) {
+		t.Fatalf("before the index caught up: %v, %v", found, err)
+	}
+	if found, _ := c.FindByLabels(ctx, []string{req.HashLabel}); len(found) != 0 {
+		t.Fatalf("found by label before any label edit: %v", found)
+	}
+	time.Sleep(time.Until(created.Add(delay + 50*time.Millisecond)))
+	for _, v := range []int{2, 3} {
+		c, _ := New(Options{URL: url, Email: email, APIToken: token, APIVersion: v})
+		found, err := c.FindByText(ctx, "CP", []string{ev.GetHash(), strings.Repeat("0", 64)})
+		if err != nil || len(found) != 1 || len(found[ev.GetHash()]) != 1 || found[ev.GetHash()][0] != key {
+			t.Errorf("API v%d: found %v, %v; want %s for the hash only", v, found, err, key)
+		}
+	}
 }

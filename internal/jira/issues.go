@@ -178,40 +178,88 @@ func (c *Client) FindByLabels(ctx context.Context, labels []string) (map[string]
 		quoted[i] = strconv.Quote(l)
 	}
 	jql := "labels in (" + strings.Join(quoted, ", ") + ") ORDER BY created ASC"
+	err := c.search(ctx, jql, []string{"labels"}, func(key string, fields json.RawMessage) {
+		var f struct {
+			Labels []string `json:"labels"`
+		}
+		_ = json.Unmarshal(fields, &f)
+		for _, l := range f.Labels {
+			if want[l] {
+				out[l] = append(out[l], key)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// FindByText looks up issues of project whose summary or description
+// holds each word verbatim (a record hash, which a JSM request without a
+// labels field carries in its description from the create on): word →
+// keys (oldest first); words without issues are absent. Jira's text search
+// ("text ~") matches by its own tokenizing and stemming, so every hit is
+// checked here to really contain the word. One search per word.
+func (c *Client) FindByText(ctx context.Context, project string, words []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, w := range words {
+		if w == "" || strings.ContainsAny(w, "\"\\") {
+			return nil, fmt.Errorf("jira search: %q cannot be searched as one word: %w", w, ErrPermanent)
+		}
+		if _, done := out[w]; done {
+			continue
+		}
+		jql := "project = " + strconv.Quote(project) + " AND text ~ " + strconv.Quote(`"`+w+`"`) + " ORDER BY created ASC"
+		lw := strings.ToLower(w)
+		err := c.search(ctx, jql, []string{"summary", "description"}, func(key string, fields json.RawMessage) {
+			// The raw fields (a string in v2, a document in v3) hold the
+			// word as sent: it is letters and digits only.
+			if strings.Contains(strings.ToLower(string(fields)), lw) {
+				out[w] = append(out[w], key)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if len(out[w]) == 0 {
+			delete(out, w)
+		}
+	}
+	return out, nil
+}
+
+// search runs jql (the enhanced /search/jql, token paging) and calls fn
+// with each issue's key and requested fields.
+func (c *Client) search(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
 	token := ""
 	for range 100 {
-		body := map[string]any{"jql": jql, "fields": []string{"labels"}, "maxResults": 100}
+		body := map[string]any{"jql": jql, "fields": fields, "maxResults": 100}
 		if token != "" {
 			body["nextPageToken"] = token
 		}
 		_, raw, err := c.do(ctx, c.platform, "search", http.MethodPost, c.api("search/jql"), body)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var page struct {
 			Issues []struct {
-				Key    string `json:"key"`
-				Fields struct {
-					Labels []string `json:"labels"`
-				} `json:"fields"`
+				Key    string          `json:"key"`
+				Fields json.RawMessage `json:"fields"`
 			} `json:"issues"`
 			NextPageToken string `json:"nextPageToken"`
 			IsLast        *bool  `json:"isLast"`
 		}
 		if err := json.Unmarshal(raw, &page); err != nil {
-			return nil, fmt.Errorf("jira search: decode: %w", err)
+			return fmt.Errorf("jira search: decode: %w", err)
 		}
 		for _, is := range page.Issues {
-			for _, l := range is.Fields.Labels {
-				if want[l] {
-					out[l] = append(out[l], is.Key)
-				}
-			}
+			fn(is.Key, is.Fields)
 		}
 		if page.NextPageToken == "" || (page.IsLast != nil && *page.IsLast) {
-			return out, nil
+			return nil
 		}
 		token = page.NextPageToken
 	}
-	return out, nil
+	return nil
 }

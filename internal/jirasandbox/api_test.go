@@ -278,6 +278,9 @@ func TestRateLimit(t *testing.T) {
 	if !slices.Equal(statuses, []int{200, 200, 429, 200}) {
 		t.Fatalf("statuses = %v", statuses)
 	}
+	if reqs[2].RetryAfter != time.Duration(retry)*time.Second || reqs[3].RetryAfter != 0 {
+		t.Errorf("request log Retry-After: %v on the 429, %v on the next; want %ds, 0", reqs[2].RetryAfter, reqs[3].RetryAfter, retry)
+	}
 	if gap := reqs[3].Time.Sub(reqs[2].Time); gap < time.Duration(retry)*time.Second {
 		t.Errorf("request log times: retry came %v after the 429", gap)
 	}

@@ -2,16 +2,82 @@ package jirasandbox
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // jqlQuery is the small subset of JQL the ticketer needs for reconciling:
-// clauses on labels, project and key joined by AND, each "=" or "in (…)".
+// clauses on labels, project and key joined by AND, each "=" or "in (…)",
+// and text searches "text ~ …" / "description ~ …".
 type jqlQuery struct {
 	projects [][]string // per clause, any of
 	labels   [][]string
 	keys     [][]string
+	texts    []textClause
+}
+
+// textClause is "field ~ value". Like Jira's index, it matches words, not
+// characters: the value and the field text are split into lowercase words
+// (runs of letters and digits). A value in double quotes inside the JQL
+// string ("\"a b\"") is a phrase: its words must appear together and in
+// order; otherwise every word must appear somewhere.
+type textClause struct {
+	field  string // "text" (summary, description and every text field) or "description"
+	words  []string
+	phrase bool
+}
+
+func (c textClause) matches(is *Issue) bool {
+	var text []string
+	if c.field == "description" {
+		text = collectWords(is.Fields["description"], nil)
+	} else {
+		for _, id := range slices.Sorted(maps.Keys(is.Fields)) {
+			if id == "summary" || id == "description" || strings.HasPrefix(id, "customfield_") || id == "environment" {
+				text = collectWords(is.Fields[id], text)
+			}
+		}
+	}
+	if c.phrase {
+		for i := 0; i+len(c.words) <= len(text); i++ {
+			if slices.Equal(text[i:i+len(c.words)], c.words) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, w := range c.words {
+		if !slices.Contains(text, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// collectWords appends the words of every string in v (a plain value, an
+// option object, a list, an Atlassian document).
+func collectWords(v any, out []string) []string {
+	switch v := v.(type) {
+	case string:
+		out = append(out, words(v)...)
+	case []any:
+		for _, e := range v {
+			out = collectWords(e, out)
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if k == "text" || k == "value" || k == "content" {
+				out = collectWords(v[k], out)
+			}
+		}
+	}
+	return out
+}
+
+func words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
 
 func (q jqlQuery) matches(is *Issue, projectKey, projectID string) bool {
@@ -27,6 +93,11 @@ func (q jqlQuery) matches(is *Issue, projectKey, projectID string) bool {
 	}
 	for _, set := range q.keys {
 		if !slices.ContainsFunc(set, func(k string) bool { return strings.EqualFold(k, is.Key) || k == is.ID }) {
+			return false
+		}
+	}
+	for _, c := range q.texts {
+		if !c.matches(is) {
 			return false
 		}
 	}
@@ -73,7 +144,24 @@ func parseJQL(src string) (jqlQuery, error) {
 			return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting operator but got the end of the query after '%s'.", f.text))
 		}
 		var values []string
+		textField := field == "text" || field == "description"
 		switch {
+		case textField && !(!op.quoted && op.text == "~"):
+			return q, jqlError(fmt.Sprintf("Error in the JQL Query: The operator '%s' is not supported by the '%s' field.", op.text, f.text))
+		case textField:
+			v, ok := next()
+			if !ok || (!v.quoted && isPunct(v.text)) {
+				return q, jqlError("Error in the JQL Query: Expecting either a value, list or function but got the end of the query.")
+			}
+			c := textClause{field: field}
+			val := strings.TrimSpace(v.text)
+			if len(val) >= 2 && strings.HasPrefix(val, `"`) && strings.HasSuffix(val, `"`) {
+				c.phrase, val = true, val[1:len(val)-1]
+			}
+			if c.words = words(val); len(c.words) == 0 {
+				return q, jqlError(fmt.Sprintf("Error in the JQL Query: The text query '%s' for field '%s' is not valid.", v.text, f.text))
+			}
+			q.texts = append(q.texts, c)
 		case !op.quoted && op.text == "=":
 			v, ok := next()
 			if !ok || (!v.quoted && isPunct(v.text)) {
@@ -105,6 +193,7 @@ func parseJQL(src string) (jqlQuery, error) {
 			return q, jqlError(fmt.Sprintf("Error in the JQL Query: The operator '%s' is not supported by this sandbox.", op.text))
 		}
 		switch field {
+		case "text", "description":
 		case "labels":
 			q.labels = append(q.labels, values)
 		case "project":
@@ -127,7 +216,7 @@ func parseJQL(src string) (jqlQuery, error) {
 		}
 		return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting 'AND' but got '%s'.", conj.text))
 	}
-	if len(q.projects)+len(q.labels)+len(q.keys) == 0 {
+	if len(q.projects)+len(q.labels)+len(q.keys)+len(q.texts) == 0 {
 		return q, jqlError("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
 	}
 	// ORDER BY: accepted and ignored (results are newest first).

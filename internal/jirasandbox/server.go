@@ -93,6 +93,8 @@ type Request struct {
 	Method string
 	Path   string
 	Status int
+	// RetryAfter is the answer's Retry-After (a 429's), 0 when it had none.
+	RetryAfter time.Duration
 }
 
 // Server is the sandbox; it implements http.Handler.
@@ -209,8 +211,12 @@ func (s *Server) apiMiddleware(next http.Handler) http.Handler {
 		arrived := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		defer func() {
+			var retryAfter time.Duration
+			if secs, err := strconv.Atoi(rec.Header().Get("Retry-After")); err == nil {
+				retryAfter = time.Duration(secs) * time.Second
+			}
 			s.mu.Lock()
-			s.requests = append(s.requests, Request{Time: arrived, Method: r.Method, Path: r.URL.Path, Status: rec.status})
+			s.requests = append(s.requests, Request{Time: arrived, Method: r.Method, Path: r.URL.Path, Status: rec.status, RetryAfter: retryAfter})
 			s.mu.Unlock()
 		}()
 

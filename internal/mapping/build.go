@@ -89,6 +89,7 @@ func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *Meta) (*Request, error
 			b.values["labels"] = req.Labels
 		} else {
 			req.LabelsPending = true
+			b.carryHash()
 		}
 		if m.raiseOnBehalfOf != "" {
 			req.RaiseOnBehalfOf = b.requester()
@@ -211,6 +212,40 @@ func (b *builder) description() {
 	} else {
 		b.values["description"] = s
 	}
+}
+
+// hashLine is how a request without labels carries its record hash.
+const hashLine = "Record hash: "
+
+// carryHash makes sure a JSM request that cannot carry the hash label at
+// creation carries the record hash verbatim in its description: the create
+// itself then holds what reconciliation searches for (text ~ "\"<hash>\"")
+// when its outcome is unknown. A description template that does not show
+// {{.Hash}} gets a "Record hash: <hash>" line appended.
+func (b *builder) carryHash() {
+	h := b.ev.GetHash()
+	if h == "" || slices.ContainsFunc(b.problems, func(p FieldError) bool { return p.FieldID == "description" }) {
+		return
+	}
+	d, _ := b.values["description"].(string)
+	if strings.Contains(strings.ToLower(d), strings.ToLower(h)) {
+		return
+	}
+	if b.meta != nil {
+		if _, ok := b.meta.field("description"); !ok {
+			b.problem("description", "", "the request type has neither a labels nor a description field, so the record hash cannot travel with the request (ticketer finds a request whose create had an unknown outcome by it)")
+			return
+		}
+	}
+	if d != "" {
+		d += "\n\n"
+	}
+	d += hashLine + h
+	if n := runes(d); n > maxTextarea {
+		b.problem("description", "", "is %d characters with the record hash line; Jira allows at most %d", n, maxTextarea)
+		return
+	}
+	b.values["description"] = d
 }
 
 // requester is the raiseOnBehalfOf e-mail; JSM answers an unknown or

@@ -55,7 +55,11 @@ type Request struct {
 	// only when the request type offers a labels field — otherwise
 	// LabelsPending is true and ticketer adds them after creating with
 	// PUT /rest/api/N/issue/{key} {"update":{"labels":[{"add":"…"}]}},
-	// since the hash label is what JQL reconciliation finds.
+	// for operators' searches. A create with LabelsPending carries the
+	// hash verbatim in its description instead ("Record hash: <hash>",
+	// appended when the description template does not show {{.Hash}}), and
+	// reconciliation searches for it there (text ~), since the label edit
+	// may never have happened.
 	Labels        []string
 	LabelsPending bool
 }

@@ -214,6 +214,9 @@ func (s *service) afterBatch(items []Item, outs []Outcome) {
 
 // jiraObserved is Env.Jira with an extra Observe hook.
 func (e *Env) jiraObserved(m *mapping.Mapping, pacer *jira.Pacer, observe func(op string, status int, d time.Duration)) (*jira.Client, error) {
+	if err := e.Config.RequireJira(); err != nil {
+		return nil, err
+	}
 	c, err := jira.New(jira.Options{
 		URL: e.Config.JiraURL, Email: e.Config.JiraEmail, APIToken: e.Config.JiraAPIToken, PAT: e.Config.JiraPAT,
 		APIVersion: m.APIVersion(), Timeout: e.Config.JiraTimeout, Pacer: pacer, Observe: observe,

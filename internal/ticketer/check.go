@@ -23,6 +23,9 @@ func runCheck(ctx context.Context, env *Env, args []string) error {
 	if len(args) > 0 {
 		return fmt.Errorf("check: unexpected arguments %q", args)
 	}
+	if err := env.Config.RequireJira(); err != nil {
+		return err
+	}
 	m, err := env.Mapping()
 	if err != nil {
 		return err

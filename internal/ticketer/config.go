@@ -1,8 +1,10 @@
 package ticketer
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,8 +60,18 @@ type Config struct {
 
 // LoadConfig reads the configuration; the error is one line naming the
 // variable.
+//
+// The Jira settings are read but not required here: commands that never
+// call Jira (dlq list, dlq show, stats, healthcheck) work without them.
+// Those that do call RequireJira.
 func LoadConfig(get func(string) string) (*Config, error) {
-	r := config.NewReader(get, Vars)
+	vars := slices.Clone(Vars)
+	for i := range vars {
+		if vars[i].Name == "JIRA_URL" {
+			vars[i].Required = false
+		}
+	}
+	r := config.NewReader(get, vars)
 	c := &Config{
 		NATSURL:        r.String("NATS_URL"),
 		JiraURL:        r.URL("JIRA_URL", "http", "https"),
@@ -97,11 +109,6 @@ func LoadConfig(get func(string) string) (*Config, error) {
 	switch {
 	case c.BatchSize > 50:
 		return nil, fmt.Errorf("BATCH_SIZE: at most 50 (Jira's bulk create limit), got %d", c.BatchSize)
-	case c.JiraPAT == "" && (c.JiraEmail == "" || c.JiraAPIToken == ""):
-		if c.JiraEmail == "" {
-			return nil, fmt.Errorf("JIRA_EMAIL: required with JIRA_API_TOKEN (or set JIRA_PAT)")
-		}
-		return nil, fmt.Errorf("JIRA_API_TOKEN: required with JIRA_EMAIL (or set JIRA_PAT)")
 	case len(c.Backoff) >= c.MaxDeliver:
 		return nil, fmt.Errorf("BACKOFF: %d delays need MAX_DELIVER above %d, got %d", len(c.Backoff), len(c.Backoff), c.MaxDeliver)
 	case c.MaxAckPending < c.BatchSize*c.Concurrency:
@@ -110,6 +117,21 @@ func LoadConfig(get func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("MAPPING_FILE: required")
 	}
 	return c, nil
+}
+
+// RequireJira checks the Jira settings, for the commands that call Jira
+// (the service, check, replay, dlq replay); the error is one line naming
+// the variable.
+func (c *Config) RequireJira() error {
+	switch {
+	case c.JiraURL == "":
+		return errors.New("JIRA_URL: required but not set (see --help)")
+	case c.JiraPAT == "" && c.JiraEmail == "":
+		return errors.New("JIRA_EMAIL: required with JIRA_API_TOKEN (or set JIRA_PAT)")
+	case c.JiraPAT == "" && c.JiraAPIToken == "":
+		return errors.New("JIRA_API_TOKEN: required with JIRA_EMAIL (or set JIRA_PAT)")
+	}
+	return nil
 }
 
 // redelivery is the delay before delivery n+1 after delivery n failed.

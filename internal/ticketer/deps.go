@@ -26,6 +26,9 @@ func (e *Env) Mapping() (*mapping.Mapping, error) {
 // Jira is a client for the mapping's API version, pacing with pacer (nil:
 // a private one at JIRA_RATE).
 func (e *Env) Jira(m *mapping.Mapping, pacer *jira.Pacer, metrics *Metrics) (*jira.Client, error) {
+	if err := e.Config.RequireJira(); err != nil {
+		return nil, err
+	}
 	if pacer == nil {
 		pacer = jira.NewPacer(e.Config.JiraRate)
 	}

@@ -155,6 +155,16 @@ func who(name, email string) string {
 	return "?"
 }
 
+// fromCapture: capture dead-lettered it (an undecodable or too large
+// row), so it is no event ticketer may turn into a ticket.
+func (e *DeadLetterEntry) fromCapture() bool {
+	return e.dl.DeadLetteredBy == "capture" || e.Subject == stream.DLQCapture
+}
+
+func captureSkipped(n int) string {
+	return fmt.Sprintf("%d capture dead letter(s) skipped: fix the row in the database, then `capture backfill`", n)
+}
+
 // dlqStream opens FORMS_DLQ.
 func dlqStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	st, err := js.Stream(ctx, stream.DLQ)
@@ -410,11 +420,31 @@ func dlqReplay(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "%s is empty: nothing to replay\n", stream.DLQ)
 		return nil
 	}
-	res, err := r.replayDeadLetters(ctx, st, entries)
+	// capture's dead letters are rows it could not turn into an event (or
+	// whose event was too large): their values may be truncated, so a
+	// ticket must never be made from them. The row is fixed at the source.
+	var ours []*DeadLetterEntry
+	fromCapture := 0
+	for _, e := range entries {
+		if !e.fromCapture() {
+			ours = append(ours, e)
+			continue
+		}
+		fromCapture++
+		fmt.Fprintf(env.Stdout, "DLQ %d (hash %s, %s): dead-lettered by capture (%s), not replayed\n",
+			e.Seq, shortHash(e.Hash), who(e.Name, e.Email), cmpOr(e.Reason, "?"))
+	}
+	res, err := r.replayDeadLetters(ctx, st, ours)
 	fmt.Fprintf(env.Stdout, "dlq replay: %d replayed: %d created, %d skipped (already ticketed), %d still failing (kept in %s)\n",
 		res.Replayed, res.Created, res.Skipped, res.Failing, stream.DLQ)
+	if fromCapture > 0 {
+		fmt.Fprintf(env.Stdout, "%s\n", captureSkipped(fromCapture))
+	}
 	if err != nil {
 		return err
+	}
+	if fromCapture > 0 && !*all {
+		return fmt.Errorf("dlq replay: %s", captureSkipped(fromCapture))
 	}
 	if missing > 0 {
 		return fmt.Errorf("dlq replay: %d sequence(s) not found", missing)

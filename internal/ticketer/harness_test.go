@@ -184,6 +184,34 @@ func (h *harness) assertOneTicketPerHash(evs []*formsv1.FormSubmission) {
 	}
 }
 
+// assertOneRequestPerHash checks every event has exactly one ticket by
+// the record hash in its description (JSM requests carry their labels only
+// after a deferred edit, which a duplicate would never get).
+func (h *harness) assertOneRequestPerHash(evs []*formsv1.FormSubmission) {
+	h.t.Helper()
+	issues := h.sb.Issues()
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		hash := ev.GetHash()
+		if seen[hash] {
+			continue
+		}
+		seen[hash] = true
+		var keys []string
+		for _, is := range issues {
+			if d, _ := is.Fields["description"].(string); strings.Contains(d, "Record hash: "+hash) {
+				keys = append(keys, is.Key)
+			}
+		}
+		if len(keys) != 1 {
+			h.t.Errorf("hash %s: tickets %v, want 1", hash, keys)
+		}
+	}
+	if got, want := len(issues), len(seen); got != want {
+		h.t.Errorf("%d tickets in Jira, want %d", got, want)
+	}
+}
+
 func (h *harness) dlq() []jetstream.RawStreamMsg {
 	h.t.Helper()
 	ctx := context.Background()

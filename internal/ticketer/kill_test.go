@@ -17,24 +17,42 @@ import (
 )
 
 // TestKilledBetweenCreateAndRecord builds the real binary and SIGKILLs it
-// while Jira is creating a bulk of issues, before the answer (and so the
-// KV record) can reach it. The restarted ticketer must find those tickets
-// by label instead of creating them again, and lose nothing.
+// while Jira is creating (a bulk of issues; in JSM mode one request),
+// before the answer (and so the KV record) can reach it. The restarted
+// ticketer must find those tickets (by label; a JSM request, whose labels
+// only follow in an edit, by the record hash in its description) instead
+// of creating them again, and lose nothing.
 func TestKilledBetweenCreateAndRecord(t *testing.T) {
-	h := newHarness(t, jirasandbox.Options{SearchDelay: 200 * time.Millisecond})
+	if testing.Short() {
+		t.Skip("integration test: real nats-server and Jira sandbox")
+	}
 	bin := filepath.Join(t.TempDir(), "ticketer")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ticketer").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	for _, tc := range []struct {
+		name, mapping, createPath string
+		events                    int
+	}{
+		{"platform", "../../deploy/mapping.yaml", "/issue/bulk", 80},
+		{"jsm", "../../deploy/mapping-jsm.yaml", "/rest/servicedeskapi/request", 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) { killedBetweenCreateAndRecord(t, bin, tc.mapping, tc.createPath, tc.events) })
+	}
+}
+
+func killedBetweenCreateAndRecord(t *testing.T, bin, mappingFile, createPath string, events int) {
+	h := newHarness(t, jirasandbox.Options{SearchDelay: 200 * time.Millisecond})
+	h.env["MAPPING_FILE"], _ = filepath.Abs(mappingFile)
 
 	var proc atomic.Pointer[os.Process]
-	var bulks atomic.Int32
+	var creates atomic.Int32
 	killed := make(chan struct{})
 	var once sync.Once
-	// The third bulk create reaches Jira and creates its issues; then the
+	// The third create reaches Jira and creates its issues; then the
 	// process dies before it reads the answer.
 	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/issue/bulk") && bulks.Add(1) == 3 {
+		if strings.HasSuffix(r.URL.Path, createPath) && creates.Add(1) == 3 {
 			rec := httptest.NewRecorder()
 			h.sb.ServeHTTP(rec, r)
 			once.Do(func() {
@@ -67,13 +85,13 @@ func TestKilledBetweenCreateAndRecord(t *testing.T) {
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		return cmd
 	}
-	evs := sampleEvents(t)[:80]
+	evs := sampleEvents(t)[:events]
 	h.publish(evs...)
 	first := start()
 	select {
 	case <-killed:
 	case <-time.After(30 * time.Second):
-		t.Fatal("the third bulk create never came")
+		t.Fatal("the third create never came")
 	}
 	_ = first.Wait()
 	createdBeforeKill := len(h.sb.Issues())
@@ -94,5 +112,9 @@ func TestKilledBetweenCreateAndRecord(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("ticketer did not exit within 10s of SIGTERM")
 	}
-	h.assertOneTicketPerHash(evs)
+	if strings.Contains(createPath, "servicedesk") {
+		h.assertOneRequestPerHash(evs)
+	} else {
+		h.assertOneTicketPerHash(evs)
+	}
 }

@@ -21,8 +21,9 @@ import (
 // A JSM request type without a labels field cannot carry the labels at
 // creation, so each ticket needs a second call, PUT /issue/{key}, to add
 // them. That edit comes after the key is recorded in FORMS_TICKETS, so it
-// does not guard the create → record crash window; it serves operators
-// (finding tickets by label) and later reconciliation (a lost record). It
+// does not guard the create → record crash window (reconciliation finds a
+// request by the record hash in its description, which the create itself
+// carries); it serves operators (finding tickets by label). It
 // therefore need not hold up the next create: edits wait in a bounded
 // in-process queue and go out on the pacer's low-priority lane, i.e. only
 // with capacity that no create is waiting for.
@@ -38,8 +39,7 @@ import (
 // to deploy, and `nats kv ls FORMS_TICKETS` shows what is pending.
 //
 // A marker written just before a crash that prevented the record write
-// still names a ticket that exists: editing it is right, and it makes the
-// next delivery's search by label find the ticket.
+// still names a ticket that exists: editing it is right.
 
 // labelMarkerPrefix starts the marker keys (hashes are hex: no clash).
 const labelMarkerPrefix = "labels."

@@ -27,6 +27,7 @@ type Jira interface {
 	Create(ctx context.Context, req *mapping.Request) (string, error)
 	BulkCreate(ctx context.Context, reqs []*mapping.Request) ([]jira.Result, error)
 	FindByLabels(ctx context.Context, labels []string) (map[string][]string, error)
+	FindByText(ctx context.Context, project string, words []string) (map[string][]string, error)
 	AddLabels(ctx context.Context, key string, labels ...string) error
 }
 
@@ -229,10 +230,23 @@ func (p *Processor) Process(ctx context.Context, items []Item) []Outcome {
 	for pass := 0; ; pass++ {
 		if auth := p.pass(ctx, ws); auth != nil {
 			for _, w := range ws {
-				if w.out == nil {
-					w.out = &Outcome{Status: StatusAuth, Err: auth}
-					p.cfg.Metrics.failed("auth")
+				if w.out != nil {
+					continue
 				}
+				if w.it.Final {
+					// No redelivery follows a Nak of the last delivery: the
+					// event would stay in FORMS unflagged. Dead-letter it so an
+					// operator replays it once the credentials are fixed.
+					p.freeClaim(ctx, w)
+					p.deadLetter(ctx, w, stream.ReasonExhausted, fmt.Errorf(
+						"Jira refused the credentials during the last delivery (%d); fix JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT, then `ticketer dlq replay`: %w",
+						w.it.Delivery, auth), nil)
+					if w.out != nil {
+						continue
+					}
+				}
+				w.out = &Outcome{Status: StatusAuth, Err: auth}
+				p.cfg.Metrics.failed("auth")
 			}
 			break
 		}
@@ -338,15 +352,33 @@ func (p *Processor) keepAlive(ws []*work) func() {
 }
 
 // giveUp ends the call for items still failing: redelivery later, or the
-// dead-letter stream when this was the last delivery.
+// dead-letter stream when this was the last delivery, also when shutdown
+// cut it short (a Nak of the last delivery is never redelivered).
 func (p *Processor) giveUp(ctx context.Context, pending []*work, next time.Duration) {
+	stopping := ctx.Err() != nil
+	select {
+	case <-softStop(ctx):
+		stopping = true
+	default:
+	}
+	dctx := ctx
+	if ctx.Err() != nil {
+		// The dead-letter publish outlives a cancelled ctx, briefly.
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
 	for _, w := range pending {
 		err := w.lastErr
 		if err == nil {
 			err = errors.New("ticket outcome still unknown (waiting for Jira's search to catch up)")
 		}
-		if w.it.Final && ctx.Err() == nil {
-			p.deadLetter(ctx, w, stream.ReasonExhausted, fmt.Errorf("gave up after %d deliveries: %w", w.it.Delivery, err), nil)
+		if w.it.Final {
+			cause := fmt.Errorf("gave up after %d deliveries: %w", w.it.Delivery, err)
+			if stopping {
+				cause = fmt.Errorf("shutdown during the last delivery (%d), still failing: %w", w.it.Delivery, err)
+			}
+			p.deadLetter(dctx, w, stream.ReasonExhausted, cause, nil)
 			if w.out != nil {
 				continue
 			}
@@ -354,6 +386,18 @@ func (p *Processor) giveUp(ctx context.Context, pending []*work, next time.Durat
 		w.out = &Outcome{Status: StatusRetry, Err: err, RetryIn: max(next, time.Until(w.wait))}
 		p.cfg.Metrics.failed("transient")
 	}
+}
+
+// freeClaim deletes w's own claim when its last attempt provably created
+// nothing, so a later replay need not wait to reconcile it.
+func (p *Processor) freeClaim(ctx context.Context, w *work) {
+	if w.rev == 0 || !w.notCreated {
+		return
+	}
+	if err := p.rec.Delete(context.WithoutCancel(ctx), w.hash, w.rev); err != nil {
+		p.log.Warn("could not free the claim of a dead-lettered event", "hash", w.hash, "err", err)
+	}
+	w.rev = 0
 }
 
 // pass makes one attempt at every unresolved item. It returns an auth
@@ -389,7 +433,7 @@ func (p *Processor) pass(ctx context.Context, ws []*work) error {
 			own = append(own, w)
 		}
 	}
-	// 2. Reconcile unknown outcomes by searching for the hash label.
+	// 2. Reconcile unknown outcomes by searching for the hash.
 	if len(rec) > 0 {
 		if err := p.reconcile(ctx, rec); err != nil {
 			if errors.Is(err, jira.ErrAuth) {
@@ -528,24 +572,42 @@ func (p *Processor) claimRecord(w *work, now time.Time) *Record {
 	return r
 }
 
-// reconcile searches Jira for the labels of claims whose outcome is
-// unknown. Found: the ticket exists, record it. Not found: trust it only
-// once the claim's RecheckAfter has passed, then take the claim over.
+// reconcile searches Jira for the tickets of claims whose outcome is
+// unknown, by what the create itself carried: the hash label, or, for a
+// JSM request whose labels follow in a later edit (LabelsPending), the
+// record hash in its description. Found: the ticket exists, record it. Not
+// found: trust it only once the claim's RecheckAfter has passed, then take
+// the claim over.
 func (p *Processor) reconcile(ctx context.Context, ws []*work) error {
-	labels := make([]string, len(ws))
-	for i, w := range ws {
-		labels[i] = w.req.HashLabel
+	var labels, hashes []string
+	for _, w := range ws {
+		if w.req.LabelsPending {
+			hashes = append(hashes, w.hash)
+		} else {
+			labels = append(labels, w.req.HashLabel)
+		}
 	}
-	found, err := p.cfg.Jira.FindByLabels(ctx, labels)
-	if err != nil {
-		return err
+	byLabel, byText := map[string][]string{}, map[string][]string{}
+	var err error
+	if len(labels) > 0 {
+		if byLabel, err = p.cfg.Jira.FindByLabels(ctx, labels); err != nil {
+			return err
+		}
+	}
+	if len(hashes) > 0 {
+		if byText, err = p.cfg.Jira.FindByText(ctx, p.cfg.Mapping.Project(), hashes); err != nil {
+			return err
+		}
 	}
 	now := time.Now()
 	for _, w := range ws {
-		keys := found[w.req.HashLabel]
+		keys := byLabel[w.req.HashLabel]
+		if w.req.LabelsPending {
+			keys = byText[w.hash]
+		}
 		if len(keys) > 0 {
 			if len(keys) > 1 {
-				p.log.Error("more than one ticket carries the hash label", "hash", w.hash, "jira_keys", keys)
+				p.log.Error("more than one ticket carries the record hash", "hash", w.hash, "jira_keys", keys)
 			}
 			p.recordCreated(ctx, w, keys[0], w.recRev, false)
 			w.reconcile = false
@@ -608,8 +670,8 @@ func (p *Processor) recordCreated(ctx context.Context, w *work, key string, rev 
 			p.log.Error("two tickets for one request", "hash", w.hash, "jira_key", key, "recorded_key", cur.Key)
 		}
 	case err != nil:
-		// Not recorded: the label still finds it, so no second ticket.
-		p.log.Warn("ticket created but not recorded; the next delivery finds it by label", "hash", w.hash, "jira_key", key, "err", err)
+		// Not recorded: the search still finds it, so no second ticket.
+		p.log.Warn("ticket created but not recorded; the next delivery finds it by its hash", "hash", w.hash, "jira_key", key, "err", err)
 	}
 	p.count(w.out)
 	p.log.Debug("ticket recorded", "hash", w.hash, "jira_key", key, "stream_seq", w.it.Seq, "status", status.String())

@@ -42,6 +42,9 @@ type ReplayResult struct {
 }
 
 func newReplayer(ctx context.Context, env *Env) (*replayer, error) {
+	if err := env.Config.RequireJira(); err != nil {
+		return nil, err
+	}
 	m, err := env.Mapping()
 	if err != nil {
 		return nil, err

@@ -62,6 +62,9 @@ func runService(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("ticketer: unexpected arguments %q", args)
 	}
 	cfg, log := env.Config, env.Log
+	if err := cfg.RequireJira(); err != nil {
+		return err
+	}
 	acfg, err := alert.ConfigFromEnv(env.Getenv)
 	if err != nil {
 		return err
@@ -352,6 +355,9 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 			err = msg.Ack()
 		case StatusDeadLettered:
 			failed++
+			// A last delivery that met refused credentials is dead-lettered
+			// (no redelivery would follow a Nak); consuming stops all the same.
+			auth = auth || errors.Is(o.Err, jira.ErrAuth)
 			err = msg.TermWithReason(o.DeadLetter.Reason)
 		case StatusAuth:
 			failed++

@@ -254,7 +254,10 @@ func TestRateLimitedJiraHonoursRetryAfter(t *testing.T) {
 			continue
 		}
 		throttled++
-		until := r.Time.Add(time.Second) // the sandbox's Retry-After is whole seconds, here 1
+		if r.RetryAfter <= 0 {
+			t.Fatalf("the 429 at %v carried no Retry-After", r.Time.Format("15:04:05.000"))
+		}
+		until := r.Time.Add(r.RetryAfter)
 		for _, later := range reqs[i+1:] {
 			if later.Time.After(r.Time.Add(slack)) && later.Time.Before(until) {
 				t.Errorf("request %s %s at %v, before Retry-After of the 429 at %v elapsed",
@@ -263,30 +266,59 @@ func TestRateLimitedJiraHonoursRetryAfter(t *testing.T) {
 			}
 		}
 	}
+	if throttled == 0 {
+		t.Error("no request was answered 429: the test did not exercise Retry-After")
+	}
 	t.Logf("%d requests, %d answered 429", len(reqs), throttled)
 }
 
+// TestFlakyJiraCreatesEveryTicketOnce: Jira answers some requests 5xx
+// (before doing anything, or after creating the ticket), in platform mode
+// (bulk creates, reconciled by label) and in JSM mode (one request each,
+// whose labels only follow in an edit: reconciled by the record hash in
+// the description). Every request becomes exactly one ticket.
 func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		opts jirasandbox.Options
+		jsm  bool
+		n    int
 	}{
-		{"5xx", jirasandbox.Options{Error5xxRate: 0.2, Seed: 1}},
-		{"created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.2, Seed: 2, SearchDelay: 100 * time.Millisecond}},
+		{"5xx", jirasandbox.Options{Error5xxRate: 0.2, Seed: 1}, false, 100},
+		{"created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.2, Seed: 2, SearchDelay: 100 * time.Millisecond}, false, 100},
+		{"jsm-5xx", jirasandbox.Options{Error5xxRate: 0.2, Seed: 3}, true, 20},
+		{"jsm-created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.3, Seed: 4, SearchDelay: 100 * time.Millisecond}, true, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.opts)
 			h.env["BATCH_SIZE"] = "10"
-			evs := sampleEvents(t)[:100]
+			if tc.jsm {
+				h.env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
+			}
+			evs := sampleEvents(t)[:tc.n]
 			h.publish(evs...)
 			h.start()
 			want := distinctHashes(evs)
 			h.waitFor("all tickets", 60*time.Second, func() bool { return len(h.sb.Issues()) >= want && h.pending() == 0 })
 			time.Sleep(500 * time.Millisecond)
-			h.assertOneTicketPerHash(evs)
+			if tc.jsm {
+				h.assertOneRequestPerHash(evs)
+			} else {
+				h.assertOneTicketPerHash(evs)
+			}
 			if d := h.dlq(); len(d) != 0 {
 				t.Errorf("%d dead letters", len(d))
 			}
+			faults := 0
+			for _, r := range h.sb.Requests() {
+				if r.Status >= 500 {
+					faults++
+				}
+			}
+			if faults == 0 {
+				t.Error("no request was answered 5xx: the test injected no fault")
+			}
+			t.Logf("%d requests answered 5xx", faults)
 		})
 	}
 }
