@@ -17,11 +17,32 @@ func EnsureForms(ctx context.Context, js jetstream.JetStream, c Config) (jetstre
 	return s, nil
 }
 
-// EnsureDLQ creates or updates stream FORMS_DLQ.
+// EnsureDLQ creates stream FORMS_DLQ when missing. Both services write it,
+// so neither rewrites an existing one (differing STREAM_REPLICAS would
+// otherwise flap its configuration at every restart).
 func EnsureDLQ(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, DLQConfig(c))
+	return EnsureExists(ctx, js, DLQConfig(c))
+}
+
+// EnsureExists creates the stream when it is missing and otherwise leaves
+// it as it is: for streams another service owns (ticketer must not reset the
+// duplicate window or replicas capture set on FORMS), and for FORMS_DLQ,
+// which both services write.
+func EnsureExists(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("look up stream %s: %w", cfg.Name, err)
+	}
+	s, err = js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		// Another replica created it meanwhile.
+		return js.Stream(ctx, cfg.Name)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", DLQ, err)
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
 }

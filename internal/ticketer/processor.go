@@ -885,9 +885,9 @@ func (p *Processor) deadLetter(ctx context.Context, w *work, reason string, caus
 		w.out = &Outcome{Status: StatusRejected, Err: cause, DeadLetter: dl}
 		return
 	}
-	// Keep trying within this delivery: on the last delivery a Nak would not
-	// bring the event back (MaxDeliver), so giving up here would leave it
-	// in FORMS unflagged. Only shutdown stops the retries.
+	// Keep trying within this delivery: this is the event's last chance
+	// under MAX_DELIVER, and leaving it for a redelivery would only come back
+	// here. Only shutdown stops the retries.
 	var ack *jetstream.PubAck
 	attempt := 0
 	backoff := retry.WithCappedDuration(5*time.Second, retry.WithJitterPercent(20, retry.NewExponential(200*time.Millisecond)))

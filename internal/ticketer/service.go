@@ -33,7 +33,11 @@ func ConsumerConfig(c *Config) jetstream.ConsumerConfig {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxDeliver,
+		// Unlimited on the server: ticketer enforces MAX_DELIVER itself
+		// (Item.Final), so an event whose last delivery dies with the
+		// process (kill, OOM) is delivered again and dead-lettered, instead
+		// of silently never coming back.
+		MaxDeliver:    -1,
 		BackOff:       c.Backoff,
 		MaxAckPending: c.MaxAckPending,
 	}
@@ -105,7 +109,9 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	var proc *Processor
 	var cons jetstream.Consumer
 	err = setup(ctx, log, func(ctx context.Context) error {
-		if _, err := stream.EnsureForms(ctx, js, env.StreamConfig()); err != nil {
+		// capture owns FORMS (its duplicate window and replicas): create it
+		// only when ticketer starts first, never rewrite it.
+		if _, err := stream.EnsureExists(ctx, js, stream.FormsConfig(env.StreamConfig())); err != nil {
 			return err
 		}
 		if proc, err = env.NewProcessor(ctx, js, m, jc, pacer, metrics); err != nil {
