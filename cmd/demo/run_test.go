@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/safebuf"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestDemo runs the one-command demo as a user would: the samples become
+// 197 tickets on the sandbox, Ctrl-C stops it, and running it again resumes
+// (no sample loaded twice, the tickets still there).
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Postgres, NATS, the sandbox, capture and ticketer")
+	}
+	// As root Postgres runs as user postgres, which must reach the folder:
+	// t.TempDir() is private to root.
+	dir, err := os.MkdirTemp("", "demo-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	jira := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	args := []string{
+		"--dir", dir,
+		"--pg-port", strconv.Itoa(freePort(t)),
+		"--nats-port", strconv.Itoa(freePort(t)),
+		"--jira-addr", jira,
+		"--capture-http", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"--ticketer-http", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"--mapping", "../../deploy/mapping.yaml",
+	}
+	tickets := func() int {
+		resp, err := http.Get("http://" + jira + "/sandbox/issues")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		var issues []json.RawMessage
+		if json.NewDecoder(resp.Body).Decode(&issues) != nil {
+			return -1
+		}
+		return len(issues)
+	}
+	runDemo := func(wantTickets int, until func(out string) bool) string {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		var out safebuf.Buffer
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, args, &out, &out) }()
+		deadline := time.Now().Add(90 * time.Second)
+		for tickets() != wantTickets || !until(out.String()) {
+			if time.Now().After(deadline) {
+				cancel()
+				<-done
+				t.Fatalf("after 90s: %d tickets (want %d); output:\n%s", tickets(), wantTickets, out.String())
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("demo exited early: %v\n%s", err, out.String())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		cancel() // Ctrl-C
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("demo stopped with %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("demo did not stop within 15s of Ctrl-C")
+		}
+		return out.String()
+	}
+
+	first := runDemo(197, func(out string) bool { return strings.Contains(out, "the pipeline is up") })
+	if !strings.Contains(first, "inserted 200 sample submissions") {
+		t.Errorf("first run did not load the samples:\n%s", first)
+	}
+	second := runDemo(197, func(out string) bool { return strings.Contains(out, "197 tickets from earlier runs") })
+	if strings.Contains(second, "inserted 200") {
+		t.Errorf("resume loaded the samples again:\n%s", second)
+	}
+}
