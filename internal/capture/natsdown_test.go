@@ -1,0 +1,44 @@
+package capture
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/stream"
+)
+
+// NATS unreachable at start: capture keeps retrying and says so (a log
+// line naming the redacted URL; /readyz not ready), then streams as soon as
+// the server is there.
+func TestStartsBeforeNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := newEnv(t)
+	e.nats.Shutdown()
+	addr := freeAddr(t)
+	e.vars["HTTP_ADDR"] = addr
+	r := e.start()
+
+	waitFor(t, "the retry to be logged", 15*time.Second, func() bool {
+		return strings.Contains(r.logs.String(), "NATS unreachable")
+	})
+	if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("/readyz answers 200 while NATS is unreachable")
+		}
+	}
+	if err := e.nats.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c := e.conn()
+	e.waitStreaming(c)
+	if err := insertSamples(context.Background(), c, samples(t)[:5], nil); err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, e.js(), stream.Forms, 5, 20*time.Second)
+}
