@@ -145,7 +145,11 @@ func TestSMTPDownNotifyNeverBlocksAndLaterRecovers(t *testing.T) {
 	}
 	// The digest goes out, fails every attempt and is dropped: one log line
 	// per failed attempt and one for giving up.
-	waitFor(t, 5*time.Second, func() bool { return a.Stats().Failed >= 1 })
+	// Wait for the log line itself: the failure is counted before it is
+	// logged, so waiting on Stats raced with the logger.
+	waitFor(t, 5*time.Second, func() bool {
+		return a.Stats().Failed >= 1 && strings.Contains(logs.String(), "alert send failed; message dropped")
+	})
 	if got := strings.Count(logs.String(), "alert send failed; message dropped"); got != 1 {
 		t.Errorf("give-up logged %d times, want 1:\n%s", got, logs)
 	}
