@@ -7,9 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/safebuf"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -160,27 +161,9 @@ func TestPersistentStoreDir(t *testing.T) {
 	readAll(t, js, 2)
 }
 
-// lockedBuffer is an io.Writer safe for the server's logging goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestCloseRemovesTempStore(t *testing.T) {
 	t.Parallel()
-	var log lockedBuffer
+	var log safebuf.Buffer
 	s, err := Start(Options{MaxPayload: 2048, Log: &log})
 	if err != nil {
 		t.Fatal(err)

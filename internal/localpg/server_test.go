@@ -8,10 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/safebuf"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -236,27 +237,9 @@ func TestPersistentDataDir(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an io.Writer safe for the log-copying goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestStopRemovesTempDir(t *testing.T) {
 	t.Parallel()
-	var log lockedBuffer
+	var log safebuf.Buffer
 	srv, err := Start(context.Background(), Options{Log: &log})
 	if err != nil {
 		t.Fatal(err)
