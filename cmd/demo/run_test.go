@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -11,18 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/safebuf"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestDemo runs the one-command demo as a user would: the samples become
 // 197 tickets on the sandbox, Ctrl-C stops it, and running it again resumes
@@ -41,14 +30,14 @@ func TestDemo(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	jira := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	jira := "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t))
 	args := []string{
 		"--dir", dir,
-		"--pg-port", strconv.Itoa(freePort(t)),
-		"--nats-port", strconv.Itoa(freePort(t)),
+		"--pg-port", strconv.Itoa(testsupport.FreePort(t)),
+		"--nats-port", strconv.Itoa(testsupport.FreePort(t)),
 		"--jira-addr", jira,
-		"--capture-http", "127.0.0.1:" + strconv.Itoa(freePort(t)),
-		"--ticketer-http", "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		"--capture-http", "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t)),
+		"--ticketer-http", "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t)),
 		"--mapping", "../../deploy/mapping.yaml",
 	}
 	tickets := func() int {
@@ -66,7 +55,7 @@ func TestDemo(t *testing.T) {
 	runDemo := func(wantTickets int, until func(out string) bool) string {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
-		var out safebuf.Buffer
+		var out testsupport.Buffer
 		done := make(chan error, 1)
 		go func() { done <- run(ctx, args, &out, &out) }()
 		deadline := time.Now().Add(90 * time.Second)

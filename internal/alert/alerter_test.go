@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/alert/smtptest"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 func TestDigestBatchesDeadLettersIntoOneEmail(t *testing.T) {
@@ -121,14 +122,14 @@ func TestSMTPOutageRetriedLoggedAndRecovered(t *testing.T) {
 		t.Error("log leaks the SMTP password")
 	}
 	// The server stores the mail before the client reads its reply.
-	waitFor(t, time.Second, func() bool { return a.Stats().Sent == 1 })
+	testsupport.WaitFor(t, "the alerter's state", time.Second, func() bool { return a.Stats().Sent == 1 })
 	if s := a.Stats(); s.Sent != 1 || s.Failed != 0 {
 		t.Errorf("Stats = %+v, want 1 sent", s)
 	}
 }
 
 func TestSMTPDownNotifyNeverBlocksAndLaterRecovers(t *testing.T) {
-	addr := freeAddr(t) // nothing listens yet: connection refused
+	addr := testsupport.FreeAddr(t) // nothing listens yet: connection refused
 	cfg := smtpConfig(addr)
 	cfg.SendAttempts = 3
 	logger, logs := testLogger()
@@ -147,7 +148,7 @@ func TestSMTPDownNotifyNeverBlocksAndLaterRecovers(t *testing.T) {
 	// per failed attempt and one for giving up.
 	// Wait for the log line itself: the failure is counted before it is
 	// logged, so waiting on Stats raced with the logger.
-	waitFor(t, 5*time.Second, func() bool {
+	testsupport.WaitFor(t, "the alerter's state", 5*time.Second, func() bool {
 		return a.Stats().Failed >= 1 && strings.Contains(logs.String(), "alert send failed; message dropped")
 	})
 	if got := strings.Count(logs.String(), "alert send failed; message dropped"); got != 1 {
@@ -179,7 +180,7 @@ func TestSMTPDownNotifyNeverBlocksAndLaterRecovers(t *testing.T) {
 	if !found {
 		t.Errorf("no mail after recovery reports the lost messages: %+v", mails)
 	}
-	waitFor(t, 2*time.Second, func() bool { return a.Stats().Sent >= 1 })
+	testsupport.WaitFor(t, "the alerter's state", 2*time.Second, func() bool { return a.Stats().Sent >= 1 })
 }
 
 func TestFullBufferDropsAreCountedAndReported(t *testing.T) {
@@ -322,7 +323,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 	a := New(fastConfig(), logger, sink)
 	runAlerter(t, a)
 	a.Notify(Alert{Kind: BacklogGrowing})
-	waitFor(t, 2*time.Second, func() bool { return a.Stats().Failed == 1 })
+	testsupport.WaitFor(t, "the alerter's state", 2*time.Second, func() bool { return a.Stats().Failed == 1 })
 	time.Sleep(100 * time.Millisecond) // would be time for retries
 	if calls.Load() != 1 {
 		t.Errorf("permanent failure attempted %d times, want 1", calls.Load())
@@ -354,20 +355,9 @@ func TestDisabledAlerterIsNoop(t *testing.T) {
 func TestRunTwiceFails(t *testing.T) {
 	a := New(fastConfig(), nil, &recordingSink{})
 	runAlerter(t, a)
-	waitFor(t, time.Second, func() bool { return a.running.Load() })
+	testsupport.WaitFor(t, "the alerter's state", time.Second, func() bool { return a.running.Load() })
 	if err := a.Run(context.Background()); err == nil {
 		t.Error("second Run succeeded")
-	}
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", timeout)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/alert/smtptest"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 func TestSMTPSinkSendsOverSTARTTLSWithAuth(t *testing.T) {
@@ -107,7 +108,7 @@ func TestSMTPSinkClassifiesReplies(t *testing.T) {
 func TestSMTPSinkHonoursContext(t *testing.T) {
 	// A server that accepts TCP but never greets: Send must give up when
 	// ctx ends instead of hanging.
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	l := smtptest.ListenSilent(t, addr)
 	defer l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)

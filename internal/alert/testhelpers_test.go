@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/alert/smtptest"
-	"github.com/cowjacket/formjira/internal/safebuf"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
-type syncBuffer = safebuf.Buffer
+type syncBuffer = testsupport.Buffer
 
 func testLogger() (*slog.Logger, *syncBuffer) {
 	buf := &syncBuffer{}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 func TestWebhookReceivesSlackCompatibleJSON(t *testing.T) {
@@ -39,7 +41,7 @@ func TestWebhookReceivesSlackCompatibleJSON(t *testing.T) {
 	runAlerter(t, a)
 	a.Notify(JiraAuthFailed(401, "Unauthorized: token revoked"))
 
-	waitFor(t, 2*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	testsupport.WaitFor(t, "the alerter's state", 2*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	p := got[0]
@@ -75,7 +77,7 @@ func TestWebhookRetriesServerErrorsButNotClientErrors(t *testing.T) {
 			a := New(fastConfig(), logger, NewWebhookSink(srv.URL+"/SECRETTOKEN", srv.Client()))
 			runAlerter(t, a)
 			a.Notify(Alert{Kind: JiraUnreachable})
-			waitFor(t, 3*time.Second, func() bool { return a.Stats().Failed == 1 })
+			testsupport.WaitFor(t, "the alerter's state", 3*time.Second, func() bool { return a.Stats().Failed == 1 })
 			if got := calls.Load(); got != tt.wantCalls {
 				t.Errorf("%d calls, want %d", got, tt.wantCalls)
 			}
@@ -87,7 +89,7 @@ func TestWebhookRetriesServerErrorsButNotClientErrors(t *testing.T) {
 }
 
 func TestWebhookErrorHidesURL(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	err := NewWebhookSink("http://"+addr+"/hooks/SECRETTOKEN", nil).Send(context.Background(), "s", "b", nil)
 	if err == nil || strings.Contains(err.Error(), "SECRETTOKEN") {
 		t.Fatalf("err = %v; want an error without the token", err)

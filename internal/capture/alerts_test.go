@@ -72,7 +72,7 @@ func (w *webhook) find(kind alert.Kind, resolved bool) alert.WebhookAlert {
 	return alert.WebhookAlert{}
 }
 
-// waitFor is waitFor that shows what was posted when it times out.
+// waitFor is testsupport.WaitFor that shows what was posted when it times out.
 func (w *webhook) waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // The 200 sample rows, one transaction each, become exactly 197 messages:
@@ -196,7 +197,7 @@ func TestOtherTableTrafficAdvancesSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	end, _ := pglogrepl.ParseLSN(s)
-	waitFor(t, "confirmed_flush_lsn to reach the WAL end of the other-table traffic", 15*time.Second, func() bool {
+	testsupport.WaitFor(t, "confirmed_flush_lsn to reach the WAL end of the other-table traffic", 15*time.Second, func() bool {
 		return e.slotLSN(c) >= end
 	})
 	t.Logf("confirmed_flush_lsn moved from %s to %s (%d bytes) with no form rows", start, e.slotLSN(c), e.slotLSN(c)-start)
@@ -236,7 +237,7 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 	}
 	last := readAll(t, js, stream.Forms)[1]
 	commit, _ := pglogrepl.ParseLSN(last.ev.GetSource().GetCommitLsn())
-	waitFor(t, "slot confirmed past the rows after the poison row", 10*time.Second, func() bool {
+	testsupport.WaitFor(t, "slot confirmed past the rows after the poison row", 10*time.Second, func() bool {
 		return e.slotLSN(c) > commit
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // load inserts n distinct rows (one transaction each) in the background and
@@ -52,7 +53,7 @@ func TestAbandonMidLoadThenRestart(t *testing.T) {
 	c := e.conn()
 	e.waitStreaming(c)
 	inserted, done := e.load(n)
-	waitFor(t, "a third of the load", 60*time.Second, func() bool { return inserted() >= n/3 })
+	testsupport.WaitFor(t, "a third of the load", 60*time.Second, func() bool { return inserted() >= n/3 })
 	r.abandon(t)
 	t.Logf("abandoned after %d rows inserted", inserted())
 	time.Sleep(500 * time.Millisecond) // rows keep arriving while no capture runs
@@ -89,7 +90,7 @@ func TestNATSOutageDuringLoad(t *testing.T) {
 	e.waitStreaming(c)
 	js := e.js()
 	inserted, done := e.load(n)
-	waitFor(t, "some rows in FORMS", 30*time.Second, func() bool { return streamMsgs(context.Background(), js, stream.Forms) >= 200 })
+	testsupport.WaitFor(t, "some rows in FORMS", 30*time.Second, func() bool { return streamMsgs(context.Background(), js, stream.Forms) >= 200 })
 
 	down := time.Now()
 	e.nats.Shutdown()
@@ -152,7 +153,7 @@ func TestStandbyTakesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := e.start()
-	waitFor(t, "second capture to report standby", 10*time.Second, func() bool {
+	testsupport.WaitFor(t, "second capture to report standby", 10*time.Second, func() bool {
 		return strings.Contains(second.logs.String(), "standby")
 	})
 	ctx := context.Background()
@@ -165,7 +166,7 @@ func TestStandbyTakesOver(t *testing.T) {
 
 	first.stop(t)
 	stopped := time.Now()
-	waitFor(t, "standby to take the slot", 10*time.Second, func() bool {
+	testsupport.WaitFor(t, "standby to take the slot", 10*time.Second, func() bool {
 		s2, err := ReadSlot(ctx, c, "cowjacket")
 		return err == nil && s2.Active && s2.ActivePID != s1.ActivePID
 	})
@@ -238,7 +239,7 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 	const n = 1500
 	srv := localpg.StartTB(t) // ours alone: killing the package's server would break other tests
 	e := newEnvOn(t, srv, localnats.StartTB(t))
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	e.vars["HTTP_ADDR"] = addr
 	e.vars["MAX_IN_FLIGHT"] = "128"
 	r := e.start()
@@ -247,10 +248,10 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 	c.Close(context.Background()) // dies with the server anyway
 
 	inserted, done := e.loadThroughOutages(n, "kill")
-	waitFor(t, "a third of the load", 60*time.Second, func() bool { return inserted() >= n/3 })
+	testsupport.WaitFor(t, "a third of the load", 60*time.Second, func() bool { return inserted() >= n/3 })
 	srv.Kill()
 	t.Logf("postgres killed after %d rows inserted", inserted())
-	waitFor(t, "capture to notice the lost session", 10*time.Second, func() bool {
+	testsupport.WaitFor(t, "capture to notice the lost session", 10*time.Second, func() bool {
 		return strings.Contains(r.logs.String(), "replication session lost; reconnecting")
 	})
 	time.Sleep(time.Second) // a few reconnect attempts fail meanwhile
@@ -299,10 +300,10 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 		t.Errorf("streaming started %d times, want a second session after the restart", got)
 	}
 	_, page := get(t, addr, "/metrics")
-	if v := metric(page, "capture_reconnects_total"); v < 1 {
+	if v := testsupport.Metric(page, "capture_reconnects_total"); v < 1 {
 		t.Errorf("capture_reconnects_total = %v, want ≥ 1", v)
 	}
-	if v := metric(page, "capture_rows_captured_total"); v < n {
+	if v := testsupport.Metric(page, "capture_rows_captured_total"); v < n {
 		t.Errorf("capture_rows_captured_total = %v, want ≥ %d (re-reads included)", v, n)
 	}
 	var s string
@@ -310,7 +311,7 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	end, _ := pglogrepl.ParseLSN(s)
-	waitFor(t, "the slot to be confirmed to the end of the load", 20*time.Second, func() bool {
+	testsupport.WaitFor(t, "the slot to be confirmed to the end of the load", 20*time.Second, func() bool {
 		return e.slotLSN(c) >= end
 	})
 }
@@ -375,7 +376,7 @@ func TestTooLargeRowDeadLettered(t *testing.T) {
 	}
 	last := readAll(t, js, stream.Forms)[1]
 	commit, _ := pglogrepl.ParseLSN(last.ev.GetSource().GetCommitLsn())
-	waitFor(t, "slot confirmed past the rows after the big one", 10*time.Second, func() bool {
+	testsupport.WaitFor(t, "slot confirmed past the rows after the big one", 10*time.Second, func() bool {
 		return e.slotLSN(c) > commit
 	})
 }

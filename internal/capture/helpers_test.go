@@ -5,15 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/safebuf"
+	"github.com/cowjacket/formjira/internal/testsupport"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -128,7 +126,7 @@ func many(t testing.TB, n int) []form.Sample {
 	return out
 }
 
-type syncBuffer = safebuf.Buffer
+type syncBuffer = testsupport.Buffer
 
 // running is a capture started in-process with Run.
 type running struct {
@@ -278,17 +276,6 @@ func (e *env) slotLSN(c *pgx.Conn) pglogrepl.LSN {
 	return s.Confirmed
 }
 
-// freeAddr is a 127.0.0.1 address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // get fetches http://addr+path and returns status and body.
 func get(t *testing.T, addr, path string) (int, string) {
 	t.Helper()
@@ -305,33 +292,6 @@ func get(t *testing.T, addr, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// metric is the value of one sample line of a /metrics page, e.g.
-// `capture_rows_published_total{result="stored"}`; -1 when absent.
-func metric(page, name string) float64 {
-	for _, line := range strings.Split(page, "\n") {
-		rest, ok := strings.CutPrefix(line, name+" ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		if err == nil {
-			return v
-		}
-	}
-	return -1
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func pkOf(ev *formsv1.FormSubmission) string {
 	var b strings.Builder
 	for _, c := range ev.GetSource().GetPrimaryKey() {
@@ -346,7 +306,7 @@ func (e *env) waitStreaming(c *pgx.Conn) {
 	e.t.Helper()
 	// A walsender, not the backend that is still creating the slot (which
 	// also shows as its active pid).
-	waitFor(e.t, "a walsender on the slot", 20*time.Second, func() bool {
+	testsupport.WaitFor(e.t, "a walsender on the slot", 20*time.Second, func() bool {
 		var ok bool
 		err := c.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_replication_slots s
 			JOIN pg_stat_activity a ON a.pid = s.active_pid

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // HTTP_ADDR serves Prometheus metrics with the right counts, /healthz, and
@@ -19,7 +20,7 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	active := freeAddr(t)
+	active := testsupport.FreeAddr(t)
 	e.vars["HTTP_ADDR"] = active
 	e.start()
 	c := e.conn()
@@ -32,9 +33,9 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 	js := e.js()
 	waitMsgs(t, js, stream.Forms, n, 20*time.Second)
 	var page string
-	waitFor(t, "published counter to reach the rows", 5*time.Second, func() bool {
+	testsupport.WaitFor(t, "published counter to reach the rows", 5*time.Second, func() bool {
 		_, page = get(t, active, "/metrics")
-		return metric(page, `capture_rows_published_total{result="stored"}`) == n
+		return testsupport.Metric(page, `capture_rows_published_total{result="stored"}`) == n
 	})
 	for name, want := range map[string]float64{
 		"capture_rows_captured_total":      n,
@@ -50,7 +51,7 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 		"capture_backfill_rows_total":      -1, // a vector with no samples yet is not shown
 		"capture_rows_dead_lettered_total": -1,
 	} {
-		got := metric(page, name)
+		got := testsupport.Metric(page, name)
 		switch {
 		case want == -2 && got < 0:
 			t.Errorf("/metrics lacks %s", name)
@@ -58,9 +59,9 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	waitFor(t, "capture_confirmed_lsn to be set", 5*time.Second, func() bool {
+	testsupport.WaitFor(t, "capture_confirmed_lsn to be set", 5*time.Second, func() bool {
 		_, page = get(t, active, "/metrics")
-		return metric(page, "capture_confirmed_lsn") > 0
+		return testsupport.Metric(page, "capture_confirmed_lsn") > 0
 	})
 
 	if code, body := get(t, active, "/healthz"); code != http.StatusOK {
@@ -71,10 +72,10 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 	}
 
 	// A second capture on the same slot is alive but not ready.
-	standby := freeAddr(t)
+	standby := testsupport.FreeAddr(t)
 	e.vars["HTTP_ADDR"] = standby
 	second := e.start()
-	waitFor(t, "second capture to report standby", 10*time.Second, func() bool {
+	testsupport.WaitFor(t, "second capture to report standby", 10*time.Second, func() bool {
 		return strings.Contains(second.logs.String(), "standby")
 	})
 	if code, body := get(t, standby, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "standby") {
@@ -93,7 +94,7 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 			t.Errorf("healthcheck HTTP_ADDR=%s: %v, %q", addr, err, out)
 		}
 	}
-	e.vars["HTTP_ADDR"] = freeAddr(t) // nobody listens
+	e.vars["HTTP_ADDR"] = testsupport.FreeAddr(t) // nobody listens
 	begin := time.Now()
 	if _, err := e.run("healthcheck"); err == nil {
 		t.Error("healthcheck of a port nobody listens on succeeded")

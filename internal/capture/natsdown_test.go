@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // NATS unreachable at start: capture keeps retrying and says so (a log
@@ -19,11 +20,11 @@ func TestStartsBeforeNATS(t *testing.T) {
 	}
 	e := newEnv(t)
 	e.nats.Shutdown()
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	e.vars["HTTP_ADDR"] = addr
 	r := e.start()
 
-	waitFor(t, "the retry to be logged", 15*time.Second, func() bool {
+	testsupport.WaitFor(t, "the retry to be logged", 15*time.Second, func() bool {
 		return strings.Contains(r.logs.String(), "NATS unreachable")
 	})
 	if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticketer"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
@@ -73,7 +74,7 @@ func benchTicketer(b *testing.B, mapping string, n int, tune map[string]string) 
 		p := start(b, "ticketer", ticketer.Run, env)
 		// A ticket is there for the customer and support once it exists;
 		// in JSM mode its labels follow in a deferred edit.
-		waitFor(b, fmt.Sprintf("%d tickets", n), 5*time.Minute, func() bool { return len(sb.Issues()) >= n })
+		testsupport.WaitFor(b, fmt.Sprintf("%d tickets", n), 5*time.Minute, func() bool { return len(sb.Issues()) >= n })
 		elapsed := time.Since(begin)
 		b.StopTimer()
 		// Every ticket must still get its hash label.
@@ -188,13 +189,13 @@ func BenchmarkCommitToTicket(b *testing.B) {
 		env["CONCURRENCY"] = "4"   // the default
 		start(b, "ticketer", ticketer.Run, env)
 		c := connect(b, dsn)
-		waitFor(b, "capture streaming", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
+		testsupport.WaitFor(b, "capture streaming", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
 		// Warm up: the first ticket pays for the createmeta fetch.
 		warm := rowOf(samples(b)[0], ptr("warm-up"))
 		if err := insert(context.Background(), c, warm); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, "the warm-up ticket", 10*time.Second, func() bool { return len(sb.IssueByLabel(warm.label())) == 1 })
+		testsupport.WaitFor(b, "the warm-up ticket", 10*time.Second, func() bool { return len(sb.IssueByLabel(warm.label())) == 1 })
 
 		b.StartTimer()
 		rows := distinctRows(b, fmt.Sprintf("latency %d", time.Now().UnixNano()), int(perSec*duration/time.Second))
@@ -208,7 +209,7 @@ func BenchmarkCommitToTicket(b *testing.B) {
 			}
 		}
 		tick.Stop()
-		waitFor(b, "every row ticketed", 60*time.Second, func() bool { return len(sb.Issues()) >= len(rows)+1 })
+		testsupport.WaitFor(b, "every row ticketed", 60*time.Second, func() bool { return len(sb.Issues()) >= len(rows)+1 })
 		b.StopTimer()
 
 		var lat []float64

@@ -14,6 +14,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticketer"
 )
 
@@ -30,7 +31,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	start(t, "capture", capture.Run, captureEnv(dsn, ns.URL()))
 	start(t, "ticketer", ticketer.Run, ticketerEnv(ns.URL(), jiraURL, mappingFile(t, "mapping.yaml")))
 	c := connect(t, dsn)
-	waitFor(t, "capture streaming from the slot", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
+	testsupport.WaitFor(t, "capture streaming from the slot", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
 
 	ctx := context.Background()
 	s := samples(t)
@@ -42,7 +43,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 			t.Fatalf("insert sample %d: %v", i+1, err)
 		}
 	}
-	waitFor(t, "197 tickets", 60*time.Second, func() bool { return len(sb.Issues()) >= 197 })
+	testsupport.WaitFor(t, "197 tickets", 60*time.Second, func() bool { return len(sb.Issues()) >= 197 })
 	t.Logf("200 rows committed → 197 tickets in %v", time.Since(begin).Round(time.Millisecond))
 	time.Sleep(time.Second) // nothing more may come
 	if n := len(sb.Issues()); n != 197 {
@@ -66,7 +67,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	if err := insert(ctx, c, bad); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the bad row in FORMS_DLQ", 10*time.Second, func() bool { return len(dlq(t, js)) >= 1 })
+	testsupport.WaitFor(t, "the bad row in FORMS_DLQ", 10*time.Second, func() bool { return len(dlq(t, js)) >= 1 })
 	d := dlq(t, js)
 	if len(d) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(d))
@@ -89,7 +90,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	if err := insert(ctx, c, good); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a ticket for the row after the bad one", 5*time.Second, func() bool { return len(sb.IssueByLabel(good.label())) > 0 })
+	testsupport.WaitFor(t, "a ticket for the row after the bad one", 5*time.Second, func() bool { return len(sb.IssueByLabel(good.label())) > 0 })
 	lat := sb.IssueByLabel(good.label())[0].Created.Sub(committed)
 	t.Logf("row after the bad one: ticket %v after commit", lat.Round(time.Millisecond))
 	if lat > 2*time.Second {

@@ -30,6 +30,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticketer"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
@@ -386,7 +387,7 @@ func TestTwoTicketersKilledAmidUnknownOutcomes(t *testing.T) {
 	for _, r := range rows {
 		want[r.label()] = true
 	}
-	waitFor(t, "a ticket per request and the consumer drained", 60*time.Second, func() bool {
+	testsupport.WaitFor(t, "a ticket per request and the consumer drained", 60*time.Second, func() bool {
 		covered := 0
 		for l := range ticketsByLabel(sb) {
 			if want[l] {
@@ -427,7 +428,7 @@ func TestCaptureKilledThreeTimesDuringLoad(t *testing.T) {
 
 	env := captureEnv(dsn, ns.URL())
 	cur := startBinary(t, "capture-1", bin, env)
-	waitFor(t, "capture streaming from the slot", 20*time.Second, func() bool { return walsenderPID(watch) != 0 })
+	testsupport.WaitFor(t, "capture streaming from the slot", 20*time.Second, func() bool { return walsenderPID(watch) != 0 })
 
 	const total = 2400
 	rows := distinctRows(t, "capture kill -9", total)
@@ -461,7 +462,7 @@ func TestCaptureKilledThreeTimesDuringLoad(t *testing.T) {
 	// from PostgreSQL, none acknowledged); the third while catching up
 	// after the restart.
 	for k, at := range []uint64{300, 700, 1300} {
-		waitFor(t, fmt.Sprintf("%d rows in FORMS", at), 30*time.Second, func() bool { return formsCount(t, js) >= at })
+		testsupport.WaitFor(t, fmt.Sprintf("%d rows in FORMS", at), 30*time.Second, func() bool { return formsCount(t, js) >= at })
 		outage := k == 1
 		if outage {
 			ns.Shutdown()
@@ -500,7 +501,7 @@ func TestCaptureKilledThreeTimesDuringLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, "every committed row in FORMS", 30*time.Second, func() bool { return len(formsHashes(t, js)) >= total })
+	testsupport.WaitFor(t, "every committed row in FORMS", 30*time.Second, func() bool { return len(formsHashes(t, js)) >= total })
 	time.Sleep(500 * time.Millisecond)
 	stored := formsHashes(t, js)
 	var missing, twice []string
@@ -607,7 +608,7 @@ func TestTicketerKeepsCapturesDuplicateWindow(t *testing.T) {
 	cenv["DUPLICATE_WINDOW"] = "48h"
 	start(t, "capture", capture.Run, cenv)
 	c := connect(t, dsn)
-	waitFor(t, "capture streaming", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
+	testsupport.WaitFor(t, "capture streaming", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
 	if d := streamInfo(t, js, stream.Forms).Config.Duplicates; d != 48*time.Hour {
 		t.Fatalf("capture with DUPLICATE_WINDOW=48h made FORMS with a %v duplicate window", d)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/safebuf"
+	"github.com/cowjacket/formjira/internal/testsupport"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
@@ -66,7 +66,7 @@ func sandbox(tb testing.TB, opts jirasandbox.Options) (*jirasandbox.Server, stri
 	return sb, srv.URL
 }
 
-type syncBuffer = safebuf.Buffer
+type syncBuffer = testsupport.Buffer
 
 // proc is capture or ticketer running in-process through its Run.
 type proc struct {
@@ -273,17 +273,6 @@ var insertSQL = form.InsertSQL("public.form_submissions")
 func insert(ctx context.Context, c *pgx.Conn, r row) error {
 	_, err := c.Exec(ctx, insertSQL, r.args...)
 	return err
-}
-
-func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // ticketsByLabel counts the sandbox's issues per label.

@@ -13,6 +13,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticketer"
 )
 
@@ -50,7 +51,7 @@ func scaleOut(t *testing.T, victim string) {
 
 	c := connect(t, dsn)
 	active := start(t, "capture-active", capture.Run, cenv)
-	waitFor(t, "the active capture streaming", 30*time.Second, func() bool { return walsenderPID(c) != 0 })
+	testsupport.WaitFor(t, "the active capture streaming", 30*time.Second, func() bool { return walsenderPID(c) != 0 })
 	activePID := walsenderPID(c)
 	standby := start(t, "capture-standby", capture.Run, cenv)
 	// The replicas start one after the other, so that start-up retries
@@ -62,13 +63,13 @@ func scaleOut(t *testing.T, victim string) {
 		waitStarted(t, p)
 		tickets = append(tickets, p)
 	}
-	waitFor(t, "the standby capture to report standby", 30*time.Second, func() bool {
+	testsupport.WaitFor(t, "the standby capture to report standby", 30*time.Second, func() bool {
 		return strings.Contains(standby.logs.String(), "standby")
 	})
 
 	js := natsJS(t, cl.URLs())
 	ctx := context.Background()
-	waitFor(t, "the ticketer consumer", 30*time.Second, func() bool {
+	testsupport.WaitFor(t, "the ticketer consumer", 30*time.Second, func() bool {
 		_, err := js.Consumer(ctx, stream.Forms, stream.TicketerConsumer)
 		return err == nil
 	})
@@ -129,7 +130,7 @@ func scaleOut(t *testing.T, victim string) {
 		}
 		return n
 	}
-	waitFor(t, fmt.Sprintf("a ticket for each of the %d rows", total), 90*time.Second, func() bool { return covered() >= total })
+	testsupport.WaitFor(t, fmt.Sprintf("a ticket for each of the %d rows", total), 90*time.Second, func() bool { return covered() >= total })
 	t.Logf("all %d rows ticketed %v after the last commit", total, (time.Since(begin) - loaded).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // late duplicates would show now
 	checkOneTicketEach(t, sb, rows)
@@ -214,7 +215,7 @@ func pickVictim(t *testing.T, cl *localnats.Cluster, js jetstream.JetStream, vic
 // ticketer exits instead.
 func waitStarted(t *testing.T, p *proc) {
 	t.Helper()
-	waitFor(t, p.name+" consuming", 30*time.Second, func() bool {
+	testsupport.WaitFor(t, p.name+" consuming", 30*time.Second, func() bool {
 		return strings.Contains(p.logs.String(), "ticketer starting") || p.exited()
 	})
 	if p.exited() {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/safebuf"
+	"github.com/cowjacket/formjira/internal/testsupport"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -163,7 +163,7 @@ func TestPersistentStoreDir(t *testing.T) {
 
 func TestCloseRemovesTempStore(t *testing.T) {
 	t.Parallel()
-	var log safebuf.Buffer
+	var log testsupport.Buffer
 	s, err := Start(Options{MaxPayload: 2048, Log: &log})
 	if err != nil {
 		t.Fatal(err)

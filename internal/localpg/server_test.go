@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/safebuf"
+	"github.com/cowjacket/formjira/internal/testsupport"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -239,7 +239,7 @@ func TestPersistentDataDir(t *testing.T) {
 
 func TestStopRemovesTempDir(t *testing.T) {
 	t.Parallel()
-	var log safebuf.Buffer
+	var log testsupport.Buffer
 	srv, err := Start(context.Background(), Options{Log: &log})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/safebuf"
+	"github.com/cowjacket/formjira/internal/testsupport"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,7 +41,7 @@ type harness struct {
 	logs *syncBuffer
 }
 
-type syncBuffer = safebuf.Buffer
+type syncBuffer = testsupport.Buffer
 
 func newHarness(t *testing.T, opts jirasandbox.Options) *harness {
 	t.Helper()
