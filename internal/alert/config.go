@@ -1,8 +1,6 @@
 package alert
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/mail"
@@ -10,33 +8,27 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/config"
 )
 
-// Var documents one environment variable for --help output.
-type Var struct {
-	Name    string
-	Default string
-	Help    string
-	// Secret values must never be printed or logged.
-	Secret bool
-}
-
-// Vars lists every variable ConfigFromEnv reads, with its default.
-var Vars = []Var{
-	{Name: "ALERT_SMTP_ADDR", Default: "", Help: "SMTP server host:port for alert e-mail; empty disables e-mail"},
-	{Name: "ALERT_SMTP_USERNAME", Default: "", Help: "SMTP AUTH PLAIN user name; empty sends without AUTH"},
-	{Name: "ALERT_SMTP_PASSWORD", Default: "", Help: "SMTP AUTH PLAIN password (secret)", Secret: true},
-	{Name: "ALERT_SMTP_STARTTLS", Default: "true", Help: "require STARTTLS; refuse to send when the server does not offer it"},
-	{Name: "ALERT_SMTP_INSECURE_SKIP_VERIFY", Default: "false", Help: "accept any TLS certificate (self-signed test servers only)"},
-	{Name: "ALERT_EMAIL_FROM", Default: "", Help: "From address of alert e-mail; required with ALERT_SMTP_ADDR"},
-	{Name: "ALERT_EMAIL_TO", Default: "", Help: "comma-separated recipients; required with ALERT_SMTP_ADDR"},
-	{Name: "ALERT_WEBHOOK_URL", Default: "", Help: `Slack-compatible webhook (JSON POST {"text": ...}); empty disables (secret)`, Secret: true},
-	{Name: "ALERT_DIGEST_INTERVAL", Default: "10m", Help: "dead letters are batched into one digest at most this often"},
-	{Name: "ALERT_MIN_INTERVAL", Default: "15m", Help: "the same alert kind is not re-sent more often than this; repeats are counted"},
-	{Name: "ALERT_JIRA_DOWN_AFTER", Default: "5m", Help: "alert when Jira is unreachable for longer than this"},
-	{Name: "ALERT_CAPTURE_STALL_AFTER", Default: "5m", Help: "alert when capture confirms nothing (or slot lag is high) for longer than this"},
-	{Name: "ALERT_SLOT_LAG_BYTES", Default: "1GiB", Help: "replication slot lag counted as stalled (bytes; KiB/MiB/GiB/KB/MB/GB suffixes allowed)"},
-	{Name: "ALERT_BACKLOG_GROWING_AFTER", Default: "10m", Help: "alert when the consumer backlog grows for longer than this"},
+// Vars lists every variable ConfigFromEnv reads, with its default and the
+// binaries that act on it.
+var Vars = []config.Var{
+	{Name: "ALERT_SMTP_ADDR", For: config.Both, Help: "SMTP server host:port for alert e-mail; empty disables e-mail"},
+	{Name: "ALERT_SMTP_USERNAME", For: config.Both, Help: "SMTP AUTH PLAIN user name; empty sends without AUTH"},
+	{Name: "ALERT_SMTP_PASSWORD", For: config.Both, Secret: true, Help: "SMTP AUTH PLAIN password"},
+	{Name: "ALERT_SMTP_STARTTLS", For: config.Both, Default: "true", Help: "require STARTTLS; refuse to send when the server does not offer it"},
+	{Name: "ALERT_SMTP_INSECURE_SKIP_VERIFY", For: config.Both, Default: "false", Help: "accept any TLS certificate (self-signed test servers only)"},
+	{Name: "ALERT_EMAIL_FROM", For: config.Both, Help: "From address of alert e-mail; required with ALERT_SMTP_ADDR"},
+	{Name: "ALERT_EMAIL_TO", For: config.Both, Help: "comma-separated recipients; required with ALERT_SMTP_ADDR"},
+	{Name: "ALERT_WEBHOOK_URL", For: config.Both, Secret: true, Help: `Slack-compatible webhook (JSON POST {"text": ...}); empty disables`},
+	{Name: "ALERT_DIGEST_INTERVAL", For: config.Both, Default: "10m", Help: "dead letters are batched into one digest at most this often"},
+	{Name: "ALERT_MIN_INTERVAL", For: config.Both, Default: "15m", Help: "the same alert kind is not re-sent more often than this; repeats are counted"},
+	{Name: "ALERT_JIRA_DOWN_AFTER", For: config.Ticketer, Default: "5m", Help: "alert when Jira is unreachable for longer than this"},
+	{Name: "ALERT_BACKLOG_GROWING_AFTER", For: config.Ticketer, Default: "10m", Help: "alert when the consumer backlog grows for longer than this"},
+	{Name: "ALERT_CAPTURE_STALL_AFTER", For: config.Capture, Default: "5m", Help: "alert when the confirmed LSN has not moved for this long while rows are in flight or WAL is pending"},
+	{Name: "ALERT_SLOT_LAG_BYTES", For: config.Capture, Default: "1GiB", Help: "alert while the slot lags the server's WAL by more than this (bytes; KiB/MiB/GiB/KB/MB/GB allowed)"},
 }
 
 // Config configures alerting. ConfigFromEnv fills the environment-backed
@@ -109,80 +101,28 @@ func redactURL(raw string) string {
 	return u.Scheme + "://" + u.Host + "/…"
 }
 
-// VarError names the variable that made the configuration invalid.
-type VarError struct {
-	Name string
-	Err  error
-}
-
-func (e *VarError) Error() string { return e.Name + ": " + e.Err.Error() }
-func (e *VarError) Unwrap() error { return e.Err }
-
-// ConfigFromEnv reads Vars through getenv, applying defaults. The error
-// names the first bad variable and never echoes a secret value.
+// ConfigFromEnv reads Vars through getenv, applying defaults. The error is a
+// *config.Error naming the first bad variable, never echoing a secret.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	defaults := make(map[string]string, len(Vars))
-	for _, v := range Vars {
-		defaults[v.Name] = v.Default
+	r := config.NewReader(getenv, Vars)
+	c := Config{
+		SMTPAddr:               r.String("ALERT_SMTP_ADDR"),
+		SMTPUsername:           r.String("ALERT_SMTP_USERNAME"),
+		SMTPPassword:           r.Secret("ALERT_SMTP_PASSWORD"),
+		SMTPStartTLS:           r.Bool("ALERT_SMTP_STARTTLS"),
+		SMTPInsecureSkipVerify: r.Bool("ALERT_SMTP_INSECURE_SKIP_VERIFY"),
+		EmailFrom:              r.String("ALERT_EMAIL_FROM"),
+		EmailTo:                r.List("ALERT_EMAIL_TO"),
+		WebhookURL:             r.Secret("ALERT_WEBHOOK_URL"),
+		DigestInterval:         r.Duration("ALERT_DIGEST_INTERVAL"),
+		MinInterval:            r.Duration("ALERT_MIN_INTERVAL"),
+		JiraDownAfter:          r.Duration("ALERT_JIRA_DOWN_AFTER"),
+		BacklogGrowingAfter:    r.Duration("ALERT_BACKLOG_GROWING_AFTER"),
+		CaptureStallAfter:      r.Duration("ALERT_CAPTURE_STALL_AFTER"),
+		SlotLagBytes:           r.Bytes("ALERT_SLOT_LAG_BYTES"),
 	}
-	get := func(name string) string {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			return v
-		}
-		return defaults[name]
-	}
-	bad := func(name string, format string, args ...any) error {
-		return &VarError{Name: name, Err: fmt.Errorf(format, args...)}
-	}
-
-	var c Config
-	var err error
-	boolVar := func(name string) bool {
-		if err != nil {
-			return false
-		}
-		v, perr := strconv.ParseBool(get(name))
-		if perr != nil {
-			err = bad(name, "want true or false, got %q", get(name))
-		}
-		return v
-	}
-	durVar := func(name string) time.Duration {
-		if err != nil {
-			return 0
-		}
-		d, perr := time.ParseDuration(get(name))
-		switch {
-		case perr != nil:
-			err = bad(name, "want a duration like 10m or 30s, got %q", get(name))
-		case d <= 0:
-			err = bad(name, "must be positive, got %q", get(name))
-		}
-		return d
-	}
-
-	c.SMTPAddr = get("ALERT_SMTP_ADDR")
-	c.SMTPUsername = get("ALERT_SMTP_USERNAME")
-	c.SMTPPassword = getenv("ALERT_SMTP_PASSWORD") // spaces may be part of a password
-	c.SMTPStartTLS = boolVar("ALERT_SMTP_STARTTLS")
-	c.SMTPInsecureSkipVerify = boolVar("ALERT_SMTP_INSECURE_SKIP_VERIFY")
-	c.EmailFrom = get("ALERT_EMAIL_FROM")
-	for _, to := range strings.Split(get("ALERT_EMAIL_TO"), ",") {
-		if to = strings.TrimSpace(to); to != "" {
-			c.EmailTo = append(c.EmailTo, to)
-		}
-	}
-	c.WebhookURL = get("ALERT_WEBHOOK_URL")
-	c.DigestInterval = durVar("ALERT_DIGEST_INTERVAL")
-	c.MinInterval = durVar("ALERT_MIN_INTERVAL")
-	c.JiraDownAfter = durVar("ALERT_JIRA_DOWN_AFTER")
-	c.CaptureStallAfter = durVar("ALERT_CAPTURE_STALL_AFTER")
-	c.BacklogGrowingAfter = durVar("ALERT_BACKLOG_GROWING_AFTER")
-	if err != nil {
+	if err := r.Err(); err != nil {
 		return Config{}, err
-	}
-	if c.SlotLagBytes, err = parseBytes(get("ALERT_SLOT_LAG_BYTES")); err != nil {
-		return Config{}, &VarError{Name: "ALERT_SLOT_LAG_BYTES", Err: err}
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, err
@@ -191,9 +131,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 }
 
 func (c Config) validate() error {
-	bad := func(name string, format string, args ...any) error {
-		return &VarError{Name: name, Err: fmt.Errorf(format, args...)}
-	}
+	bad := config.Errorf
 	if c.SMTPAddr != "" {
 		host, port, err := net.SplitHostPort(c.SMTPAddr)
 		if err != nil || host == "" {
@@ -244,51 +182,35 @@ func (c Config) validate() error {
 	return nil
 }
 
-var byteUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	// Longest suffixes first so "GiB" is not read as "B".
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"B", 1},
-}
+// defaults is the configuration of an empty environment: the defaults of
+// Vars, the one place they are written.
+var defaults = func() Config {
+	c, err := ConfigFromEnv(func(string) string { return "" })
+	if err != nil {
+		panic("alert: the defaults of Vars are invalid: " + err.Error())
+	}
+	return c
+}()
 
-func parseBytes(s string) (int64, error) {
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range byteUnits {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("want a byte count like 1073741824 or 1GiB, got %q", s)
-	}
-	if n > (1<<63-1)/mult {
-		return 0, errors.New("too large")
-	}
-	return n * mult, nil
-}
-
+// withDefaults fills the zero fields: those of the environment from Vars,
+// the tuning ones from the values in brackets on Config.
 func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
 		}
 	}
-	def(&c.DigestInterval, 10*time.Minute)
-	def(&c.MinInterval, 15*time.Minute)
-	def(&c.JiraDownAfter, 5*time.Minute)
-	def(&c.CaptureStallAfter, 5*time.Minute)
-	def(&c.BacklogGrowingAfter, 10*time.Minute)
+	def(&c.DigestInterval, defaults.DigestInterval)
+	def(&c.MinInterval, defaults.MinInterval)
+	def(&c.JiraDownAfter, defaults.JiraDownAfter)
+	def(&c.CaptureStallAfter, defaults.CaptureStallAfter)
+	def(&c.BacklogGrowingAfter, defaults.BacklogGrowingAfter)
 	def(&c.RetryBase, 2*time.Second)
 	def(&c.RetryMax, time.Minute)
 	def(&c.SendTimeout, 30*time.Second)
 	def(&c.FlushTimeout, 3*time.Second)
 	if c.SlotLagBytes <= 0 {
-		c.SlotLagBytes = 1 << 30
+		c.SlotLagBytes = defaults.SlotLagBytes
 	}
 	if c.SubjectPrefix == "" {
 		c.SubjectPrefix = "[cowjacket]"
@@ -301,6 +223,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// WithDefaults is c with every zero setting at its default.
+func (c Config) WithDefaults() Config { return c.withDefaults() }
 
 // Sinks builds the sinks the configuration enables (none when !Enabled).
 func (c Config) Sinks() []Sink {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cowjacket/formjira/internal/config"
 )
 
 func envFrom(m map[string]string) func(string) string {
@@ -48,6 +50,9 @@ func TestVarsDocumentEveryVariableRead(t *testing.T) {
 	documented := map[string]bool{}
 	for _, v := range Vars {
 		documented[v.Name] = true
+		if v.Secret {
+			documented[v.Name+"_FILE"] = true // config.Reader's file form
+		}
 		if v.Help == "" {
 			t.Errorf("%s has no help", v.Name)
 		}
@@ -146,7 +151,7 @@ func TestConfigFromEnvErrorsNameTheVariable(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ConfigFromEnv(envFrom(tt.env))
-			var ve *VarError
+			var ve *config.Error
 			if !errors.As(err, &ve) || ve.Name != tt.bad {
 				t.Fatalf("error = %v, want one naming %s", err, tt.bad)
 			}
@@ -157,21 +162,5 @@ func TestConfigFromEnvErrorsNameTheVariable(t *testing.T) {
 				t.Errorf("error leaks a secret: %v", err)
 			}
 		})
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	tests := map[string]int64{
-		"0": 0, "1024": 1024, "1GiB": 1 << 30, "2 MiB": 2 << 20, "3KB": 3000, "10B": 10, "1TB": 1e12,
-	}
-	for in, want := range tests {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "GiB", "-1", "1.5GiB", "99999999999TiB"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q) succeeded", in)
-		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cowjacket/formjira/internal/alert"
-	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 )
@@ -21,26 +20,6 @@ import (
 // alert.CaptureStalled, so that the Alerter's per-kind storm control keeps
 // it apart from the stall alert: each fires once and resolves on its own.
 const KindSlotLag alert.Kind = "capture_slot_lag"
-
-// captureAlertVars are the ALERT_* variables capture acts on (the Jira and
-// backlog thresholds are ticketer's), for --help and deploy checks.
-func captureAlertVars() []config.Var {
-	var out []config.Var
-	for _, v := range alert.Vars {
-		if v.Name == "ALERT_JIRA_DOWN_AFTER" || v.Name == "ALERT_BACKLOG_GROWING_AFTER" {
-			continue
-		}
-		help := strings.TrimSpace(strings.ReplaceAll(v.Help, "(secret)", ""))
-		switch v.Name { // what capture does with them, exactly
-		case "ALERT_CAPTURE_STALL_AFTER":
-			help = "alert when the confirmed LSN has not moved for this long while rows are in flight or WAL is pending"
-		case "ALERT_SLOT_LAG_BYTES":
-			help = "alert while the slot lags the server's WAL by more than this (bytes; KiB/MiB/GiB/KB/MB/GB allowed)"
-		}
-		out = append(out, config.Var{Name: v.Name, Default: v.Default, Secret: v.Secret, Help: help})
-	}
-	return out
-}
 
 // alertFlushTimeout bounds the Alerter's final flush: with the stream's
 // 5 s drain it keeps a SIGTERM exit within 10 s even with every sink down.

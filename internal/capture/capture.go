@@ -24,6 +24,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/natsconn"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/telemetry"
@@ -237,21 +238,10 @@ func setupOnce(ctx context.Context, cfg Config) error {
 // connectNATS connects (retrying for ever: capture is useless without NATS
 // and says so) and creates or updates the streams.
 func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(cfg.NATSURL,
-		nats.Name("cowjacket-capture"),
-		nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
-			if c.IsClosed() {
-				return // our own Close on shutdown, not an outage
-			}
-			log.Warn("NATS disconnected; publishing waits", "error", fmt.Sprint(err))
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
-	)
+	nc, err := natsconn.Connect(cfg.NATS, "cowjacket-capture", log,
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return nil, nil, fmt.Errorf("NATS_URL: %w", err)
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
@@ -261,7 +251,7 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 		nc.Close()
 		return nil, nil, err
 	}
-	sc := stream.Config{Replicas: cfg.Replicas, DuplicateWindow: cfg.DuplicateWindow}
+	sc := cfg.Streams
 	for attempt := 1; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err1 := stream.EnsureForms(sctx, js, sc)
@@ -279,7 +269,7 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 			nc.Close()
 			return nil, nil, ctx.Err()
 		}
-		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", config.Redact(cfg.NATSURL), "error", err.Error(), "attempt", attempt)
+		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", cfg.NATS.Redacted(), "error", err.Error(), "attempt", attempt)
 		select {
 		case <-ctx.Done():
 		case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):

@@ -70,7 +70,7 @@ func Status(ctx context.Context, cfg Config, w io.Writer) error {
 		}
 	}
 
-	nc, err := nats.Connect(cfg.NATSURL, nats.Timeout(3*time.Second))
+	nc, err := nats.Connect(cfg.NATS.URL, nats.Timeout(3*time.Second))
 	if err == nil {
 		defer nc.Close()
 		var js jetstream.JetStream

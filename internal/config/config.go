@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"io/fs"
 	"net/url"
 	"os"
@@ -18,17 +19,59 @@ import (
 	"time"
 )
 
-// Var documents one environment variable.
+// Binary is a set of the binaries that read a variable.
+type Binary uint8
+
+const (
+	Capture Binary = 1 << iota
+	Ticketer
+	Both = Capture | Ticketer
+)
+
+// Var documents one environment variable: the one table a binary's --help,
+// its Reader (defaults) and the deploy checks all read.
 type Var struct {
 	Name     string
 	Default  string
 	Help     string
 	Required bool
-	Secret   bool // never printed, logged or echoed in errors
+	Secret   bool   // never printed, logged or echoed in errors; also read from NAME_FILE
+	For      Binary // the binaries that read it; 0 = the table's own binary
+}
+
+// For is the variables of tables that b reads (For 0 counts as every
+// binary), in order: a binary's own table followed by shared ones.
+func For(b Binary, tables ...[]Var) []Var {
+	var out []Var
+	for _, t := range tables {
+		for _, v := range t {
+			if v.For == 0 || v.For&b != 0 {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// Error is a bad configuration: one line naming the variable. Every
+// configuration error of every binary is one, so callers and tests can ask
+// which variable is wrong.
+type Error struct {
+	Name string
+	Err  error
+}
+
+func (e *Error) Error() string { return e.Name + ": " + e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf is an *Error for the variable name.
+func Errorf(name, format string, args ...any) error {
+	return &Error{Name: name, Err: fmt.Errorf(format, args...)}
 }
 
 // Usage prints the variables with defaults, for --help. Secret defaults are
-// never shown (they are empty anyway, but the rule holds).
+// never shown (they are empty anyway, but the rule holds); every secret can
+// also be read from a file named by NAME_FILE.
 func Usage(w io.Writer, vars []Var) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "VARIABLE\tDEFAULT\tMEANING")
@@ -42,7 +85,11 @@ func Usage(w io.Writer, vars []Var) {
 		case def == "":
 			def = "(empty)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, def, v.Help)
+		help := v.Help
+		if v.Secret {
+			help += " (never shown; or read from the file named by " + v.Name + "_FILE)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, def, help)
 	}
 	tw.Flush()
 }
@@ -129,21 +176,60 @@ func NewReader(get func(string) string, vars []Var) *Reader {
 // Err is the first problem found.
 func (r *Reader) Err() error { return r.err }
 
-func (r *Reader) fail(name, format string, args ...any) {
+// Fail records a problem with the variable name (the first one wins).
+func (r *Reader) Fail(name, format string, args ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...))
+		r.err = Errorf(name, format, args...)
 	}
 }
 
-func (r *Reader) raw(name string) string {
+// value is the variable as set, trimmed; a secret may instead come from the
+// file NAME_FILE names (the convention of the official Docker images), with
+// its final line break dropped.
+func (r *Reader) value(name string) string {
 	v := strings.TrimSpace(r.Get(name))
+	if !r.vars[name].Secret {
+		return v
+	}
+	file := strings.TrimSpace(r.Get(name + "_FILE"))
+	switch {
+	case file == "":
+		return v
+	case v != "":
+		r.Fail(name, "set either %s or %s_FILE, not both", name, name)
+		return v
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		// The path is not secret; the file's content would be.
+		r.Fail(name+"_FILE", "%v", errors.Unwrap(err))
+		return ""
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if strings.TrimSpace(s) == "" {
+		r.Fail(name+"_FILE", "%s is empty", file)
+	}
+	return s
+}
+
+func (r *Reader) raw(name string) string {
+	v := r.value(name)
 	if v == "" {
 		v = r.vars[name].Default
 	}
 	if v == "" && r.vars[name].Required {
-		r.fail(name, "required but not set (see --help)")
+		r.Fail(name, "required but not set (see --help)")
 	}
 	return v
+}
+
+// Secret is a secret's value as set (spaces may be part of a password),
+// from NAME or NAME_FILE.
+func (r *Reader) Secret(name string) string {
+	if strings.TrimSpace(r.Get(name)) == "" || strings.TrimSpace(r.Get(name+"_FILE")) != "" {
+		return r.raw(name)
+	}
+	return r.Get(name)
 }
 
 // String is the variable's value or its default.
@@ -168,7 +254,7 @@ func (r *Reader) Int(name string, min int) int {
 	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < min {
-		r.fail(name, "want a whole number ≥ %d, got %q", min, s)
+		r.Fail(name, "want a whole number ≥ %d, got %q", min, s)
 	}
 	return n
 }
@@ -181,7 +267,7 @@ func (r *Reader) Float(name string) float64 {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f < 0 {
-		r.fail(name, "want a number ≥ 0, got %q", s)
+		r.Fail(name, "want a number ≥ 0, got %q", s)
 	}
 	return f
 }
@@ -194,9 +280,51 @@ func (r *Reader) Bool(name string) bool {
 	case "", "0", "false", "no", "off":
 		return false
 	default:
-		r.fail(name, "want true or false, got %q", r.raw(name))
+		r.Fail(name, "want true or false, got %q", r.raw(name))
 		return false
 	}
+}
+
+// Bytes is a byte count, with an optional KiB/MiB/GiB/TiB or KB/MB/GB/TB
+// suffix.
+func (r *Reader) Bytes(name string) int64 {
+	s := r.raw(name)
+	if s == "" {
+		return 0
+	}
+	n, err := parseBytes(s)
+	if err != nil {
+		r.Fail(name, "%v", err)
+	}
+	return n
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	// Longest suffixes first so "GiB" is not read as "B".
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"B", 1},
+}
+
+func parseBytes(s string) (int64, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("want a byte count like 1073741824 or 1GiB, got %q", s)
+	}
+	if n > (1<<63-1)/mult {
+		return 0, errors.New("too large")
+	}
+	return n * mult, nil
 }
 
 // Duration is a Go duration ("30s", "24h") > 0.
@@ -207,7 +335,7 @@ func (r *Reader) Duration(name string) time.Duration {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		r.fail(name, "want a positive duration like 30s or 24h, got %q", s)
+		r.Fail(name, "want a positive duration like 30s or 24h, got %q", s)
 	}
 	return d
 }
@@ -221,7 +349,7 @@ func (r *Reader) URL(name string, schemes ...string) string {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" && u.Path == "" {
-		r.fail(name, "not a valid URL")
+		r.Fail(name, "not a valid URL")
 		return s
 	}
 	for _, sc := range schemes {
@@ -229,7 +357,7 @@ func (r *Reader) URL(name string, schemes ...string) string {
 			return s
 		}
 	}
-	r.fail(name, "scheme %q not one of %s", u.Scheme, strings.Join(schemes, ", "))
+	r.Fail(name, "scheme %q not one of %s", u.Scheme, strings.Join(schemes, ", "))
 	return s
 }
 
@@ -264,4 +392,14 @@ func Redact(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// LogLevel is debug, info, warn or error.
+func (r *Reader) LogLevel(name string) slog.Level {
+	s := r.raw(name)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		r.Fail(name, "want debug, info, warn or error, got %q", s)
+	}
+	return l
 }

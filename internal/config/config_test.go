@@ -2,6 +2,9 @@ package config
 
 import (
 	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +97,82 @@ func TestRedact(t *testing.T) {
 				t.Errorf("Redact(%q) leaks %s", tt.in, secret)
 			}
 		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	tests := map[string]int64{
+		"0": 0, "1024": 1024, "1GiB": 1 << 30, "2 MiB": 2 << 20, "3KB": 3000, "10B": 10, "1TB": 1e12,
+	}
+	for in, want := range tests {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "GiB", "-1", "1.5GiB", "99999999999TiB"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q) succeeded", in)
+		}
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	dir := t.TempDir()
+	file := func(content string) string {
+		f, err := os.CreateTemp(dir, "secret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(content)
+		f.Close()
+		return f.Name()
+	}
+	vars := []Var{{Name: "TOKEN", Secret: true}, {Name: "PLAIN"}}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{"variable", map[string]string{"TOKEN": " pass word "}, " pass word ", ""},
+		{"file, final newline dropped", map[string]string{"TOKEN_FILE": file("s3cret\n")}, "s3cret", ""},
+		{"file keeps inner spaces", map[string]string{"TOKEN_FILE": file(" a b \r\n")}, " a b ", ""},
+		{"both", map[string]string{"TOKEN": "x", "TOKEN_FILE": file("y")}, "", "TOKEN: set either TOKEN or TOKEN_FILE, not both"},
+		{"missing file", map[string]string{"TOKEN_FILE": filepath.Join(dir, "nope")}, "", "TOKEN_FILE: no such file or directory"},
+		{"empty file", map[string]string{"TOKEN_FILE": file("\n")}, "", "TOKEN_FILE: "},
+		{"only secrets have a file form", map[string]string{"PLAIN_FILE": file("z")}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(func(k string) string { return tt.env[k] }, vars)
+			got := r.Secret("TOKEN")
+			r.String("PLAIN")
+			err := r.Err()
+			if tt.wantErr != "" {
+				var ce *Error
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) || !errors.As(err, &ce) {
+					t.Fatalf("err = %v, want a *config.Error starting %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "\n") {
+					t.Errorf("error %q leaks the secret or is not one line", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestForFiltersByBinary(t *testing.T) {
+	own := []Var{{Name: "OWN"}}
+	shared := []Var{{Name: "BOTH", For: Both}, {Name: "CAP", For: Capture}, {Name: "TIC", For: Ticketer}}
+	var names []string
+	for _, v := range For(Ticketer, own, shared) {
+		names = append(names, v.Name)
+	}
+	if got := strings.Join(names, ","); got != "OWN,BOTH,TIC" {
+		t.Errorf("For(Ticketer) = %s, want OWN,BOTH,TIC", got)
 	}
 }

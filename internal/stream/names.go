@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/config"
 )
 
 // Names fixed by the design: operators, deploy files and alerts use them.
@@ -41,6 +43,17 @@ func token(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// Vars are the variables of the stream layout.
+var Vars = []config.Var{
+	{Name: "STREAM_REPLICAS", For: config.Both, Default: "1", Help: "replicas of the streams and the bucket the binary creates (3 on a cluster)"},
+	{Name: "DUPLICATE_WINDOW", For: config.Both, Default: "24h", Help: "how long stream FORMS collapses re-sent rows by Nats-Msg-Id (set where FORMS is created)"},
+}
+
+// LoadConfig reads the variables of the layout; problems are left in r.
+func LoadConfig(r *config.Reader) Config {
+	return Config{Replicas: r.Int("STREAM_REPLICAS", 1), DuplicateWindow: r.Duration("DUPLICATE_WINDOW")}
 }
 
 // Config are the operator-tunable parts of the stream layout.

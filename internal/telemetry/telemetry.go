@@ -15,7 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cowjacket/formjira/internal/config"
 )
+
+// Vars are the variables of the logger (HTTP_ADDR has a default per binary:
+// each declares its own).
+var Vars = []config.Var{
+	{Name: "LOG_LEVEL", For: config.Both, Default: "info", Help: "debug, info, warn or error"},
+}
 
 // NewLogger is the JSON slog logger both binaries use.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {

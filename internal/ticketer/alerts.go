@@ -7,29 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/cowjacket/formjira/internal/alert"
-	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/mapping"
 )
-
-// alertVars are internal/alert's variables that ticketer acts on (the
-// capture ones are capture's), for --help.
-func alertVars() []config.Var {
-	var out []config.Var
-	for _, v := range alert.Vars {
-		if v.Name == "ALERT_CAPTURE_STALL_AFTER" || v.Name == "ALERT_SLOT_LAG_BYTES" {
-			continue
-		}
-		out = append(out, config.Var{Name: v.Name, Default: v.Default, Secret: v.Secret,
-			Help: strings.TrimSpace(strings.ReplaceAll(v.Help, "(secret)", ""))})
-	}
-	return out
-}
 
 // jiraDownMinFailures is how many Jira requests in a row must fail (no
 // answer or 5xx) before Jira counts as unreachable; one lost request

@@ -1,20 +1,21 @@
 package ticketer
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/natsconn"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/telemetry"
 )
 
-// Vars are ticketer's environment variables, for --help and the docs; the
-// ALERT_* ones are internal/alert's.
-var Vars = append([]config.Var{
-	{Name: "NATS_URL", Default: "nats://127.0.0.1:4222", Help: "JetStream server(s), comma-separated"},
+// Vars are ticketer's environment variables, for --help and the docs:
+// its own, then the shared ones of the packages that read them.
+var Vars = config.For(config.Ticketer, []config.Var{
 	{Name: "JIRA_URL", Required: true, Help: "Jira site, e.g. https://cowjacket.atlassian.net"},
 	{Name: "JIRA_EMAIL", Help: "Jira Cloud account e-mail (basic auth with JIRA_API_TOKEN)"},
 	{Name: "JIRA_API_TOKEN", Secret: true, Help: "Jira Cloud API token"},
@@ -32,13 +33,11 @@ var Vars = append([]config.Var{
 	{Name: "JIRA_RATE", Default: "0", Help: "requests per second towards Jira, shared by all workers (0 = unpaced until a 429)"},
 	{Name: "RECONCILE_DELAY", Default: "30s", Help: "how long Jira's search may lag behind a create"},
 	{Name: "RETRY_WINDOW", Default: "1m", Help: "how long to retry transient Jira failures within one delivery"},
-	{Name: "STREAM_REPLICAS", Default: "1", Help: "replicas of FORMS, FORMS_DLQ and FORMS_TICKETS when ticketer creates them"},
-	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error"},
-}, alertVars()...)
+}, natsconn.Vars, stream.Vars, telemetry.Vars, alert.Vars)
 
 // Config is the parsed environment.
 type Config struct {
-	NATSURL                 string
+	NATS                    natsconn.Config
 	JiraURL                 string
 	JiraEmail, JiraAPIToken string
 	JiraPAT                 string
@@ -54,7 +53,7 @@ type Config struct {
 	JiraRate                float64
 	ReconcileDelay          time.Duration
 	RetryWindow             time.Duration
-	StreamReplicas          int
+	Streams                 stream.Config
 	LogLevel                slog.Level
 }
 
@@ -73,11 +72,11 @@ func LoadConfig(get func(string) string) (*Config, error) {
 	}
 	r := config.NewReader(get, vars)
 	c := &Config{
-		NATSURL:        r.String("NATS_URL"),
+		NATS:           natsconn.Load(r),
 		JiraURL:        r.URL("JIRA_URL", "http", "https"),
 		JiraEmail:      r.String("JIRA_EMAIL"),
-		JiraAPIToken:   r.String("JIRA_API_TOKEN"),
-		JiraPAT:        r.String("JIRA_PAT"),
+		JiraAPIToken:   r.Secret("JIRA_API_TOKEN"),
+		JiraPAT:        r.Secret("JIRA_PAT"),
 		MappingFile:    r.String("MAPPING_FILE"),
 		HTTPAddr:       r.String("HTTP_ADDR"),
 		Concurrency:    r.Int("CONCURRENCY", 1),
@@ -90,31 +89,28 @@ func LoadConfig(get func(string) string) (*Config, error) {
 		JiraRate:       r.Float("JIRA_RATE"),
 		ReconcileDelay: r.Duration("RECONCILE_DELAY"),
 		RetryWindow:    r.Duration("RETRY_WINDOW"),
-		StreamReplicas: r.Int("STREAM_REPLICAS", 1),
+		Streams:        stream.LoadConfig(r),
+		LogLevel:       r.LogLevel("LOG_LEVEL"),
 	}
 	for _, s := range r.List("BACKOFF") {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("BACKOFF: want durations like 30s,1m, got %q", s)
+			return nil, config.Errorf("BACKOFF", "want durations like 30s,1m, got %q", s)
 		}
 		c.Backoff = append(c.Backoff, d)
 	}
-	level := r.String("LOG_LEVEL")
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, got %q", level)
-	}
 	switch {
 	case c.BatchSize > 50:
-		return nil, fmt.Errorf("BATCH_SIZE: at most 50 (Jira's bulk create limit), got %d", c.BatchSize)
+		return nil, config.Errorf("BATCH_SIZE", "at most 50 (Jira's bulk create limit), got %d", c.BatchSize)
 	case len(c.Backoff) >= c.MaxDeliver:
-		return nil, fmt.Errorf("BACKOFF: %d delays need MAX_DELIVER above %d, got %d", len(c.Backoff), len(c.Backoff), c.MaxDeliver)
+		return nil, config.Errorf("BACKOFF", "%d delays need MAX_DELIVER above %d, got %d", len(c.Backoff), len(c.Backoff), c.MaxDeliver)
 	case c.MaxAckPending < c.BatchSize*c.Concurrency:
-		return nil, fmt.Errorf("MAX_ACK_PENDING: at least BATCH_SIZE×CONCURRENCY (%d), got %d", c.BatchSize*c.Concurrency, c.MaxAckPending)
+		return nil, config.Errorf("MAX_ACK_PENDING", "at least BATCH_SIZE×CONCURRENCY (%d), got %d", c.BatchSize*c.Concurrency, c.MaxAckPending)
 	case strings.TrimSpace(c.MappingFile) == "":
-		return nil, fmt.Errorf("MAPPING_FILE: required")
+		return nil, config.Errorf("MAPPING_FILE", "required")
 	}
 	return c, nil
 }
@@ -125,11 +121,11 @@ func LoadConfig(get func(string) string) (*Config, error) {
 func (c *Config) RequireJira() error {
 	switch {
 	case c.JiraURL == "":
-		return errors.New("JIRA_URL: required but not set (see --help)")
+		return config.Errorf("JIRA_URL", "required but not set (see --help)")
 	case c.JiraPAT == "" && c.JiraEmail == "":
-		return errors.New("JIRA_EMAIL: required with JIRA_API_TOKEN (or set JIRA_PAT)")
+		return config.Errorf("JIRA_EMAIL", "required with JIRA_API_TOKEN (or set JIRA_PAT)")
 	case c.JiraPAT == "" && c.JiraAPIToken == "":
-		return errors.New("JIRA_API_TOKEN: required with JIRA_EMAIL (or set JIRA_PAT)")
+		return config.Errorf("JIRA_API_TOKEN", "required with JIRA_EMAIL (or set JIRA_PAT)")
 	}
 	return nil
 }

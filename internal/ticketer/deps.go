@@ -56,7 +56,7 @@ func (e *Env) Connect(ctx context.Context, opts ...nats.Option) (*nats.Conn, jet
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
 	}, opts...)
-	nc, err := nats.Connect(e.Config.NATSURL, opts...)
+	nc, err := nats.Connect(e.Config.NATS.URL, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("NATS_URL: connect: %w", err)
 	}
@@ -82,7 +82,7 @@ func waitForNATS(log *slog.Logger) []nats.Option {
 }
 
 // StreamConfig is the stream layout ticketer creates when missing.
-func (e *Env) StreamConfig() stream.Config { return stream.Config{Replicas: e.Config.StreamReplicas} }
+func (e *Env) StreamConfig() stream.Config { return e.Config.Streams }
 
 // NewProcessor builds the processor the service uses, for commands that
 // re-drive events (dlq replay, replay): same mapping, client and rules.
