@@ -12,6 +12,7 @@ import (
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/ticket"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
@@ -29,8 +30,8 @@ func sandbox(t *testing.T, o jirasandbox.Options) (*jirasandbox.Server, string) 
 	return sb, srv.URL
 }
 
-func fields(name, dept string, label string) *mapping.Request {
-	return &mapping.Request{HashLabel: label, Fields: map[string]any{
+func fields(name, dept string, label string) *ticket.Request {
+	return &ticket.Request{HashLabel: label, Fields: map[string]any{
 		"project": map[string]any{"key": "CP"}, "issuetype": map[string]any{"id": "10003"},
 		"summary": "Phone request: " + name, "labels": []any{label},
 		"customfield_10070": name, "customfield_10073": map[string]any{"value": dept},
@@ -45,7 +46,7 @@ func TestBulkCreateMapsFailedElementsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reqs := []*mapping.Request{
+	reqs := []*ticket.Request{
 		fields("Ann", "Finance", "cowjacket-a"),
 		fields("Bob", "Astrology", "cowjacket-b"),
 		fields("Cy", "Sales", "cowjacket-c"),
@@ -117,19 +118,11 @@ func TestFindByLabelsAndMeta(t *testing.T) {
 	if err != nil || len(found["cowjacket-a"]) != 1 || found["cowjacket-a"][0] != k || len(found["cowjacket-none"]) != 0 {
 		t.Fatalf("found %v, %v", found, err)
 	}
-	m, err := mapping.Load("../../deploy/mapping.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := c.Meta(ctx, m)
+	meta, err := c.Meta(ctx, ticket.Target{Project: "CP", IssueType: "10003"})
 	if err != nil || meta.Fields["customfield_10073"].Name != "Department" || len(meta.Fields["customfield_10073"].Allowed) == 0 {
 		t.Fatalf("meta %v, %v", meta, err)
 	}
-	mj, err := mapping.Load("../../deploy/mapping-jsm.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if meta, err = c.Meta(ctx, mj); err != nil || !meta.Fields["customfield_10079"].Required {
+	if meta, err = c.Meta(ctx, ticket.Target{Project: "CP", ServiceDeskID: "4", RequestTypeID: "41"}); err != nil || !meta.Fields["customfield_10079"].Required {
 		t.Fatalf("jsm meta %v, %v", meta, err)
 	}
 }
@@ -167,7 +160,7 @@ func TestFindByTextFindsJSMRequestByHash(t *testing.T) {
 	ev := form.NewEvent(samples[0].Columns(), []string{"id"}, nil, &formsv1.Source{}, time.Now())
 	ctx := context.Background()
 	c, _ := New(Options{URL: url, Email: email, APIToken: token})
-	meta, err := c.Meta(ctx, m)
+	meta, err := c.Meta(ctx, m.Target())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
 // MaxBulk is the most issues Jira accepts in one bulk create.
@@ -29,7 +29,7 @@ type issueRef struct {
 
 // Create creates one ticket: a JSM customer request when req names a
 // service desk, otherwise a platform issue.
-func (c *Client) Create(ctx context.Context, req *mapping.Request) (string, error) {
+func (c *Client) Create(ctx context.Context, req *ticket.Request) (string, error) {
 	if req.ServiceDeskID != "" {
 		return c.createRequest(ctx, req)
 	}
@@ -45,7 +45,7 @@ func (c *Client) Create(ctx context.Context, req *mapping.Request) (string, erro
 	return ref.Key, nil
 }
 
-func (c *Client) createRequest(ctx context.Context, req *mapping.Request) (string, error) {
+func (c *Client) createRequest(ctx context.Context, req *ticket.Request) (string, error) {
 	_, raw, err := c.do(ctx, c.desk, "request create", http.MethodPost, "rest/servicedeskapi/request", req.Payload())
 	if err != nil {
 		return "", err
@@ -77,7 +77,7 @@ func (c *Client) AddLabels(ctx context.Context, key string, labels ...string) er
 // typed bulk call drops those per-field errors, so the body is read here.
 // The error is the whole call's (nothing known to be created, or outcome
 // unknown: see MaybeCreated); then every Result carries it too.
-func (c *Client) BulkCreate(ctx context.Context, reqs []*mapping.Request) ([]Result, error) {
+func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Result, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}

@@ -9,34 +9,34 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
-// Meta fetches what Jira accepts for the mapping's target, fresh on every
-// call (caching is the caller's choice): createmeta for the project and issue
+// Meta fetches what Jira accepts for the target, fresh on every call
+// (caching is the caller's choice): createmeta for the project and issue
 // type in platform mode, the request type's fields in JSM mode.
-func (c *Client) Meta(ctx context.Context, m *mapping.Mapping) (*mapping.Meta, error) {
-	raw, err := c.MetaBody(ctx, m)
+func (c *Client) Meta(ctx context.Context, t ticket.Target) (*ticket.Meta, error) {
+	raw, err := c.MetaBody(ctx, t)
 	if err != nil {
 		return nil, err
 	}
-	if m.Mode() == mapping.ModeJSM {
-		return mapping.MetaFromRequestTypeFields(raw)
+	if t.JSM() {
+		return ParseRequestTypeFields(raw)
 	}
-	return mapping.MetaFromCreatemeta(raw)
+	return ParseCreatemeta(raw)
 }
 
 // MetaBody is Meta's raw JSON: createmeta pages joined into one page, or
 // the request type's fields as Jira answered them.
-func (c *Client) MetaBody(ctx context.Context, m *mapping.Mapping) ([]byte, error) {
-	if m.Mode() == mapping.ModeJSM {
-		desk, typ := m.ServiceDesk()
+func (c *Client) MetaBody(ctx context.Context, t ticket.Target) ([]byte, error) {
+	if t.JSM() {
+		desk, typ := t.ServiceDeskID, t.RequestTypeID
 		path := "rest/servicedeskapi/servicedesk/" + url.PathEscape(desk) + "/requesttype/" + url.PathEscape(typ) + "/field"
 		_, raw, err := c.do(ctx, c.desk, "request type fields", http.MethodGet, path, nil)
 		return raw, err
 	}
-	project := m.Project()
-	typeID, err := c.issueTypeID(ctx, project, m.IssueType())
+	project := t.Project
+	typeID, err := c.issueTypeID(ctx, project, t.IssueType)
 	if err != nil {
 		return nil, err
 	}

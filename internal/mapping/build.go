@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/ticket"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
@@ -30,12 +31,12 @@ type templateData struct {
 // Jira says the target accepts (nil skips the checks that need it: allowed
 // values, field names, Jira-required fields). Every problem of the row is
 // returned at once as a *RowError wrapping ErrUnmappable.
-func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *Meta) (*Request, error) {
+func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *ticket.Meta) (*ticket.Request, error) {
 	if ev == nil {
 		return nil, fmt.Errorf("%w: no event", ErrUnmappable)
 	}
 	b := &builder{m: m, ev: ev, meta: meta, values: map[string]any{}}
-	hashLabel := HashLabel(ev.GetHash())
+	hashLabel := ticket.HashLabel(ev.GetHash())
 	if ev.GetHash() == "" {
 		b.problem("labels", "", "the event has no record hash, so the ticket could not be found again")
 	}
@@ -81,11 +82,11 @@ func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *Meta) (*Request, error
 		}
 	}
 
-	req := &Request{Hash: ev.GetHash(), HashLabel: hashLabel, Labels: labels}
+	req := &ticket.Request{Hash: ev.GetHash(), HashLabel: hashLabel, Labels: labels}
 	switch m.mode {
 	case ModeJSM:
 		req.ServiceDeskID, req.RequestTypeID = m.serviceDeskID, m.requestTypeID
-		if _, ok := meta.field("labels"); ok {
+		if _, ok := meta.Field("labels"); ok {
 			b.values["labels"] = req.Labels
 		} else {
 			req.LabelsPending = true
@@ -107,26 +108,17 @@ func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *Meta) (*Request, error
 	return req, nil
 }
 
-// field reads a FieldMeta, tolerating a nil Meta.
-func (meta *Meta) field(id string) (FieldMeta, bool) {
-	if meta == nil {
-		return FieldMeta{}, false
-	}
-	fm, ok := meta.Fields[id]
-	return fm, ok
-}
-
 type builder struct {
 	m        *Mapping
 	ev       *formsv1.FormSubmission
-	meta     *Meta
+	meta     *ticket.Meta
 	values   map[string]any
 	problems []FieldError
 }
 
 func (b *builder) problem(fieldID, column, format string, args ...any) {
 	name := fieldID
-	if fm, ok := b.meta.field(fieldID); ok && fm.Name != "" {
+	if fm, ok := b.meta.Field(fieldID); ok && fm.Name != "" {
 		name = fm.Name
 	} else if n, ok := systemNames[fieldID]; ok {
 		name = n
@@ -153,7 +145,7 @@ func (b *builder) render(t *template.Template, escape func(string) string) (stri
 		return escape(strings.TrimSpace(cleanText(s))), nil
 	}})
 	var sb strings.Builder
-	data := templateData{Hash: b.ev.GetHash(), HashLabel: HashLabel(b.ev.GetHash())}
+	data := templateData{Hash: b.ev.GetHash(), HashLabel: ticket.HashLabel(b.ev.GetHash())}
 	if err := t.Execute(&sb, data); err != nil {
 		return "", errors.New(templateError(err))
 	}
@@ -232,7 +224,7 @@ func (b *builder) carryHash() {
 		return
 	}
 	if b.meta != nil {
-		if _, ok := b.meta.field("description"); !ok {
+		if _, ok := b.meta.Field("description"); !ok {
 			b.problem("description", "", "the request type has neither a labels nor a description field, so the record hash cannot travel with the request (ticketer finds a request whose create had an unknown outcome by it)")
 			return
 		}
@@ -268,7 +260,7 @@ func (b *builder) requester() string {
 // field converts one column; ok is false when nothing is to be sent (empty
 // value, or a problem was recorded).
 func (b *builder) field(spec fieldSpec) (any, bool) {
-	fm, inMeta := b.meta.field(spec.Field)
+	fm, inMeta := b.meta.Field(spec.Field)
 	if b.meta != nil && !inMeta {
 		b.problem(spec.Field, spec.Column, "not a field of the target's create screen (unknown id, or not on the screen; run ticketer check)")
 		return nil, false
@@ -300,7 +292,7 @@ func (b *builder) field(spec fieldSpec) (any, bool) {
 }
 
 // convert turns a column value into the JSON Jira takes for spec.Type.
-func (b *builder) convert(spec fieldSpec, fm FieldMeta, v *formsv1.Value, raw string) (out any, empty bool, msg string) {
+func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value, raw string) (out any, empty bool, msg string) {
 	jsm := b.m.mode == ModeJSM
 	wiki := !b.m.adf()
 	switch spec.Type {
@@ -477,9 +469,9 @@ func splitItems(raw, sep string) []string {
 // matchOption finds the allowed option a person meant: exact first, then
 // ignoring case and spacing. Without meta (known false) the value is taken
 // as typed and Jira judges it.
-func matchOption(allowed []Option, s string, known bool) (Option, bool) {
+func matchOption(allowed []ticket.Option, s string, known bool) (ticket.Option, bool) {
 	if !known {
-		return Option{Value: s}, true
+		return ticket.Option{Value: s}, true
 	}
 	for _, o := range allowed {
 		if o.Value == s {
@@ -491,20 +483,20 @@ func matchOption(allowed []Option, s string, known bool) (Option, bool) {
 			return o, true
 		}
 	}
-	return Option{}, false
+	return ticket.Option{}, false
 }
 
 // optionValue is an option as Jira takes it: by value on the platform API
 // (readable in logs and the dead-letter), by id on the JSM API, whose
 // request type lists options by id.
-func optionValue(o Option, jsm bool) map[string]any {
+func optionValue(o ticket.Option, jsm bool) map[string]any {
 	if jsm && o.ID != "" {
 		return map[string]any{"id": o.ID}
 	}
 	return map[string]any{"value": o.Value}
 }
 
-func allowedList(allowed []Option) string {
+func allowedList(allowed []ticket.Option) string {
 	const show = 12
 	names := make([]string, 0, min(len(allowed), show)+1)
 	for i, o := range allowed {
@@ -528,23 +520,4 @@ func appendNew[T comparable](list []T, vs ...T) []T {
 		}
 	}
 	return list
-}
-
-// Payload is the JSON body that creates the ticket: the body of
-// POST /rest/api/N/issue (one element of "issueUpdates" for bulk), or of
-// POST /rest/servicedeskapi/request (sent without isAdfRequest: its text is
-// wiki-escaped).
-func (r *Request) Payload() map[string]any {
-	if r.ServiceDeskID != "" {
-		p := map[string]any{
-			"serviceDeskId":      r.ServiceDeskID,
-			"requestTypeId":      r.RequestTypeID,
-			"requestFieldValues": r.RequestFieldValues,
-		}
-		if r.RaiseOnBehalfOf != "" {
-			p["raiseOnBehalfOf"] = r.RaiseOnBehalfOf
-		}
-		return p
-	}
-	return map[string]any{"fields": r.Fields}
 }

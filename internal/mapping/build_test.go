@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
 // TestBuildSaraCurtis is sample line 1 through the shipped mapping in all
@@ -15,7 +17,7 @@ func TestBuildSaraCurtis(t *testing.T) {
 	tests := []struct {
 		name, path string
 		version    int
-		meta       func(testing.TB) *Meta
+		meta       func(testing.TB) *ticket.Meta
 	}{
 		{"v2", shippedMapping, 2, platformMeta},
 		{"v3", shippedMapping, 3, platformMeta},
@@ -31,10 +33,10 @@ func TestBuildSaraCurtis(t *testing.T) {
 			}
 			golden(t, "sara-curtis-"+tt.name+".golden.json", req.Payload())
 
-			if req.Hash != ev.Hash || req.HashLabel != HashLabel(ev.Hash) {
+			if req.Hash != ev.Hash || req.HashLabel != ticket.HashLabel(ev.Hash) {
 				t.Errorf("hash %q label %q, want %q", req.Hash, req.HashLabel, ev.Hash)
 			}
-			if want := []string{"web-form", HashLabel(ev.Hash)}; !reflect.DeepEqual(req.Labels, want) {
+			if want := []string{"web-form", ticket.HashLabel(ev.Hash)}; !reflect.DeepEqual(req.Labels, want) {
 				t.Errorf("labels %v, want %v", req.Labels, want)
 			}
 			fields := req.Fields
@@ -49,7 +51,7 @@ func TestBuildSaraCurtis(t *testing.T) {
 				if req.ServiceDeskID != "4" || req.RequestTypeID != "41" || req.RaiseOnBehalfOf != "sara.curtis@example.com" {
 					t.Errorf("jsm target %q/%q on behalf of %q", req.ServiceDeskID, req.RequestTypeID, req.RaiseOnBehalfOf)
 				}
-				// Request type 41 has no labels field: ticketer adds them after.
+				// ticket.Request type 41 has no labels field: ticketer adds them after.
 				if _, ok := fields["labels"]; ok || !req.LabelsPending {
 					t.Errorf("jsm labels sent %v, pending %v; want not sent, pending", fields["labels"], req.LabelsPending)
 				}
@@ -105,7 +107,7 @@ func TestBuildEverySample(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		m    *Mapping
-		meta *Meta
+		meta *ticket.Meta
 	}{
 		{"v2", shipped(t, shippedMapping, 2), platformMeta(t)},
 		{"v3", shipped(t, shippedMapping, 3), platformMeta(t)},
@@ -290,7 +292,7 @@ fields:
 			t.Errorf("%s = %#v, want %#v", id, got[id], w)
 		}
 	}
-	wantLabels := []any{"Handset-speaker-phone", "Mobile-phone", "SIM-card-only", HashLabel(req.Hash)}
+	wantLabels := []any{"Handset-speaker-phone", "Mobile-phone", "SIM-card-only", ticket.HashLabel(req.Hash)}
 	if !reflect.DeepEqual(got["labels"], wantLabels) {
 		t.Errorf("labels %v, want %v", got["labels"], wantLabels)
 	}

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/ticket"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
@@ -17,9 +18,9 @@ import (
 // type mismatches (mapping vs Jira, column vs mapping) and sample values
 // Jira would refuse. table lists the mapped fields; problems is empty when
 // the mapping is good.
-func (m *Mapping) Check(meta *Meta, samples []*formsv1.FormSubmission) (table string, problems []string) {
+func (m *Mapping) Check(meta *ticket.Meta, samples []*formsv1.FormSubmission) (table string, problems []string) {
 	if meta == nil || len(meta.Fields) == 0 {
-		return m.table(&Meta{}), []string{"Jira returned no fields for " + m.target() + ": nothing to check against"}
+		return m.table(&ticket.Meta{}), []string{"Jira returned no fields for " + m.target() + ": nothing to check against"}
 	}
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	where := m.target()
@@ -38,7 +39,7 @@ func (m *Mapping) Check(meta *Meta, samples []*formsv1.FormSubmission) (table st
 		add("labels: not on the create screen of %s, so the hash label (how ticketer finds a ticket again) cannot be set", where)
 	}
 	if it, ok := meta.Fields["issuetype"]; ok && m.mode == ModePlatform && len(it.Allowed) > 0 &&
-		!slices.ContainsFunc(it.Allowed, func(o Option) bool { return o.ID == m.issueType }) {
+		!slices.ContainsFunc(it.Allowed, func(o ticket.Option) bool { return o.ID == m.issueType }) {
 		add("issue_type: %s is not an issue type of this screen (allowed: %s)", m.issueType, optionIDs(it.Allowed))
 	}
 
@@ -91,7 +92,7 @@ func (m *Mapping) target() string {
 
 // compatible reports whether a mapping type can fill Jira's field, and if
 // not, which type would.
-func (m *Mapping) compatible(t fieldType, fm FieldMeta) (want string, ok bool) {
+func (m *Mapping) compatible(t fieldType, fm ticket.FieldMeta) (want string, ok bool) {
 	textarea := strings.HasSuffix(fm.Custom, ":textarea") || fm.ID == "description" || fm.ID == "environment"
 	switch {
 	case fm.Type == "string" && textarea:
@@ -154,7 +155,7 @@ func (m *Mapping) checkColumnKinds(samples []*formsv1.FormSubmission) []string {
 
 // checkSamples builds every sample and reports each distinct problem once,
 // with the samples (1-based) that have it.
-func (m *Mapping) checkSamples(meta *Meta, samples []*formsv1.FormSubmission) []string {
+func (m *Mapping) checkSamples(meta *ticket.Meta, samples []*formsv1.FormSubmission) []string {
 	type hit struct{ samples []int }
 	hits := map[string]*hit{}
 	var order []string
@@ -202,7 +203,7 @@ func sampleList(ns []int) string {
 	return strings.Join(parts, ", ")
 }
 
-func optionIDs(os []Option) string {
+func optionIDs(os []ticket.Option) string {
 	ids := make([]string, len(os))
 	for i, o := range os {
 		ids[i] = o.ID
@@ -212,7 +213,7 @@ func optionIDs(os []Option) string {
 
 // jiraType names a field's type the way Jira's admin pages do, e.g.
 // "select", "multicheckboxes", "date".
-func jiraType(fm FieldMeta) string {
+func jiraType(fm ticket.FieldMeta) string {
 	if i := strings.LastIndex(fm.Custom, ":"); i >= 0 {
 		return fm.Custom[i+1:]
 	}
@@ -226,7 +227,7 @@ func jiraType(fm FieldMeta) string {
 }
 
 // table prints the mapped fields, one row per Jira field.
-func (m *Mapping) table(meta *Meta) string {
+func (m *Mapping) table(meta *ticket.Meta) string {
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COLUMN\tFIELD\tNAME\tTYPE\tJIRA TYPE\tREQUIRED")
@@ -262,7 +263,7 @@ func (m *Mapping) table(meta *Meta) string {
 	for _, id := range m.fixedOrder {
 		row("(fixed)", id, "fixed")
 	}
-	labels := strings.Join(append(slices.Clone(m.labels), HashLabelPrefix+"<hash>"), " ")
+	labels := strings.Join(append(slices.Clone(m.labels), ticket.HashLabelPrefix+"<hash>"), " ")
 	if _, ok := meta.Fields["labels"]; ok || m.mode == ModePlatform {
 		row("(fixed)", "labels", labels)
 	} else {

@@ -3,6 +3,8 @@ package mapping
 import (
 	"strings"
 	"testing"
+
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
 // TestCheckShipped: the shipped mappings are clean against the fixtures and
@@ -12,7 +14,7 @@ func TestCheckShipped(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		m    *Mapping
-		meta *Meta
+		meta *ticket.Meta
 	}{
 		{"v3", shipped(t, shippedMapping, 3), platformMeta(t)},
 		{"v2", shipped(t, shippedMapping, 2), platformMeta(t)},

@@ -14,6 +14,8 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
 // fieldType is how a column's value becomes a Jira field value.
@@ -92,6 +94,15 @@ func (m *Mapping) Project() string { return m.project }
 
 // IssueType is the issue type id (platform mode).
 func (m *Mapping) IssueType() string { return m.issueType }
+
+// Target is where the mapping creates tickets.
+func (m *Mapping) Target() ticket.Target {
+	t := ticket.Target{Project: m.project, IssueType: m.issueType}
+	if m.mode == ModeJSM {
+		t.IssueType, t.ServiceDeskID, t.RequestTypeID = "", m.serviceDeskID, m.requestTypeID
+	}
+	return t
+}
 
 // ServiceDesk is the JSM service desk and request type ids ("" in platform
 // mode).

@@ -2,13 +2,12 @@
 // ticket, as declared in deploy/mapping.yaml, and checks a mapping against
 // what Jira says the project accepts.
 //
-// CONTRACT (fixed by the lead; the implementation may add to it, not change
-// it): ticketer depends on exactly these names.
+// The ticket it builds (ticket.Request) and Jira's field metadata
+// (ticket.Meta) are package ticket's: jira parses and sends them.
 package mapping
 
 import (
 	"errors"
-	"strings"
 )
 
 // ErrUnmappable marks an event that can never be mapped (a bad value, a
@@ -26,68 +25,3 @@ const (
 	// ModeJSM raises customer requests with the Jira Service Management API.
 	ModeJSM Mode = "jsm"
 )
-
-// HashLabelPrefix starts the label that carries the record hash, so
-// ticketer can find a ticket by hash with JQL (labels = "cowjacket-<hash>").
-const HashLabelPrefix = "cowjacket-"
-
-// HashLabel is the label carrying a record hash.
-func HashLabel(hash string) string { return HashLabelPrefix + strings.ToLower(hash) }
-
-// Request is one ticket to create. Platform mode fills Fields (the "fields"
-// object of POST /rest/api/N/issue, project/issuetype/labels included); JSM
-// mode fills the JSM fields (request field values, which carry the hash label
-// in "labels" too when the request type allows it).
-type Request struct {
-	Hash      string
-	HashLabel string
-
-	Fields map[string]any // platform
-
-	ServiceDeskID      string         // jsm
-	RequestTypeID      string         // jsm
-	RequestFieldValues map[string]any // jsm
-	RaiseOnBehalfOf    string         // jsm: the requester's e-mail (from the mapped column)
-
-	// Labels is every label the ticket must carry (the mapping's fixed
-	// labels, then HashLabel). Platform mode also has them in
-	// Fields["labels"]; JSM mode has them in RequestFieldValues["labels"]
-	// only when the request type offers a labels field — otherwise
-	// LabelsPending is true and ticketer adds them after creating with
-	// PUT /rest/api/N/issue/{key} {"update":{"labels":[{"add":"…"}]}},
-	// for operators' searches. A create with LabelsPending carries the
-	// hash verbatim in its description instead ("Record hash: <hash>",
-	// appended when the description template does not show {{.Hash}}), and
-	// reconciliation searches for it there (text ~), since the label edit
-	// may never have happened.
-	Labels        []string
-	LabelsPending bool
-}
-
-// FieldMeta is what Jira says about one field of the target screen (from
-// createmeta, or from a JSM request type's fields).
-type FieldMeta struct {
-	ID       string   // "customfield_10073", "summary"
-	Name     string   // "Department"
-	Required bool     //
-	Type     string   // schema.type: string, option, array, date, datetime, number, user, project, issuetype
-	Items    string   // schema.items for arrays: option, string
-	Custom   string   // schema.custom, e.g. ...:select, ...:textarea, ...:multicheckboxes
-	Allowed  []Option // allowed values of option fields (disabled options left out)
-	// HasDefault: Jira fills the field itself when it is not sent, so a
-	// required field with a default need not be mapped (e.g. reporter).
-	HasDefault bool
-}
-
-// Option is one allowed value of a select/radio/checkbox field.
-type Option struct {
-	ID    string
-	Value string
-}
-
-// Meta is the field set of the target: project + issue type (platform) or
-// service desk + request type (JSM). ticketer fetches it from Jira (fresh
-// after every failure class that could mean it changed).
-type Meta struct {
-	Fields map[string]FieldMeta // by field id
-}

@@ -39,7 +39,7 @@
 //	labels        array of strings, split at separator, spaces → "-"
 //	user          {"accountId": "<column value>"}
 //
-// Option values match Jira's allowed values ignoring case and spacing and
+// ticket.Option values match Jira's allowed values ignoring case and spacing and
 // are sent with Jira's spelling; anything else makes the row unmappable
 // before Jira is called, so no issue key is burned. Multi-value columns are
 // split at the separator without its spaces ("a;b" = "a; b"), items trimmed,

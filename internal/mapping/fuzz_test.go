@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
 // FuzzBuild feeds arbitrary text to the free-text columns: Build never
@@ -29,7 +31,7 @@ func FuzzBuild(f *testing.F) {
 		ev := saraWith(t, map[string]*string{"newusername": &name, "Comments": &comments, "job": &job})
 		for _, c := range []struct {
 			m    *Mapping
-			meta *Meta
+			meta *ticket.Meta
 		}{{v2, pmeta}, {v3, pmeta}, {jsm, jmeta}} {
 			req, err := c.m.Build(ev, c.meta)
 			if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/ticket"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
@@ -22,26 +24,26 @@ const (
 	shippedMappingJSM = "../../deploy/mapping-jsm.yaml"
 )
 
-func platformMeta(t testing.TB) *Meta {
+func platformMeta(t testing.TB) *ticket.Meta {
 	t.Helper()
-	data, err := os.ReadFile("testdata/createmeta-CP-10003.json")
+	data, err := os.ReadFile("../jirasandbox/fixtures/createmeta-CP-10003.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := MetaFromCreatemeta(data)
+	meta, err := jira.ParseCreatemeta(data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return meta
 }
 
-func jsmMeta(t testing.TB) *Meta {
+func jsmMeta(t testing.TB) *ticket.Meta {
 	t.Helper()
-	data, err := os.ReadFile("testdata/servicedesk-4-requesttype-41-fields.json")
+	data, err := os.ReadFile("../jirasandbox/fixtures/servicedesk-4-requesttype-41-fields.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := MetaFromRequestTypeFields(data)
+	meta, err := jira.ParseRequestTypeFields(data)
 	if err != nil {
 		t.Fatal(err)
 	}

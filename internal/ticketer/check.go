@@ -34,7 +34,7 @@ func runCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	meta, err := jc.Meta(ctx, m)
+	meta, err := jc.Meta(ctx, m.Target())
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}

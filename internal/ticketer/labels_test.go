@@ -15,6 +15,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticket"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
@@ -42,14 +43,14 @@ func TestDeferredLabelEditsSurviveARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := jc.Meta(ctx, m)
+	meta, err := jc.Meta(ctx, m.Target())
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A run that created two tickets and crashed before adding their
 	// labels: A with its marker, B with the record flag only.
 	evs := sampleEvents(t)
-	created := func(ev *formsv1.FormSubmission, marker bool) (string, *mapping.Request) {
+	created := func(ev *formsv1.FormSubmission, marker bool) (string, *ticket.Request) {
 		t.Helper()
 		req, err := m.Build(ev, meta)
 		if err != nil || !req.LabelsPending {

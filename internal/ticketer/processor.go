@@ -18,14 +18,15 @@ import (
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticket"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 // Jira is what the processor needs from Jira (*jira.Client has it).
 type Jira interface {
-	Meta(ctx context.Context, m *mapping.Mapping) (*mapping.Meta, error)
-	Create(ctx context.Context, req *mapping.Request) (string, error)
-	BulkCreate(ctx context.Context, reqs []*mapping.Request) ([]jira.Result, error)
+	Meta(ctx context.Context, t ticket.Target) (*ticket.Meta, error)
+	Create(ctx context.Context, req *ticket.Request) (string, error)
+	BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]jira.Result, error)
 	FindByLabels(ctx context.Context, labels []string) (map[string][]string, error)
 	FindByText(ctx context.Context, project string, words []string) (map[string][]string, error)
 	AddLabels(ctx context.Context, key string, labels ...string) error
@@ -118,7 +119,7 @@ type Processor struct {
 	labels *labeler
 
 	metaMu  sync.Mutex
-	meta    *mapping.Meta
+	meta    *ticket.Meta
 	metaAt  time.Time
 	metaOld bool
 }
@@ -161,7 +162,7 @@ type work struct {
 	it     Item
 	ev     *formsv1.FormSubmission
 	hash   string
-	req    *mapping.Request
+	req    *ticket.Request
 	rev    uint64  // revision of our own claim, 0 = none
 	rec    *Record // last record seen
 	recRev uint64
@@ -467,7 +468,7 @@ func (p *Processor) failAll(ws []*work, err error) error {
 }
 
 // build maps the event; false when it was dead-lettered (or must wait).
-func (p *Processor) build(ctx context.Context, w *work, meta *mapping.Meta) bool {
+func (p *Processor) build(ctx context.Context, w *work, meta *ticket.Meta) bool {
 	req, err := p.cfg.Mapping.Build(w.ev, meta)
 	if err != nil && errors.Is(err, mapping.ErrUnmappable) && p.metaAge() > time.Minute {
 		// An option may have been added in Jira since: look again once.
@@ -688,7 +689,7 @@ func (p *Processor) count(o *Outcome) {
 
 // create sends the owned items to Jira: bulk in platform mode, one request
 // each (concurrently) in JSM mode.
-func (p *Processor) create(ctx context.Context, own []*work, meta *mapping.Meta) error {
+func (p *Processor) create(ctx context.Context, own []*work, meta *ticket.Meta) error {
 	type res struct {
 		w   *work
 		key string
@@ -726,7 +727,7 @@ func (p *Processor) create(ctx context.Context, own []*work, meta *mapping.Meta)
 				}
 				continue
 			}
-			var reqs []*mapping.Request
+			var reqs []*ticket.Request
 			var sent []*work
 			for _, w := range chunk {
 				if p.stamp(ctx, w) {
@@ -841,7 +842,7 @@ func (p *Processor) transient(w *work, err error, notBefore time.Duration) {
 }
 
 // fieldErrors names each field Jira refused by id and name.
-func fieldErrors(err error, meta *mapping.Meta) []string {
+func fieldErrors(err error, meta *ticket.Meta) []string {
 	var ae *jira.APIError
 	if !errors.As(err, &ae) {
 		return nil
@@ -922,13 +923,13 @@ func (p *Processor) deadLetter(ctx context.Context, w *work, reason string, caus
 
 // Meta is Jira's view of the target fields, cached until a failure
 // suggests it changed.
-func (p *Processor) Meta(ctx context.Context) (*mapping.Meta, error) {
+func (p *Processor) Meta(ctx context.Context) (*ticket.Meta, error) {
 	p.metaMu.Lock()
 	defer p.metaMu.Unlock()
 	if p.meta != nil && !p.metaOld {
 		return p.meta, nil
 	}
-	m, err := p.cfg.Jira.Meta(ctx, p.cfg.Mapping)
+	m, err := p.cfg.Jira.Meta(ctx, p.cfg.Mapping.Target())
 	if err != nil {
 		if p.meta != nil && !errors.Is(err, jira.ErrAuth) {
 			return p.meta, nil // a stale view beats none while Jira hiccups

@@ -17,6 +17,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticket"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
@@ -221,13 +222,13 @@ type fakeMetaJira struct {
 	extra string
 }
 
-func (f *fakeMetaJira) Meta(ctx context.Context, m *mapping.Mapping) (*mapping.Meta, error) {
+func (f *fakeMetaJira) Meta(ctx context.Context, m ticket.Target) (*ticket.Meta, error) {
 	meta, err := f.Client.Meta(ctx, m)
 	if err != nil {
 		return nil, err
 	}
 	fm := meta.Fields["customfield_10073"]
-	fm.Allowed = append(slices.Clone(fm.Allowed), mapping.Option{ID: "99999", Value: f.extra})
+	fm.Allowed = append(slices.Clone(fm.Allowed), ticket.Option{ID: "99999", Value: f.extra})
 	meta.Fields["customfield_10073"] = fm
 	return meta, nil
 }

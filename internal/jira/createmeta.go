@@ -1,9 +1,11 @@
-package mapping
+package jira
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
 type schemaJSON struct {
@@ -13,10 +15,10 @@ type schemaJSON struct {
 	System string `json:"system"`
 }
 
-// MetaFromCreatemeta reads the body of
+// ParseCreatemeta reads the body of
 // GET /rest/api/N/issue/createmeta/{project}/issuetypes/{id}. Disabled
 // options are left out of Allowed: Jira refuses them on create.
-func MetaFromCreatemeta(data []byte) (*Meta, error) {
+func ParseCreatemeta(data []byte) (*ticket.Meta, error) {
 	var body struct {
 		Values *[]struct {
 			FieldID         string     `json:"fieldId"`
@@ -39,7 +41,7 @@ func MetaFromCreatemeta(data []byte) (*Meta, error) {
 	if body.Values == nil {
 		return nil, errors.New(`createmeta: no "values" (is this the body of /issue/createmeta/{project}/issuetypes/{id}?)`)
 	}
-	meta := &Meta{Fields: map[string]FieldMeta{}}
+	meta := &ticket.Meta{Fields: map[string]ticket.FieldMeta{}}
 	for _, v := range *body.Values {
 		id := v.FieldID
 		if id == "" {
@@ -48,7 +50,7 @@ func MetaFromCreatemeta(data []byte) (*Meta, error) {
 		if id == "" {
 			return nil, fmt.Errorf("createmeta: field %q has no fieldId", v.Name)
 		}
-		fm := FieldMeta{
+		fm := ticket.FieldMeta{
 			ID: id, Name: v.Name, Required: v.Required, HasDefault: v.HasDefaultValue,
 			Type: v.Schema.Type, Items: v.Schema.Items, Custom: v.Schema.Custom,
 		}
@@ -60,17 +62,17 @@ func MetaFromCreatemeta(data []byte) (*Meta, error) {
 			if val == "" {
 				val = a.Name // issue types, priorities, …
 			}
-			fm.Allowed = append(fm.Allowed, Option{ID: a.ID.String(), Value: val})
+			fm.Allowed = append(fm.Allowed, ticket.Option{ID: a.ID.String(), Value: val})
 		}
 		meta.Fields[id] = fm
 	}
 	return meta, nil
 }
 
-// MetaFromRequestTypeFields reads the body of
+// ParseRequestTypeFields reads the body of
 // GET /rest/servicedeskapi/servicedesk/{id}/requesttype/{id}/field. JSM
 // calls an option's id "value" and its text "label".
-func MetaFromRequestTypeFields(data []byte) (*Meta, error) {
+func ParseRequestTypeFields(data []byte) (*ticket.Meta, error) {
 	var body struct {
 		Fields *[]struct {
 			FieldID       string            `json:"fieldId"`
@@ -91,18 +93,18 @@ func MetaFromRequestTypeFields(data []byte) (*Meta, error) {
 	if body.Fields == nil {
 		return nil, errors.New(`request type fields: no "requestTypeFields" (is this the body of /servicedeskapi/servicedesk/{id}/requesttype/{id}/field?)`)
 	}
-	meta := &Meta{Fields: map[string]FieldMeta{}}
+	meta := &ticket.Meta{Fields: map[string]ticket.FieldMeta{}}
 	for _, f := range *body.Fields {
 		if f.FieldID == "" {
 			return nil, fmt.Errorf("request type fields: field %q has no fieldId", f.Name)
 		}
-		fm := FieldMeta{
+		fm := ticket.FieldMeta{
 			ID: f.FieldID, Name: f.Name, Required: f.Required,
 			HasDefault: len(f.DefaultValues) > 0 || len(f.PresetValues) > 0,
 			Type:       f.JiraSchema.Type, Items: f.JiraSchema.Items, Custom: f.JiraSchema.Custom,
 		}
 		for _, v := range f.ValidValues {
-			fm.Allowed = append(fm.Allowed, Option{ID: v.Value, Value: v.Label})
+			fm.Allowed = append(fm.Allowed, ticket.Option{ID: v.Value, Value: v.Label})
 		}
 		meta.Fields[f.FieldID] = fm
 	}
