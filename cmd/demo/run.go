@@ -132,7 +132,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return service("capture", capture.Run(gctx, nil, captureEnv, captureLog, captureLog)) })
 	g.Go(func() error {
-		return service("ticketer", ticketer.Run(gctx, nil, ticketerEnv, ticketerLog, ticketerLog))
+		return service("ticketer", ticketer.Run(gctx, ticketerEnv, ticketerLog, ticketerLog))
 	})
 	g.Go(func() error {
 		if err := waitReady(gctx, "http://"+o.captureHTTP+"/readyz"); err != nil {

@@ -1,19 +1,38 @@
-// Command ticketer turns form events into Jira tickets; see internal/ticketer.
+// Command ticketer turns form events into Jira tickets (the service,
+// internal/ticketer) and holds the operators' commands, one per file.
 package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
+	"io"
+	"log/slog"
 
+	"github.com/cowjacket/formjira/internal/cli"
+	"github.com/cowjacket/formjira/internal/telemetry"
 	"github.com/cowjacket/formjira/internal/ticketer"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	if err := ticketer.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		stop()
-		os.Exit(1)
+func main() { cli.Main(program) }
+
+var program = cli.Program{
+	Name: "ticketer",
+	Doc:  "turns form events of stream FORMS into Jira tickets, exactly once each.",
+	Vars: ticketer.Vars,
+	Commands: []cli.Command{
+		serveCommand, checkCommand, dlqCommand, replayCommand, statsCommand, healthcheckCommand,
+	},
+}
+
+// run is the whole binary, for tests.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return program.Run(ctx, args, getenv, stdout, stderr)
+}
+
+// load is the configuration and logger every command starts from.
+func load(env cli.Env) (*ticketer.Config, *slog.Logger, error) {
+	cfg, err := ticketer.LoadConfig(env.Getenv)
+	if err != nil {
+		return nil, nil, err
 	}
+	return cfg, telemetry.NewLogger(env.Stderr, cfg.LogLevel), nil
 }

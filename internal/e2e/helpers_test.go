@@ -77,7 +77,7 @@ type proc struct {
 	logs   *syncBuffer
 }
 
-type runFunc func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+type runFunc func(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error
 
 // start runs run with env (a copy is taken) until stop/abandon or the end
 // of the test. On failure the test log gets the tail of the service's log.
@@ -88,7 +88,7 @@ func start(tb testing.TB, name string, run runFunc, env map[string]string) *proc
 	p := &proc{name: name, cancel: cancel, done: make(chan struct{}), logs: &syncBuffer{}}
 	go func() {
 		defer close(p.done)
-		p.err = run(ctx, nil, func(k string) string { return env[k] }, io.Discard, p.logs)
+		p.err = run(ctx, func(k string) string { return env[k] }, io.Discard, p.logs)
 	}()
 	tb.Cleanup(func() {
 		p.stop(tb)
@@ -352,4 +352,9 @@ func dlq(tb testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 		}
 	}
 	return out
+}
+
+// captureService is the capture service in the runFunc shape.
+func captureService(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	return capture.Run(ctx, nil, getenv, stdout, stderr)
 }

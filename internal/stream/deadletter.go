@@ -21,6 +21,9 @@ const (
 	HeaderFirstFailure   = "Cowjacket-First-Failure" // RFC 3339
 	HeaderLastFailure    = "Cowjacket-Last-Failure"  // RFC 3339
 	HeaderDeadLetteredBy = "Cowjacket-Dead-Lettered-By"
+	// HeaderReplayedFrom is set on a dead letter that replaced an earlier
+	// one after a replay that still failed: the earlier entry's sequence.
+	HeaderReplayedFrom = "Cowjacket-Replayed-From"
 )
 
 // Reason codes: the category of a dead letter, for alerts and filters.

@@ -28,6 +28,29 @@ const (
 	TicketerConsumer = "ticketer"
 )
 
+// Resource is one JetStream stream, bucket or consumer of the pipeline and
+// who may create it. Its Owner creates and updates it at start; the binaries
+// in CreateIfMissing create it only when it is missing (starting first),
+// never rewriting the owner's settings; one-off commands (dlq, replay,
+// stats, status, check) only look resources up and fail when one is
+// missing.
+type Resource struct {
+	Name            string
+	Kind            string // "stream", "kv" or "consumer"
+	Owner           config.Binary
+	CreateIfMissing config.Binary
+	Holds           string
+}
+
+// Resources is the ownership table.
+var Resources = []Resource{
+	{Forms, "stream", config.Capture, config.Ticketer, "every captured row, the replay source"},
+	{DLQ, "stream", 0, config.Both, "dead letters of both binaries (neither rewrites it)"},
+	{TicketsBucket, "kv", config.Ticketer, 0, "hash → ticket record (claims, keys, pending label edits)"},
+	{Stats, "stream", config.Ticketer, 0, "daily counters, summed over replicas"},
+	{TicketerConsumer, "consumer", config.Ticketer, 0, "the durable consumer on FORMS all ticketer replicas share"},
+}
+
 // Subject is where capture publishes rows of schema.table:
 // forms.submitted.<schema>.<table>. NATS tokens cannot hold '.', ' ', '*' or
 // '>', so such characters in (quoted) identifiers become '_'.

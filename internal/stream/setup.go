@@ -63,3 +63,25 @@ func EnsureAll(ctx context.Context, js jetstream.JetStream, c Config) error {
 	_, err3 := EnsureTickets(ctx, js, c)
 	return errors.Join(err1, err2, err3)
 }
+
+// EnsureStats creates or updates stream FORMS_STATS (ticketer owns it).
+func EnsureStats(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
+	st, err := js.CreateOrUpdateStream(ctx, StatsConfig(c))
+	if err != nil {
+		return nil, fmt.Errorf("create or update stream %s: %w", Stats, err)
+	}
+	if !st.CachedInfo().Config.AllowMsgCounter {
+		return nil, fmt.Errorf("stream %s: this nats-server has no counter streams (nats-server 2.12 or later needed)", Stats)
+	}
+	return st, nil
+}
+
+// LookupTickets is bucket FORMS_TICKETS for commands, which never create
+// or update it.
+func LookupTickets(ctx context.Context, js jetstream.JetStream) (Tickets, error) {
+	kv, err := js.KeyValue(ctx, TicketsBucket)
+	if err != nil {
+		return Tickets{}, fmt.Errorf("KV bucket %s (has the ticketer service run?): %w", TicketsBucket, err)
+	}
+	return Tickets{KV: kv}, nil
+}

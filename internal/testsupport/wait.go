@@ -1,7 +1,9 @@
 package testsupport
 
 import (
+	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,4 +55,23 @@ func Metric(page, series string) float64 {
 		}
 	}
 	return -1
+}
+
+// Get is the status and body of GET http://addr/path; status 0 (and the
+// error as body) when nothing answered.
+func Get(addr, path string) (int, string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	r, err := c.Get("http://" + addr + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return r.StatusCode, string(b)
+}
+
+// MetricAt is Metric of the /metrics page served on addr.
+func MetricAt(addr, series string) float64 {
+	_, page := Get(addr, "/metrics")
+	return Metric(page, series)
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/jira"
-	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/stats"
+	"github.com/cowjacket/formjira/internal/ticketing"
 )
 
 // jiraDownMinFailures is how many Jira requests in a row must fail (no
@@ -47,12 +49,7 @@ type backlogSample struct {
 }
 
 func newAlerting(cfg alert.Config, a alert.Notifier, log *slog.Logger) *alerting {
-	if cfg.JiraDownAfter <= 0 {
-		cfg.JiraDownAfter = 5 * time.Minute
-	}
-	if cfg.BacklogGrowingAfter <= 0 {
-		cfg.BacklogGrowingAfter = 10 * time.Minute
-	}
+	cfg = cfg.WithDefaults()
 	return &alerting{
 		a:   a,
 		log: log,
@@ -151,16 +148,16 @@ func (al *alerting) observeBacklog(pending uint64) {
 
 // deadLettered feeds the digest: one alert per event, grouped by reason
 // and fields, sent at most every ALERT_DIGEST_INTERVAL.
-func (al *alerting) deadLettered(it Item, o Outcome) {
+func (al *alerting) deadLettered(it ticketing.Item, o ticketing.Outcome) {
 	if al == nil || o.DeadLetter == nil {
 		return
 	}
 	d := *o.DeadLetter
 	al.a.Notify(alert.Alert{
 		Kind:    alert.DeadLetter,
-		Summary: reasonKey(d),
-		Detail: fmt.Sprintf("DLQ seq %d (%s seq %d, hash %s): %s", o.DLQSeq, cmpOr(it.Stream, "?"), it.Seq,
-			shortHash(d.Hash), reasonText(d)),
+		Summary: deadletters.ReasonKey(d),
+		Detail: fmt.Sprintf("DLQ seq %d (%s seq %d, hash %s): %s", o.DLQSeq, deadletters.Or(it.Stream, "?"), it.Seq,
+			deadletters.ShortHash(d.Hash), deadletters.ReasonText(d)),
 		Fields: map[string]string{"dlq_seq": strconv.FormatUint(o.DLQSeq, 10), "hash": d.Hash, "reason": d.Reason},
 	})
 }
@@ -176,18 +173,18 @@ func (al *alerting) authFailed(err error) {
 		status = ae.Status
 	}
 	al.a.Notify(alert.JiraAuthFailed(status, "ticketer stopped consuming until Jira accepts JIRA_EMAIL/JIRA_API_TOKEN (or JIRA_PAT) again; "+
-		"events wait in FORMS. "+errString(err)))
+		"events wait in FORMS. "+err.Error()))
 }
 
 // afterBatch feeds a processed batch to the daily counters and alerts.
-func (s *service) afterBatch(items []Item, outs []Outcome) {
-	s.stats.count(outs)
+func (s *service) afterBatch(items []ticketing.Item, outs []ticketing.Outcome) {
+	s.count(outs)
 	authSeen := false
 	for i, o := range outs {
 		switch o.Status {
-		case StatusDeadLettered:
+		case ticketing.StatusDeadLettered:
 			s.alerts.deadLettered(items[i], o)
-		case StatusAuth:
+		case ticketing.StatusAuth:
 			if !authSeen {
 				authSeen = true
 				s.alerts.authFailed(o.Err)
@@ -196,17 +193,23 @@ func (s *service) afterBatch(items []Item, outs []Outcome) {
 	}
 }
 
-// jiraObserved is Env.Jira with an extra Observe hook.
-func (e *Env) jiraObserved(m *mapping.Mapping, pacer *jira.Pacer, observe func(op string, status int, d time.Duration)) (*jira.Client, error) {
-	if err := e.Config.RequireJira(); err != nil {
-		return nil, err
+// count records a batch's outcomes in the daily counters.
+func (s *service) count(outs []ticketing.Outcome) {
+	var created, skipped, failed, dead int
+	for _, o := range outs {
+		switch o.Status {
+		case ticketing.StatusCreated:
+			created++
+		case ticketing.StatusSkipped:
+			skipped++
+		case ticketing.StatusDeadLettered:
+			dead++
+		default: // retry, auth, rejected: the event has no ticket yet
+			failed++
+		}
 	}
-	c, err := jira.New(jira.Options{
-		URL: e.Config.JiraURL, Email: e.Config.JiraEmail, APIToken: e.Config.JiraAPIToken, PAT: e.Config.JiraPAT,
-		APIVersion: m.APIVersion(), Timeout: e.Config.JiraTimeout, Pacer: pacer, Observe: observe,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("JIRA_URL: %w", err)
-	}
-	return c, nil
+	s.stats.Add(stats.Created, created)
+	s.stats.Add(stats.Skipped, skipped)
+	s.stats.Add(stats.Failed, failed)
+	s.stats.Add(stats.DeadLettered, dead)
 }

@@ -55,6 +55,8 @@ type Config struct {
 	RetryWindow             time.Duration
 	Streams                 stream.Config
 	LogLevel                slog.Level
+	// Alert is ALERT_*; alerts are off unless a sink is configured.
+	Alert alert.Config
 }
 
 // LoadConfig reads the configuration; the error is one line naming the
@@ -91,6 +93,10 @@ func LoadConfig(get func(string) string) (*Config, error) {
 		RetryWindow:    r.Duration("RETRY_WINDOW"),
 		Streams:        stream.LoadConfig(r),
 		LogLevel:       r.LogLevel("LOG_LEVEL"),
+	}
+	var err error
+	if c.Alert, err = alert.ConfigFromEnv(get); err != nil {
+		return nil, err
 	}
 	for _, s := range r.List("BACKOFF") {
 		d, err := time.ParseDuration(s)

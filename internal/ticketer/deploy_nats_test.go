@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer"
 )
 
 var update = flag.Bool("update", false, "rewrite deploy/nats/*.json from the services' configurations")
@@ -23,9 +24,9 @@ var update = flag.Bool("update", false, "rewrite deploy/nats/*.json from the ser
 const deployNATS = "../../deploy/nats"
 
 // defaultConfig is the configuration with every default.
-func defaultConfig(t *testing.T) *Config {
+func defaultConfig(t *testing.T) *ticketer.Config {
 	t.Helper()
-	c, err := LoadConfig(func(k string) string {
+	c, err := ticketer.LoadConfig(func(k string) string {
 		return map[string]string{"JIRA_URL": "https://jira.example", "JIRA_PAT": "x"}[k]
 	})
 	if err != nil {
@@ -106,9 +107,9 @@ func deployFiles() []deployFile {
 	return []deployFile{
 		{"FORMS.json", func(*testing.T) any { return stream.FormsConfig(sc) }},
 		{"FORMS_DLQ.json", func(*testing.T) any { return stream.DLQConfig(sc) }},
-		{"FORMS_STATS.json", func(*testing.T) any { return StatsConfig(sc) }},
+		{"FORMS_STATS.json", func(*testing.T) any { return stream.StatsConfig(sc) }},
 		{"KV_FORMS_TICKETS.json", kvStreamConfig},
-		{"ticketer-consumer.json", func(t *testing.T) any { return ConsumerConfig(defaultConfig(t)) }},
+		{"ticketer-consumer.json", func(t *testing.T) any { return defaultConfig(t).ConsumerConfig() }},
 	}
 }
 
@@ -128,7 +129,7 @@ func kvStreamConfig(t *testing.T) any {
 	if _, err := stream.EnsureTickets(ctx, js, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.Stream(ctx, "KV_"+stream.TicketsBucket)
+	st, err := js.Stream(ctx, stream.TicketsStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 // TestDeadLetterPublishRetriedWithinTheDelivery: on an event's last
@@ -19,30 +20,30 @@ import (
 // delivery 1.
 func TestDeadLetterPublishRetriedWithinTheDelivery(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	h.env["MAX_DELIVER"] = "2"
-	h.env["BACKOFF"] = "60s"
-	good := sampleEvents(t)[0]
-	h.publish(good)
-	h.start()
-	h.waitFor("the good event's ticket", 10*time.Second, func() bool { return len(h.sb.Issues()) == 1 })
+	h.Env["MAX_DELIVER"] = "2"
+	h.Env["BACKOFF"] = "60s"
+	good := ticketertest.SampleEvents(t)[0]
+	h.Publish(good)
+	h.Start()
+	h.WaitFor("the good event's ticket", 10*time.Second, func() bool { return len(h.SB.Issues()) == 1 })
 
 	ctx := context.Background()
-	if err := h.js.DeleteStream(ctx, stream.DLQ); err != nil {
+	if err := h.JS.DeleteStream(ctx, stream.DLQ); err != nil {
 		t.Fatal(err)
 	}
-	bad := badDepartment(t)
-	h.publish(bad)
+	bad := ticketertest.BadDepartment(t)
+	h.Publish(bad)
 	time.Sleep(1500 * time.Millisecond) // publishes to the missing stream fail meanwhile
-	if _, err := stream.EnsureDLQ(ctx, h.js, stream.Config{}); err != nil {
+	if _, err := stream.EnsureDLQ(ctx, h.JS, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	h.waitFor("the dead letter", 15*time.Second, func() bool { return len(h.dlq()) == 1 })
-	d := stream.ParseDeadLetter(nats.Header(h.dlq()[0].Header))
+	h.WaitFor("the dead letter", 15*time.Second, func() bool { return len(h.DLQ()) == 1 })
+	d := stream.ParseDeadLetter(nats.Header(h.DLQ()[0].Header))
 	if d.Hash != bad.GetHash() || d.Reason != stream.ReasonUnmappable || d.Attempts != 1 {
 		t.Errorf("dead letter hash %s reason %q attempts %d, want %s unmappable 1", d.Hash, d.Reason, d.Attempts, bad.GetHash())
 	}
-	h.waitFor("nothing pending on the consumer", 10*time.Second, func() bool { return h.pending() == 0 })
-	if n := len(h.sb.Issues()); n != 1 {
+	h.WaitFor("nothing pending on the consumer", 10*time.Second, func() bool { return h.Pending() == 0 })
+	if n := len(h.SB.Issues()); n != 1 {
 		t.Errorf("%d tickets, want 1", n)
 	}
 }

@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 // TestTransientFailuresExhaustMaxDeliver: Jira answers only 5xx; after
@@ -18,10 +19,10 @@ import (
 // not left pending), after the dead letter was stored.
 func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{Error5xxRate: 1.0})
-	h.env["MAX_DELIVER"] = "2"
-	h.env["BACKOFF"] = "200ms"
-	h.env["RETRY_WINDOW"] = "300ms"
-	h.env["ACK_WAIT"] = "5s"
+	h.Env["MAX_DELIVER"] = "2"
+	h.Env["BACKOFF"] = "200ms"
+	h.Env["RETRY_WINDOW"] = "300ms"
+	h.Env["ACK_WAIT"] = "5s"
 
 	// The server's advisory of the termination; when it comes, the dead
 	// letter must already be in FORMS_DLQ.
@@ -31,10 +32,10 @@ func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
 		dlqMsgs   uint64
 	}
 	terms := make(chan terminated, 4)
-	sub, err := h.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."+stream.Forms+"."+stream.TicketerConsumer, func(m *nats.Msg) {
+	sub, err := h.NC.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."+stream.Forms+"."+stream.TicketerConsumer, func(m *nats.Msg) {
 		var a terminated
 		_ = json.Unmarshal(m.Data, &a)
-		if st, err := h.js.Stream(context.Background(), stream.DLQ); err == nil {
+		if st, err := h.JS.Stream(context.Background(), stream.DLQ); err == nil {
 			if info, err := st.Info(context.Background()); err == nil {
 				a.dlqMsgs = info.State.Msgs
 			}
@@ -46,9 +47,9 @@ func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
-	ev := sampleEvents(t)[0]
-	h.publish(ev)
-	h.start()
+	ev := ticketertest.SampleEvents(t)[0]
+	h.Publish(ev)
+	h.Start()
 	var term terminated
 	select {
 	case term = <-terms:
@@ -58,7 +59,7 @@ func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
 	if term.dlqMsgs != 1 {
 		t.Errorf("FORMS_DLQ held %d messages when the original was terminated, want 1 (dead letter first)", term.dlqMsgs)
 	}
-	dl := h.dlq()
+	dl := h.DLQ()
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
@@ -70,10 +71,10 @@ func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
 	if d.Error == "" || d.FirstFailure.IsZero() || !d.LastFailure.After(d.FirstFailure) {
 		t.Errorf("dead letter lacks the error or the failure times: %+v", d)
 	}
-	if n := len(h.sb.Issues()); n != 0 {
+	if n := len(h.SB.Issues()); n != 0 {
 		t.Errorf("%d tickets, want none", n)
 	}
-	h.waitFor("nothing pending on the consumer", 5*time.Second, func() bool { return h.pending() == 0 })
+	h.WaitFor("nothing pending on the consumer", 5*time.Second, func() bool { return h.Pending() == 0 })
 	select {
 	case a := <-terms:
 		t.Errorf("terminated twice: %+v", a)

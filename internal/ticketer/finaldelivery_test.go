@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 // TestAuthFailureOnFinalDeliveryDeadLetters: Jira refuses the credentials
@@ -19,18 +21,18 @@ import (
 // the original settled, and consuming stopped all the same.
 func TestAuthFailureOnFinalDeliveryDeadLetters(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	h.env["MAX_DELIVER"] = "2"
-	h.env["BACKOFF"] = "100ms"
-	cfg, err := LoadConfig(h.getenv)
+	h.Env["MAX_DELIVER"] = "2"
+	h.Env["BACKOFF"] = "100ms"
+	cfg, err := ticketer.LoadConfig(h.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := sampleEvents(t)[0]
-	h.publish(ev)
+	ev := ticketertest.SampleEvents(t)[0]
+	h.Publish(ev)
 	// Delivery 1 goes to a consumer that fails it (as a ticketer that met a
 	// 5xx would); the service then gets delivery 2 of 2.
 	ctx := context.Background()
-	cons, err := h.js.CreateOrUpdateConsumer(ctx, stream.Forms, ConsumerConfig(cfg))
+	cons, err := h.JS.CreateOrUpdateConsumer(ctx, stream.Forms, cfg.ConsumerConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +43,10 @@ func TestAuthFailureOnFinalDeliveryDeadLetters(t *testing.T) {
 	if err := msg.Nak(); err != nil {
 		t.Fatal(err)
 	}
-	h.sb.SetAuthFailure(401)
-	h.start()
-	h.waitFor("a dead letter", 15*time.Second, func() bool { return len(h.dlq()) > 0 })
-	dl := h.dlq()
+	h.SB.SetAuthFailure(401)
+	h.Start()
+	h.WaitFor("a dead letter", 15*time.Second, func() bool { return len(h.DLQ()) > 0 })
+	dl := h.DLQ()
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dl))
 	}
@@ -53,19 +55,19 @@ func TestAuthFailureOnFinalDeliveryDeadLetters(t *testing.T) {
 		t.Errorf("dead letter reason %q hash %s attempts %d error %q; want exhausted, %s, 2, naming the refused credentials",
 			d.Reason, d.Hash, d.Attempts, d.Error, ev.GetHash())
 	}
-	h.waitFor("nothing pending on the consumer", 5*time.Second, func() bool { return h.pending() == 0 })
-	h.waitFor("consuming stopped", 5*time.Second, func() bool {
-		return strings.Contains(h.logs.String(), "JIRA REFUSES THE CREDENTIALS")
+	h.WaitFor("nothing pending on the consumer", 5*time.Second, func() bool { return h.Pending() == 0 })
+	h.WaitFor("consuming stopped", 5*time.Second, func() bool {
+		return strings.Contains(h.Logs.String(), "JIRA REFUSES THE CREDENTIALS")
 	})
-	if n := len(h.sb.Issues()); n != 0 {
+	if n := len(h.SB.Issues()); n != 0 {
 		t.Errorf("%d tickets, want none", n)
 	}
 	// The claim was freed: nothing was created, so a replay starts clean.
-	kv, err := h.js.KeyValue(ctx, stream.TicketsBucket)
+	kv, err := h.JS.KeyValue(ctx, stream.TicketsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, _, err := (Records{KV: kv}).Get(ctx, ev.GetHash()); err != nil || r != nil {
+	if r, _, err := (stream.Tickets{KV: kv}).Get(ctx, ev.GetHash()); err != nil || r != nil {
 		t.Errorf("record %+v, %v; want none", r, err)
 	}
 }

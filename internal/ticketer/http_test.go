@@ -1,11 +1,10 @@
-package ticketer
+package ticketer_test
 
 import (
 	"context"
 	"io"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,102 +16,65 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
+	"github.com/cowjacket/formjira/internal/ticketer"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
-
-// freeAddr is a loopback address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// get is the status and body of GET http://addr/path; 0 when unreachable.
-func get(addr, path string) (int, string) {
-	c := http.Client{Timeout: 2 * time.Second}
-	r, err := c.Get("http://" + addr + path)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return r.StatusCode, string(b)
-}
-
-// metric is the value of an unlabelled series (or one with labels, given
-// in Prometheus text form, e.g. `x{class="permanent"}`) on /metrics; -1
-// when absent.
-func metric(addr, series string) float64 {
-	_, body := get(addr, "/metrics")
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
-	m := re.FindStringSubmatch(body)
-	if m == nil {
-		return -1
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return -1
-	}
-	return v
-}
 
 // TestHTTPEndpoints: /metrics counts the tickets created, /healthz is 200,
 // /readyz is 200 while consuming and 503 while Jira refuses the
 // credentials (401), and 200 again once it accepts them.
 func TestHTTPEndpoints(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	addr := freeAddr(t)
-	h.env["HTTP_ADDR"] = addr
-	evs := sampleEvents(t)[:7]
-	h.publish(evs...)
-	h.start()
-	h.waitFor("7 tickets", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 7 })
-	h.waitFor("ticketer_tickets_created_total 7", 10*time.Second, func() bool {
-		return metric(addr, "ticketer_tickets_created_total") == 7
+	addr := testsupport.FreeAddr(t)
+	h.Env["HTTP_ADDR"] = addr
+	evs := ticketertest.SampleEvents(t)[:7]
+	h.Publish(evs...)
+	h.Start()
+	h.WaitFor("7 tickets", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 7 })
+	h.WaitFor("ticketer_tickets_created_total 7", 10*time.Second, func() bool {
+		return testsupport.MetricAt(addr, "ticketer_tickets_created_total") == 7
 	})
-	if code, body := get(addr, "/healthz"); code != http.StatusOK {
+	if code, body := testsupport.Get(addr, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d %s", code, body)
 	}
-	if code, body := get(addr, "/readyz"); code != http.StatusOK {
+	if code, body := testsupport.Get(addr, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz while consuming: %d %s", code, body)
 	}
 
-	h.sb.SetAuthFailure(401)
-	h.publish(sampleEvents(t)[10:12]...)
-	h.waitFor("/readyz 503 while Jira answers 401", 15*time.Second, func() bool {
-		code, _ := get(addr, "/readyz")
+	h.SB.SetAuthFailure(401)
+	h.Publish(ticketertest.SampleEvents(t)[10:12]...)
+	h.WaitFor("/readyz 503 while Jira answers 401", 15*time.Second, func() bool {
+		code, _ := testsupport.Get(addr, "/readyz")
 		return code == http.StatusServiceUnavailable
 	})
-	if code, body := get(addr, "/readyz"); !strings.Contains(body, "credentials") {
+	if code, body := testsupport.Get(addr, "/readyz"); !strings.Contains(body, "credentials") {
 		t.Errorf("/readyz during the auth failure says %d %q, want it to name the credentials", code, body)
 	}
-	if code, _ := get(addr, "/healthz"); code != http.StatusOK {
+	if code, _ := testsupport.Get(addr, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz during the auth failure: %d, want 200 (alive, just not ready)", code)
 	}
-	h.sb.SetAuthFailure(0)
-	h.waitFor("/readyz 200 after the fix", 20*time.Second, func() bool {
-		code, _ := get(addr, "/readyz")
+	h.SB.SetAuthFailure(0)
+	h.WaitFor("/readyz 200 after the fix", 20*time.Second, func() bool {
+		code, _ := testsupport.Get(addr, "/readyz")
 		return code == http.StatusOK
 	})
-	h.waitFor("9 tickets", 20*time.Second, func() bool { return metric(addr, "ticketer_tickets_created_total") == 9 })
+	h.WaitFor("9 tickets", 20*time.Second, func() bool { return testsupport.MetricAt(addr, "ticketer_tickets_created_total") == 9 })
 }
 
 // TestWaitsForNATSAtStart: started before NATS, the service neither exits
 // nor is ready; once the server is up it sets everything up and consumes.
 func TestWaitsForNATSAtStart(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	natsAddr := freeAddr(t)
+	natsAddr := testsupport.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(natsAddr)
 	p, _ := strconv.Atoi(port)
-	addr := freeAddr(t)
-	h.env["HTTP_ADDR"] = addr
-	h.env["NATS_URL"] = "nats://" + natsAddr
+	addr := testsupport.FreeAddr(t)
+	h.Env["HTTP_ADDR"] = addr
+	h.Env["NATS_URL"] = "nats://" + natsAddr
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, nil, h.getenv, io.Discard, h.logs) }()
+	go func() { done <- ticketer.Run(ctx, h.Getenv, io.Discard, h.Logs) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -121,14 +83,14 @@ func TestWaitsForNATSAtStart(t *testing.T) {
 			t.Error("ticketer did not stop")
 		}
 	})
-	h.waitFor("/healthz", 10*time.Second, func() bool { code, _ := get(addr, "/healthz"); return code == http.StatusOK })
+	h.WaitFor("/healthz", 10*time.Second, func() bool { code, _ := testsupport.Get(addr, "/healthz"); return code == http.StatusOK })
 	time.Sleep(700 * time.Millisecond)
 	select {
 	case err := <-done:
 		t.Fatalf("ticketer exited while NATS was down: %v", err)
 	default:
 	}
-	if code, body := get(addr, "/readyz"); code != http.StatusServiceUnavailable {
+	if code, body := testsupport.Get(addr, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz without NATS: %d %s, want 503", code, body)
 	}
 
@@ -137,7 +99,7 @@ func TestWaitsForNATSAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Close)
-	h.waitFor("/readyz 200 once NATS is up", 20*time.Second, func() bool { code, _ := get(addr, "/readyz"); return code == http.StatusOK })
+	h.WaitFor("/readyz 200 once NATS is up", 20*time.Second, func() bool { code, _ := testsupport.Get(addr, "/readyz"); return code == http.StatusOK })
 
 	// It consumes: an event published to the new server becomes a ticket.
 	nc, err := nats.Connect(ns.URL())
@@ -149,15 +111,15 @@ func TestWaitsForNATSAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := stream.NewMsg(formSubject, sampleEvents(t)[0])
+	m, err := stream.NewMsg(ticketertest.FormSubject, ticketertest.SampleEvents(t)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	h.waitFor("a ticket", 20*time.Second, func() bool { return len(h.sb.Issues()) == 1 })
-	if n := strings.Count(h.logs.String(), "ticketer starting"); n != 1 {
+	h.WaitFor("a ticket", 20*time.Second, func() bool { return len(h.SB.Issues()) == 1 })
+	if n := strings.Count(h.Logs.String(), "ticketer starting"); n != 1 {
 		t.Errorf("%d starts, want 1", n)
 	}
 }

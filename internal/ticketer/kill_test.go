@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"net/http"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 // TestKilledBetweenCreateAndRecord builds the real binary and SIGKILLs it
@@ -43,7 +44,7 @@ func TestKilledBetweenCreateAndRecord(t *testing.T) {
 
 func killedBetweenCreateAndRecord(t *testing.T, bin, mappingFile, createPath string, events int) {
 	h := newHarness(t, jirasandbox.Options{SearchDelay: 200 * time.Millisecond})
-	h.env["MAPPING_FILE"], _ = filepath.Abs(mappingFile)
+	h.Env["MAPPING_FILE"], _ = filepath.Abs(mappingFile)
 
 	var proc atomic.Pointer[os.Process]
 	var creates atomic.Int32
@@ -54,7 +55,7 @@ func killedBetweenCreateAndRecord(t *testing.T, bin, mappingFile, createPath str
 	wrap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, createPath) && creates.Add(1) == 3 {
 			rec := httptest.NewRecorder()
-			h.sb.ServeHTTP(rec, r)
+			h.SB.ServeHTTP(rec, r)
 			once.Do(func() {
 				if p := proc.Load(); p != nil {
 					_ = p.Signal(syscall.SIGKILL)
@@ -64,20 +65,20 @@ func killedBetweenCreateAndRecord(t *testing.T, bin, mappingFile, createPath str
 			http.Error(w, "gone", http.StatusBadGateway)
 			return
 		}
-		h.sb.ServeHTTP(w, r)
+		h.SB.ServeHTTP(w, r)
 	}))
 	t.Cleanup(wrap.Close)
-	h.env["JIRA_URL"] = wrap.URL
-	h.env["BATCH_SIZE"] = "10"
-	h.env["CONCURRENCY"] = "1"
+	h.Env["JIRA_URL"] = wrap.URL
+	h.Env["BATCH_SIZE"] = "10"
+	h.Env["CONCURRENCY"] = "1"
 
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Dir = t.TempDir()
-		for k, v := range h.env {
+		for k, v := range h.Env {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-		cmd.Stderr = h.logs
+		cmd.Stderr = h.Logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -85,8 +86,8 @@ func killedBetweenCreateAndRecord(t *testing.T, bin, mappingFile, createPath str
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 		return cmd
 	}
-	evs := sampleEvents(t)[:events]
-	h.publish(evs...)
+	evs := ticketertest.SampleEvents(t)[:events]
+	h.Publish(evs...)
 	first := start()
 	select {
 	case <-killed:
@@ -94,12 +95,12 @@ func killedBetweenCreateAndRecord(t *testing.T, bin, mappingFile, createPath str
 		t.Fatal("the third create never came")
 	}
 	_ = first.Wait()
-	createdBeforeKill := len(h.sb.Issues())
+	createdBeforeKill := len(h.SB.Issues())
 	t.Logf("%d tickets when killed", createdBeforeKill)
 
 	second := start()
-	want := distinctHashes(evs)
-	h.waitFor("all tickets after restart", 60*time.Second, func() bool { return len(h.sb.Issues()) >= want && h.pending() == 0 })
+	want := ticketertest.DistinctHashes(evs)
+	h.WaitFor("all tickets after restart", 60*time.Second, func() bool { return len(h.SB.Issues()) >= want && h.Pending() == 0 })
 	time.Sleep(300 * time.Millisecond)
 	_ = second.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -113,8 +114,8 @@ func killedBetweenCreateAndRecord(t *testing.T, bin, mappingFile, createPath str
 		t.Error("ticketer did not exit within 10s of SIGTERM")
 	}
 	if strings.Contains(createPath, "servicedesk") {
-		h.assertOneRequestPerHash(evs)
+		h.AssertOneRequestPerHash(evs)
 	} else {
-		h.assertOneTicketPerHash(evs)
+		h.AssertOneTicketPerHash(evs)
 	}
 }

@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"context"
@@ -15,7 +15,9 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticket"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
@@ -27,11 +29,11 @@ import (
 func TestDeferredLabelEditsSurviveARestart(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
 	mf, _ := filepath.Abs("../../deploy/mapping-jsm.yaml")
-	h.env["MAPPING_FILE"] = mf
-	addr := freeAddr(t)
-	h.env["HTTP_ADDR"] = addr
+	h.Env["MAPPING_FILE"] = mf
+	addr := testsupport.FreeAddr(t)
+	h.Env["HTTP_ADDR"] = addr
 	ctx := context.Background()
-	kv, err := stream.EnsureTickets(ctx, h.js, stream.Config{})
+	kv, err := stream.EnsureTickets(ctx, h.JS, stream.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +41,7 @@ func TestDeferredLabelEditsSurviveARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jc, err := jira.New(jira.Options{URL: h.url, Email: testEmail, APIToken: testToken, APIVersion: m.APIVersion()})
+	jc, err := jira.New(jira.Options{URL: h.URL, Email: ticketertest.Email, APIToken: ticketertest.Token, APIVersion: m.APIVersion()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestDeferredLabelEditsSurviveARestart(t *testing.T) {
 	}
 	// A run that created two tickets and crashed before adding their
 	// labels: A with its marker, B with the record flag only.
-	evs := sampleEvents(t)
+	evs := ticketertest.SampleEvents(t)
 	created := func(ev *formsv1.FormSubmission, marker bool) (string, *ticket.Request) {
 		t.Helper()
 		req, err := m.Build(ev, meta)
@@ -61,47 +63,47 @@ func TestDeferredLabelEditsSurviveARestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		if marker {
-			putJSON(t, kv, labelMarkerPrefix+ev.GetHash(), labelJob{Hash: ev.GetHash(), Key: key, Labels: req.Labels})
+			putJSON(t, kv, "labels."+ev.GetHash(), stream.LabelJob{Hash: ev.GetHash(), Key: key, Labels: req.Labels})
 		}
-		putJSON(t, kv, ev.GetHash(), Record{State: StateCreated, Key: key, Attempt: 1, LabelsPending: true})
+		putJSON(t, kv, ev.GetHash(), stream.Record{State: stream.StateCreated, Key: key, Attempt: 1, LabelsPending: true})
 		return key, req
 	}
 	keyA, reqA := created(evs[0], true)
 	keyB, reqB := created(evs[1], false)
 	// An edit Jira will refuse (the issue does not exist).
 	bogus := strings.Repeat("ab", 32)
-	putJSON(t, kv, labelMarkerPrefix+bogus, labelJob{Key: "CP-9999", Labels: []string{"cowjacket-" + bogus}})
+	putJSON(t, kv, "labels."+bogus, stream.LabelJob{Key: "CP-9999", Labels: []string{"cowjacket-" + bogus}})
 
-	h.publish(evs[1], evs[2]) // B again (skipped as ticketed), C fresh
-	h.start()
+	h.Publish(evs[1], evs[2]) // B again (skipped as ticketed), C fresh
+	h.Start()
 	hasLabel := func(key, label string) bool {
-		for _, is := range h.sb.Issues() {
+		for _, is := range h.SB.Issues() {
 			if is.Key == key {
 				return slices.Contains(is.Labels, label)
 			}
 		}
 		return false
 	}
-	h.waitFor("A's labels (from its marker)", 20*time.Second, func() bool { return hasLabel(keyA, reqA.HashLabel) })
-	h.waitFor("B's labels (its hash came again)", 20*time.Second, func() bool { return hasLabel(keyB, reqB.HashLabel) })
-	h.waitFor("C's ticket with its labels", 20*time.Second, func() bool {
-		return len(h.sb.IssueByLabel("cowjacket-"+strings.ToLower(evs[2].GetHash()))) == 1
+	h.WaitFor("A's labels (from its marker)", 20*time.Second, func() bool { return hasLabel(keyA, reqA.HashLabel) })
+	h.WaitFor("B's labels (its hash came again)", 20*time.Second, func() bool { return hasLabel(keyB, reqB.HashLabel) })
+	h.WaitFor("C's ticket with its labels", 20*time.Second, func() bool {
+		return len(h.SB.IssueByLabel("cowjacket-"+strings.ToLower(evs[2].GetHash()))) == 1
 	})
-	h.waitFor("one edit left pending (the refused one)", 20*time.Second, func() bool {
-		return metric(addr, "ticketer_label_edits_pending") == 1 &&
-			metric(addr, `ticketer_label_edit_failures_total{class="permanent"}`) == 1
+	h.WaitFor("one edit left pending (the refused one)", 20*time.Second, func() bool {
+		return testsupport.MetricAt(addr, "ticketer_label_edits_pending") == 1 &&
+			testsupport.MetricAt(addr, `ticketer_label_edit_failures_total{class="permanent"}`) == 1
 	})
 	for _, ev := range evs[:3] {
-		h.waitFor("record and marker of "+ev.GetHash()[:8]+" cleared", 5*time.Second, func() bool {
-			r, _, err := (Records{KV: kv}).Get(ctx, ev.GetHash())
-			_, merr := kv.Get(ctx, labelMarkerPrefix+ev.GetHash())
-			return err == nil && r != nil && r.State == StateCreated && !r.LabelsPending && merr != nil
+		h.WaitFor("record and marker of "+ev.GetHash()[:8]+" cleared", 5*time.Second, func() bool {
+			r, _, err := (stream.Tickets{KV: kv}).Get(ctx, ev.GetHash())
+			_, merr := kv.Get(ctx, "labels."+ev.GetHash())
+			return err == nil && r != nil && r.State == stream.StateCreated && !r.LabelsPending && merr != nil
 		})
 	}
-	if _, err := kv.Get(ctx, labelMarkerPrefix+bogus); err != nil {
+	if _, err := kv.Get(ctx, "labels."+bogus); err != nil {
 		t.Errorf("the refused edit's marker is gone (%v); want it kept, visible", err)
 	}
-	if got := len(h.sb.Issues()); got != 3 {
+	if got := len(h.SB.Issues()); got != 3 {
 		t.Errorf("%d tickets, want 3", got)
 	}
 }

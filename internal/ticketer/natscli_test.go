@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 const operatorsGuide = "../../docs/operators.md"
@@ -126,14 +127,14 @@ func TestNATSCLICommandsOfTheGuide(t *testing.T) {
 	if err := stream.EnsureAll(ctx, svc, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ensureStats(ctx, svc, stream.Config{}); err != nil {
+	if _, err := stream.EnsureStats(ctx, svc, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateOrUpdateConsumer(ctx, stream.Forms, ConsumerConfig(defaultConfig(t))); err != nil {
+	if _, err := svc.CreateOrUpdateConsumer(ctx, stream.Forms, defaultConfig(t).ConsumerConfig()); err != nil {
 		t.Fatal(err)
 	}
 	cli := connectJS(t, byCLI.URL())
-	for _, name := range []string{stream.Forms, stream.DLQ, StatsStream, "KV_" + stream.TicketsBucket} {
+	for _, name := range []string{stream.Forms, stream.DLQ, stream.Stats, "KV_" + stream.TicketsBucket} {
 		a, b := streamConfig(t, cli, name), streamConfig(t, svc, name)
 		if !reflect.DeepEqual(normalise(t, a), normalise(t, b)) {
 			t.Errorf("stream %s from deploy/nats differs from the service's:\n%+v\n%+v", name, normalise(t, a), normalise(t, b))
@@ -149,17 +150,17 @@ func TestNATSCLICommandsOfTheGuide(t *testing.T) {
 
 	// 2. A dead letter, inspected with the guide's commands.
 	h := newHarness(t, jirasandbox.Options{})
-	good := sampleEvents(t)[:3]
-	bad := badDepartment(t)
-	h.publish(good...)
-	h.publish(bad)
-	stop := h.start()
-	h.waitFor("3 tickets and 1 dead letter", 20*time.Second, func() bool { return len(h.sb.Issues()) >= 3 && len(h.dlq()) == 1 && h.pending() == 0 })
+	good := ticketertest.SampleEvents(t)[:3]
+	bad := ticketertest.BadDepartment(t)
+	h.Publish(good...)
+	h.Publish(bad)
+	stop := h.Start()
+	h.WaitFor("3 tickets and 1 dead letter", 20*time.Second, func() bool { return len(h.SB.Issues()) >= 3 && len(h.DLQ()) == 1 && h.Pending() == 0 })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	dl := h.dlq()[0]
-	vars := map[string]string{"NATS_URL": h.ns.URL(), "SEQ": fmt.Sprint(dl.Sequence), "HASH": good[0].GetHash()}
+	dl := h.DLQ()[0]
+	vars := map[string]string{"NATS_URL": h.NS.URL(), "SEQ": fmt.Sprint(dl.Sequence), "HASH": good[0].GetHash()}
 	out := runDoc(t, natsBin, blocks["inspect"], vars)
 	for _, want := range []string{
 		"Cowjacket-Reason: unmappable",                               // stream get / view: the reason header
@@ -179,7 +180,7 @@ func TestNATSCLICommandsOfTheGuide(t *testing.T) {
 	// 3. The CLI re-drive: the event is published to FORMS again and, once
 	// Jira has the option, the running ticketer gives it its ticket.
 	d := stream.ParseDeadLetter(nats.Header(dl.Header))
-	forms, err := h.js.Stream(ctx, stream.Forms)
+	forms, err := h.JS.Stream(ctx, stream.Forms)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,15 +196,15 @@ func TestNATSCLICommandsOfTheGuide(t *testing.T) {
 	if ev, err := stream.Unmarshal(again.Data); err != nil || ev.GetHash() != bad.GetHash() || string(orig.Data) != string(again.Data) {
 		t.Fatalf("re-driven message is not the original event: %v", err)
 	}
-	if _, err := h.js.Consumer(ctx, stream.Forms, "redrive"); err == nil {
+	if _, err := h.JS.Consumer(ctx, stream.Forms, "redrive"); err == nil {
 		t.Error("the guide's re-drive leaves its consumer behind")
 	}
-	if err := h.sb.AddOption("customfield_10073", "Astrology"); err != nil {
+	if err := h.SB.AddOption("customfield_10073", "Astrology"); err != nil {
 		t.Fatal(err)
 	}
-	h.start()
-	h.waitFor("the re-driven request's ticket", 20*time.Second, func() bool { return h.ticketsFor(bad) == 1 && h.pending() == 0 })
-	h.assertOneTicketPerHash(append(good, bad))
+	h.Start()
+	h.WaitFor("the re-driven request's ticket", 20*time.Second, func() bool { return h.TicketsFor(bad) == 1 && h.Pending() == 0 })
+	h.AssertOneTicketPerHash(append(good, bad))
 }
 
 func connectJS(t *testing.T, url string) jetstream.JetStream {

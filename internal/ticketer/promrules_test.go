@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"go/ast"
@@ -13,6 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cowjacket/formjira/internal/ticketer"
+	"github.com/cowjacket/formjira/internal/ticketing"
 )
 
 // collecting is a Registerer that keeps what is registered.
@@ -37,7 +40,8 @@ func seriesNames(name string, histogram bool) []string {
 func ticketerMetricNames(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := &collecting{}
-	NewMetrics(reg)
+	ticketer.NewMetrics(reg)
+	ticketing.NewMetrics(reg)
 	out := map[string]bool{}
 	for _, c := range reg.cs {
 		ch := make(chan *prometheus.Desc, 16)

@@ -16,44 +16,27 @@ import (
 
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/natsconn"
+	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/telemetry"
+	"github.com/cowjacket/formjira/internal/ticketing"
 )
 
 // drainTimeout is how long in-flight work may finish after SIGTERM; the
 // design promises an exit within 10 s.
 const drainTimeout = 7 * time.Second
 
-// ConsumerConfig is the durable pull consumer all ticketer replicas share.
-func ConsumerConfig(c *Config) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       stream.TicketerConsumer,
-		Description:   "ticketer: one Jira ticket per form event",
-		FilterSubject: stream.FormsSubjects,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		// Unlimited on the server: ticketer enforces MAX_DELIVER itself
-		// (Item.Final), so an event whose last delivery dies with the
-		// process (kill, OOM) is delivered again and dead-lettered, instead
-		// of silently never coming back.
-		MaxDeliver:    -1,
-		BackOff:       c.Backoff,
-		MaxAckPending: c.MaxAckPending,
-	}
-}
-
 type service struct {
-	env     *Env
 	cfg     *Config
 	log     *slog.Logger
 	nc      *nats.Conn
 	cons    jetstream.Consumer
-	proc    *Processor
+	engine  *ticketing.Engine
 	metrics *Metrics
 	pacer   *jira.Pacer
 	alerts  *alerting
-	stats   *statsRecorder
+	stats   *stats.Recorder
 
 	setUp      atomic.Bool // streams, bucket and consumer exist
 	authBroken atomic.Bool
@@ -61,29 +44,25 @@ type service struct {
 	consuming  atomic.Bool
 }
 
-func runService(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("ticketer: unexpected arguments %q", args)
-	}
-	cfg, log := env.Config, env.Log
+// Serve runs the ticketer service until ctx ends: consume FORMS, create
+// tickets, serve metrics and readiness, send alerts.
+func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := cfg.RequireJira(); err != nil {
 		return err
 	}
-	acfg, err := alert.ConfigFromEnv(env.Getenv)
-	if err != nil {
-		return err
-	}
+	acfg := cfg.Alert
 	acfg.FlushTimeout = 2 * time.Second // with drainTimeout, inside the 10 s exit promise
-	m, err := env.Mapping()
+	m, err := cfg.LoadMapping()
 	if err != nil {
 		return err
 	}
 	reg := telemetry.NewRegistry()
 	metrics := NewMetrics(reg)
+	engineMetrics := ticketing.NewMetrics(reg)
 	pacer := jira.NewPacer(cfg.JiraRate)
 	alerter := alert.New(acfg, log)
 	alerts := newAlerting(acfg, alerter, log)
-	jc, err := env.jiraObserved(m, pacer, func(op string, status int, d time.Duration) {
+	jc, err := cfg.JiraClient(m, pacer, func(op string, status int, d time.Duration) {
 		metrics.observeJira(op, status, d)
 		alerts.observeJira(op, status, d)
 	})
@@ -92,13 +71,13 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	}
 	// NATS may not be up yet (a first rollout, a node being replaced):
 	// connect in the background and wait, unready, instead of exiting.
-	nc, js, err := env.Connect(ctx, waitForNATS(log)...)
+	nc, js, err := cfg.Connect(ctx, log, natsconn.WaitForServer(log)...)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	s := &service{
-		env: env, cfg: cfg, log: log, nc: nc, metrics: metrics, pacer: pacer, alerts: alerts,
+		cfg: cfg, log: log, nc: nc, metrics: metrics, pacer: pacer, alerts: alerts,
 	}
 	serveCtx, stopServe := context.WithCancel(ctx)
 	defer stopServe()
@@ -106,18 +85,25 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
-	var proc *Processor
+	var engine *ticketing.Engine
 	var cons jetstream.Consumer
 	err = setup(ctx, log, func(ctx context.Context) error {
 		// capture owns FORMS (its duplicate window and replicas): create it
 		// only when ticketer starts first, never rewrite it.
-		if _, err := stream.EnsureExists(ctx, js, stream.FormsConfig(env.StreamConfig())); err != nil {
+		if _, err := stream.EnsureExists(ctx, js, stream.FormsConfig(cfg.Streams)); err != nil {
 			return err
 		}
-		if proc, err = env.NewProcessor(ctx, js, m, jc, pacer, metrics); err != nil {
+		if _, err := stream.EnsureDLQ(ctx, js, cfg.Streams); err != nil {
 			return err
 		}
-		if cons, err = js.CreateOrUpdateConsumer(ctx, stream.Forms, ConsumerConfig(cfg)); err != nil {
+		kv, err := stream.EnsureTickets(ctx, js, cfg.Streams)
+		if err != nil {
+			return err
+		}
+		if engine, err = cfg.Engine(js, stream.Tickets{KV: kv}, m, jc, pacer, engineMetrics, log); err != nil {
+			return err
+		}
+		if cons, err = js.CreateOrUpdateConsumer(ctx, stream.Forms, cfg.ConsumerConfig()); err != nil {
 			return fmt.Errorf("create consumer %s on %s: %w", stream.TicketerConsumer, stream.Forms, err)
 		}
 		return nil
@@ -131,13 +117,13 @@ func runService(ctx context.Context, env *Env, args []string) error {
 		}
 		return err
 	}
-	s.proc, s.cons = proc, cons
+	s.engine, s.cons = engine, cons
 	s.setUp.Store(true)
 	// s.stats stays nil when FORMS_STATS cannot be set up (it races like
 	// the others, so it gets a few attempts): daily counters off, tickets
 	// unaffected.
 	sctx, cancelStats := context.WithTimeout(ctx, 10*time.Second)
-	err = setup(sctx, log, func(ctx context.Context) error { _, err := ensureStats(ctx, js, env.StreamConfig()); return err })
+	err = setup(sctx, log, func(ctx context.Context) error { _, err := stream.EnsureStats(ctx, js, cfg.Streams); return err })
 	cancelStats()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -147,7 +133,7 @@ func runService(ctx context.Context, env *Env, args []string) error {
 		}
 		log.Warn("daily counters off (ticketer stats, daily summary)", "err", err)
 	} else {
-		s.stats = newStatsRecorder(js, log)
+		s.stats = stats.NewRecorder(js, log)
 	}
 	log.Info("ticketer starting", "mode", string(m.Mode()), "api_version", m.APIVersion(), "project", m.Project(),
 		"concurrency", cfg.Concurrency, "batch_size", cfg.BatchSize, "jira_rate", cfg.JiraRate, "alerts", acfg)
@@ -162,8 +148,8 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	// Deferred label edits (JSM) are queued from now on, and drained on the
 	// pacer's low-priority lane.
-	s.proc.labels.start()
-	g.Go(func() error { s.proc.labels.run(gctx, cfg.Concurrency); return nil })
+	s.engine.QueueLabelEdits()
+	g.Go(func() error { s.engine.RunLabelEdits(gctx, cfg.Concurrency); return nil })
 	var workers sync.WaitGroup
 	for range cfg.Concurrency {
 		workers.Add(1)
@@ -178,8 +164,8 @@ func runService(ctx context.Context, env *Env, args []string) error {
 	if alerter.Enabled() {
 		g.Go(func() error { return alerter.Run(afterWork) })
 	}
-	g.Go(func() error { s.stats.run(afterWork); return nil })
-	g.Go(func() error { s.stats.dailySummaries(gctx); return nil })
+	g.Go(func() error { s.stats.Run(afterWork); return nil })
+	g.Go(func() error { s.stats.DailySummaries(gctx); return nil })
 	g.Go(func() error { s.alerts.watch(gctx); return nil })
 	err = g.Wait()
 	stopServe()
@@ -266,7 +252,7 @@ func (s *service) work(ctx, workCtx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				s.log.Warn("pull from FORMS failed", "err", err)
-				sleep(ctx, 500*time.Millisecond)
+				sleepCtx(ctx, 500*time.Millisecond)
 			}
 			continue
 		}
@@ -312,8 +298,8 @@ func (s *service) waitForAuth(ctx context.Context) error {
 	}
 	b := retry.WithCappedDuration(30*time.Second, retry.NewExponential(500*time.Millisecond))
 	for {
-		s.proc.invalidateMeta()
-		_, err := s.proc.Meta(ctx)
+		s.engine.InvalidateMeta()
+		_, err := s.engine.Meta(ctx)
 		if err == nil {
 			s.authBroken.Store(false)
 			s.log.Info("Jira accepts the credentials again; resuming")
@@ -327,7 +313,7 @@ func (s *service) waitForAuth(ctx context.Context) error {
 		}
 		s.log.Error("JIRA REFUSES THE CREDENTIALS: not consuming until fixed (check JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT)", "err", err)
 		d, _ := b.Next()
-		if !sleep(ctx, d) {
+		if !sleepCtx(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -336,9 +322,9 @@ func (s *service) waitForAuth(ctx context.Context) error {
 // handle processes one batch and settles every message: ack, term after a
 // dead letter, or nak with a delay. Nothing is left unsettled.
 func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg) {
-	items := make([]Item, len(batch))
+	items := make([]ticketing.Item, len(batch))
 	for i, msg := range batch {
-		it := Item{Data: msg.Data(), Subject: msg.Subject(), Stream: stream.Forms, Delivery: 1}
+		it := ticketing.Item{Data: msg.Data(), Subject: msg.Subject(), Stream: stream.Forms, Delivery: 1}
 		if md, err := msg.Metadata(); err == nil {
 			it.Stream, it.Seq, it.Delivery = md.Stream, md.Sequence.Stream, int(md.NumDelivered)
 		}
@@ -346,26 +332,26 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 		it.KeepAlive = func() { _ = msg.InProgress() }
 		items[i] = it
 	}
-	outs := s.proc.Process(WithSoftStop(workCtx, runCtx.Done()), items)
+	outs := s.engine.Process(ticketing.WithSoftStop(workCtx, runCtx.Done()), items)
 	var ok, failed, skipped int
 	auth := false
 	for i, o := range outs {
 		msg, it := batch[i], items[i]
 		var err error
 		switch o.Status {
-		case StatusCreated:
+		case ticketing.StatusCreated:
 			ok++
 			err = msg.Ack()
-		case StatusSkipped:
+		case ticketing.StatusSkipped:
 			skipped++
 			err = msg.Ack()
-		case StatusDeadLettered:
+		case ticketing.StatusDeadLettered:
 			failed++
 			// A last delivery that met refused credentials is dead-lettered
 			// (no redelivery would follow a Nak); consuming stops all the same.
 			auth = auth || errors.Is(o.Err, jira.ErrAuth)
 			err = msg.TermWithReason(o.DeadLetter.Reason)
-		case StatusAuth:
+		case ticketing.StatusAuth:
 			failed++
 			auth = true
 			err = msg.NakWithDelay(s.cfg.redelivery(1))
@@ -403,5 +389,17 @@ func (s *service) pollPending(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -1,4 +1,4 @@
-package ticketer
+package ticketer_test
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jira"
@@ -18,27 +17,29 @@ import (
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticket"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
+	"github.com/cowjacket/formjira/internal/ticketing"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 func TestSamplesBecome197Tickets(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	evs := sampleEvents(t)
-	if len(evs) != 200 || distinctHashes(evs) != 197 {
-		t.Fatalf("%d samples, %d distinct; want 200 and 197", len(evs), distinctHashes(evs))
+	evs := ticketertest.SampleEvents(t)
+	if len(evs) != 200 || ticketertest.DistinctHashes(evs) != 197 {
+		t.Fatalf("%d samples, %d distinct; want 200 and 197", len(evs), ticketertest.DistinctHashes(evs))
 	}
-	h.publish(evs...)
-	stop := h.start()
-	h.waitFor("197 tickets", 60*time.Second, func() bool { return len(h.sb.Issues()) >= 197 })
+	h.Publish(evs...)
+	stop := h.Start()
+	h.WaitFor("197 tickets", 60*time.Second, func() bool { return len(h.SB.Issues()) >= 197 })
 	time.Sleep(300 * time.Millisecond)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	h.assertOneTicketPerHash(evs)
-	if d := h.dlq(); len(d) != 0 {
+	h.AssertOneTicketPerHash(evs)
+	if d := h.DLQ(); len(d) != 0 {
 		t.Errorf("%d dead letters, want none: %v", len(d), d[0].Header)
 	}
-	t.Log(h.logs.String()[:min(2000, len(h.logs.String()))])
+	t.Log(h.Logs.String()[:min(2000, len(h.Logs.String()))])
 }
 
 func optionValues(t *testing.T, v any) []string {
@@ -60,11 +61,11 @@ func optionValues(t *testing.T, v any) []string {
 
 func TestSaraCurtisTicketFields(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	evs := sampleEvents(t)
-	h.publish(evs[:5]...)
-	h.start()
-	h.waitFor("5 tickets", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 5 })
-	got := h.sb.IssueByLabel("cowjacket-" + strings.ToLower(evs[0].GetHash()))
+	evs := ticketertest.SampleEvents(t)
+	h.Publish(evs[:5]...)
+	h.Start()
+	h.WaitFor("5 tickets", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 5 })
+	got := h.SB.IssueByLabel("cowjacket-" + strings.ToLower(evs[0].GetHash()))
 	if len(got) != 1 {
 		t.Fatalf("%d tickets for Sara Curtis, want 1", len(got))
 	}
@@ -109,19 +110,6 @@ func TestSaraCurtisTicketFields(t *testing.T) {
 	}
 }
 
-// withColumn is ev's columns with one value replaced.
-func withColumn(cols []*formsv1.Column, name string, v *formsv1.Value) []*formsv1.Column {
-	out := make([]*formsv1.Column, len(cols))
-	for i, c := range cols {
-		c = proto.Clone(c).(*formsv1.Column)
-		if c.GetName() == name {
-			c.Value = v
-		}
-		out[i] = c
-	}
-	return out
-}
-
 func TestBadRowsAreDeadLetteredAndTheRestFlows(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
 	samples, _ := form.Samples()
@@ -129,22 +117,22 @@ func TestBadRowsAreDeadLetteredAndTheRestFlows(t *testing.T) {
 		ev    *formsv1.FormSubmission
 		field string
 	}{
-		{event(withColumn(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0), "customfield_10073"},
-		{event(withColumn(samples[2].Columns(), "timeframe", form.Null()), 0), "customfield_10079"},
-		{event(withColumn(samples[3].Columns(), "newusername", form.Text(strings.Repeat("x", 300))), 0), "customfield_10070"},
+		{ticketertest.Event(form.WithValue(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0), "customfield_10073"},
+		{ticketertest.Event(form.WithValue(samples[2].Columns(), "timeframe", form.Null()), 0), "customfield_10079"},
+		{ticketertest.Event(form.WithValue(samples[3].Columns(), "newusername", form.Text(strings.Repeat("x", 300))), 0), "customfield_10070"},
 	}
-	good := sampleEvents(t)[10:30]
-	h.publish(good[:10]...)
+	good := ticketertest.SampleEvents(t)[10:30]
+	h.Publish(good[:10]...)
 	for _, b := range bad {
-		h.publish(b.ev)
+		h.Publish(b.ev)
 	}
-	h.publish(good[10:]...)
-	h.start()
-	h.waitFor("20 tickets and 3 dead letters", 30*time.Second, func() bool {
-		return len(h.sb.Issues()) >= 20 && len(h.dlq()) >= 3
+	h.Publish(good[10:]...)
+	h.Start()
+	h.WaitFor("20 tickets and 3 dead letters", 30*time.Second, func() bool {
+		return len(h.SB.Issues()) >= 20 && len(h.DLQ()) >= 3
 	})
-	h.assertOneTicketPerHash(good)
-	dl := h.dlq()
+	h.AssertOneTicketPerHash(good)
+	dl := h.DLQ()
 	if len(dl) != 3 {
 		t.Fatalf("%d dead letters, want 3", len(dl))
 	}
@@ -183,36 +171,38 @@ func TestBadRowsAreDeadLetteredAndTheRestFlows(t *testing.T) {
 // Jira's own 400 is what dead-letters it.
 func TestJiraRejectionIsDeadLetteredWithFieldNames(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	jc, err := jira.New(jira.Options{URL: h.url, Email: testEmail, APIToken: testToken, APIVersion: 3})
+	jc, err := jira.New(jira.Options{URL: h.URL, Email: ticketertest.Email, APIToken: ticketertest.Token, APIVersion: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := mapping.Load(h.env["MAPPING_FILE"])
+	m, err := mapping.Load(h.Env["MAPPING_FILE"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := stream.EnsureTickets(context.Background(), h.js, stream.Config{})
+	kv, err := stream.EnsureTickets(context.Background(), h.JS, stream.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A Jira whose meta claims "Astrology" is allowed: the sandbox refuses it.
 	lying := &fakeMetaJira{Client: jc, extra: "Astrology"}
-	p, err := NewProcessor(ProcessorConfig{Jira: lying, Mapping: m, JS: h.js, KV: kv, RetryWindow: 5 * time.Second})
+	tickets := stream.Tickets{KV: kv}
+	p, err := ticketing.New(ticketing.Config{Jira: lying, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: h.JS,
+		BatchSize: 50, Concurrency: 1, ReconcileDelay: time.Second, JiraTimeout: time.Second, RetryWindow: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	samples, _ := form.Samples()
-	ev := event(withColumn(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0)
+	ev := ticketertest.Event(form.WithValue(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0)
 	data, _ := stream.Marshal(ev)
-	out := p.Process(context.Background(), []Item{{Data: data, Stream: stream.Forms, Seq: 7, Delivery: 1, Subject: formSubject}})
-	if out[0].Status != StatusDeadLettered || out[0].DeadLetter.Reason != stream.ReasonJiraRejected {
+	out := p.Process(context.Background(), []ticketing.Item{{Data: data, Stream: stream.Forms, Seq: 7, Delivery: 1, Subject: ticketertest.FormSubject}})
+	if out[0].Status != ticketing.StatusDeadLettered || out[0].DeadLetter.Reason != stream.ReasonJiraRejected {
 		t.Fatalf("outcome %+v", out[0])
 	}
 	fe := strings.Join(out[0].DeadLetter.FieldErrors, "|")
 	if !strings.Contains(fe, "customfield_10073 (Department)") {
 		t.Errorf("field errors %q do not name id and name", fe)
 	}
-	if r, _, _ := (Records{KV: kv}).Get(context.Background(), ev.GetHash()); r != nil {
+	if r, _, _ := (stream.Tickets{KV: kv}).Get(context.Background(), ev.GetHash()); r != nil {
 		t.Errorf("claim of a rejected event kept: %+v", r)
 	}
 }
@@ -235,17 +225,17 @@ func (f *fakeMetaJira) Meta(ctx context.Context, m ticket.Target) (*ticket.Meta,
 
 func TestRateLimitedJiraHonoursRetryAfter(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{RatePerSecond: 5, Burst: 1})
-	h.env["BATCH_SIZE"] = "5"
-	h.env["CONCURRENCY"] = "4"
-	h.env["MAX_ACK_PENDING"] = "100"
-	evs := sampleEvents(t)[:60]
-	h.publish(evs...)
-	h.start()
-	want := distinctHashes(evs)
-	h.waitFor("all tickets", 60*time.Second, func() bool { return len(h.sb.Issues()) >= want && h.pending() == 0 })
+	h.Env["BATCH_SIZE"] = "5"
+	h.Env["CONCURRENCY"] = "4"
+	h.Env["MAX_ACK_PENDING"] = "100"
+	evs := ticketertest.SampleEvents(t)[:60]
+	h.Publish(evs...)
+	h.Start()
+	want := ticketertest.DistinctHashes(evs)
+	h.WaitFor("all tickets", 60*time.Second, func() bool { return len(h.SB.Issues()) >= want && h.Pending() == 0 })
 	time.Sleep(200 * time.Millisecond)
-	h.assertOneTicketPerHash(evs)
-	reqs := h.sb.Requests()
+	h.AssertOneTicketPerHash(evs)
+	reqs := h.SB.Requests()
 	throttled := 0
 	// After a 429 at T with Retry-After R, nothing may arrive in [T+slack,
 	// T+R): slack covers requests already on the wire when it was sent.
@@ -292,26 +282,26 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.opts)
-			h.env["BATCH_SIZE"] = "10"
+			h.Env["BATCH_SIZE"] = "10"
 			if tc.jsm {
-				h.env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
+				h.Env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
 			}
-			evs := sampleEvents(t)[:tc.n]
-			h.publish(evs...)
-			h.start()
-			want := distinctHashes(evs)
-			h.waitFor("all tickets", 60*time.Second, func() bool { return len(h.sb.Issues()) >= want && h.pending() == 0 })
+			evs := ticketertest.SampleEvents(t)[:tc.n]
+			h.Publish(evs...)
+			h.Start()
+			want := ticketertest.DistinctHashes(evs)
+			h.WaitFor("all tickets", 60*time.Second, func() bool { return len(h.SB.Issues()) >= want && h.Pending() == 0 })
 			time.Sleep(500 * time.Millisecond)
 			if tc.jsm {
-				h.assertOneRequestPerHash(evs)
+				h.AssertOneRequestPerHash(evs)
 			} else {
-				h.assertOneTicketPerHash(evs)
+				h.AssertOneTicketPerHash(evs)
 			}
-			if d := h.dlq(); len(d) != 0 {
+			if d := h.DLQ(); len(d) != 0 {
 				t.Errorf("%d dead letters", len(d))
 			}
 			faults := 0
-			for _, r := range h.sb.Requests() {
+			for _, r := range h.SB.Requests() {
 				if r.Status >= 500 {
 					faults++
 				}
@@ -326,46 +316,46 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 
 func TestAuthFailureStopsConsumingAndResumes(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	evs := sampleEvents(t)[:40]
-	h.publish(evs[:10]...)
-	h.start()
-	h.waitFor("10 tickets", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 10 })
-	h.sb.SetAuthFailure(401)
-	h.publish(evs[10:]...)
-	h.waitFor("the auth failure to be noticed", 15*time.Second, func() bool {
-		return strings.Contains(h.logs.String(), "JIRA REFUSES THE CREDENTIALS")
+	evs := ticketertest.SampleEvents(t)[:40]
+	h.Publish(evs[:10]...)
+	h.Start()
+	h.WaitFor("10 tickets", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 10 })
+	h.SB.SetAuthFailure(401)
+	h.Publish(evs[10:]...)
+	h.WaitFor("the auth failure to be noticed", 15*time.Second, func() bool {
+		return strings.Contains(h.Logs.String(), "JIRA REFUSES THE CREDENTIALS")
 	})
 	time.Sleep(time.Second)
-	if n := len(h.sb.Issues()); n != 10 {
+	if n := len(h.SB.Issues()); n != 10 {
 		t.Errorf("%d tickets while the credentials are refused, want 10", n)
 	}
-	if d := h.dlq(); len(d) != 0 {
+	if d := h.DLQ(); len(d) != 0 {
 		t.Errorf("%d dead letters during an auth failure", len(d))
 	}
-	h.sb.SetAuthFailure(0)
-	h.waitFor("40 tickets after the fix", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 40 })
+	h.SB.SetAuthFailure(0)
+	h.WaitFor("40 tickets after the fix", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 40 })
 	time.Sleep(200 * time.Millisecond)
-	h.assertOneTicketPerHash(evs)
+	h.AssertOneTicketPerHash(evs)
 }
 
 func TestJSMModeEndToEnd(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	h.env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
-	evs := sampleEvents(t)[:30]
-	h.publish(evs...)
-	h.start()
-	h.waitFor("30 requests", 30*time.Second, func() bool { return len(h.sb.Issues()) >= 30 })
+	h.Env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
+	evs := ticketertest.SampleEvents(t)[:30]
+	h.Publish(evs...)
+	h.Start()
+	h.WaitFor("30 requests", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 30 })
 	// The labels follow in deferred edits (labels.go).
-	h.waitFor("30 requests labelled", 30*time.Second, func() bool {
+	h.WaitFor("30 requests labelled", 30*time.Second, func() bool {
 		n := 0
 		for _, ev := range evs {
-			n += min(len(h.sb.IssueByLabel("cowjacket-"+strings.ToLower(ev.GetHash()))), 1)
+			n += min(len(h.SB.IssueByLabel("cowjacket-"+strings.ToLower(ev.GetHash()))), 1)
 		}
-		return n >= distinctHashes(evs)
+		return n >= ticketertest.DistinctHashes(evs)
 	})
 	time.Sleep(300 * time.Millisecond)
-	h.assertOneTicketPerHash(evs)
-	sara := h.sb.IssueByLabel("cowjacket-" + strings.ToLower(evs[0].GetHash()))
+	h.AssertOneTicketPerHash(evs)
+	sara := h.SB.IssueByLabel("cowjacket-" + strings.ToLower(evs[0].GetHash()))
 	if len(sara) != 1 {
 		t.Fatalf("%d Sara Curtis requests", len(sara))
 	}

@@ -1,4 +1,4 @@
-package ticketer
+package main
 
 import (
 	"bytes"
@@ -7,15 +7,17 @@ import (
 	"testing"
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/ticketer"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 func TestHelpShowsEveryVariableAndNoSecret(t *testing.T) {
 	var out bytes.Buffer
 	env := map[string]string{"JIRA_API_TOKEN": "hunter2-secret", "JIRA_PAT": "pat-secret"}
-	if err := Run(context.Background(), []string{"--help"}, func(k string) string { return env[k] }, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"--help"}, func(k string) string { return env[k] }, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range Vars {
+	for _, v := range ticketer.Vars {
 		if !strings.Contains(out.String(), v.Name) {
 			t.Errorf("--help lacks %s", v.Name)
 		}
@@ -34,7 +36,7 @@ func TestBadConfigIsOneLineNamingTheVariable(t *testing.T) {
 		"CONCURRENCY": {"JIRA_URL": "https://x.example", "JIRA_PAT": "p", "CONCURRENCY": "0"},
 	} {
 		var stderr bytes.Buffer
-		err := Run(context.Background(), nil, func(k string) string { return env[k] }, &bytes.Buffer{}, &stderr)
+		err := run(context.Background(), nil, func(k string) string { return env[k] }, &bytes.Buffer{}, &stderr)
 		if err == nil {
 			t.Errorf("%s: no error", name)
 			continue
@@ -48,18 +50,18 @@ func TestBadConfigIsOneLineNamingTheVariable(t *testing.T) {
 
 func TestCheckAgainstSandbox(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	h.publish(sampleEvents(t)[:20]...)
+	h.Publish(ticketertest.SampleEvents(t)[:20]...)
 	var out, errOut bytes.Buffer
-	if err := Run(context.Background(), []string{"check"}, h.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), []string{"check"}, h.Getenv, &out, &errOut); err != nil {
 		t.Fatalf("check: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
 	if !strings.Contains(out.String(), "customfield_10073") || !strings.Contains(out.String(), "20 event") {
 		t.Errorf("check output:\n%s", out.String())
 	}
 	// A value Jira refuses, in the stream: check names it and fails.
-	h.publish(badDepartment(t))
+	h.Publish(ticketertest.BadDepartment(t))
 	out.Reset()
-	err := Run(context.Background(), []string{"check"}, h.getenv, &out, &errOut)
+	err := run(context.Background(), []string{"check"}, h.Getenv, &out, &errOut)
 	if err == nil || !strings.Contains(out.String(), "Astrology") {
 		t.Errorf("check with a bad value: err %v\n%s", err, out.String())
 	}

@@ -1,4 +1,4 @@
-package ticketer
+package main
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ func healthcheck(t *testing.T, addr string) (string, error) {
 	t.Helper()
 	env := map[string]string{"JIRA_URL": "https://jira.example", "JIRA_PAT": "p", "HTTP_ADDR": addr}
 	var out, errOut bytes.Buffer
-	err := Run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, &out, &errOut)
+	err := run(context.Background(), []string{"healthcheck"}, func(k string) string { return env[k] }, &out, &errOut)
 	return out.String() + errOut.String(), err
 }
 
@@ -30,9 +30,9 @@ func TestHealthcheck(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	h.env["HTTP_ADDR"] = addr
-	h.start()
-	h.waitFor("the service's /healthz", 10*time.Second, func() bool {
+	h.Env["HTTP_ADDR"] = addr
+	h.Start()
+	h.WaitFor("the service's /healthz", 10*time.Second, func() bool {
 		r, err := http.Get("http://" + addr + "/healthz")
 		if err == nil {
 			r.Body.Close()

@@ -1,36 +1,49 @@
-package ticketer
+package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/cli"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 // checkSampleLimit bounds how many recent events of FORMS check reads.
 const checkSampleLimit = 5000
 
-// runCheck validates the mapping against Jira's fields and the events
+// checkCommand validates the mapping against Jira's fields and the events
 // already in FORMS (when NATS is reachable), prints the mapped table and
 // fails naming every problem.
-func runCheck(ctx context.Context, env *Env, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("check: unexpected arguments %q", args)
-	}
-	if err := env.Config.RequireJira(); err != nil {
+var checkCommand = cli.Command{
+	Name:    "check",
+	Summary: "validate the mapping against Jira's fields and the events in FORMS",
+	Run:     runCheck,
+}
+
+func runCheck(ctx context.Context, env cli.Env, args []string) error {
+	if err := cli.NoArgs("check", args); err != nil {
 		return err
 	}
-	m, err := env.Mapping()
+	cfg, log, err := load(env)
 	if err != nil {
 		return err
 	}
-	jc, err := env.Jira(m, nil, nil)
+	if err := cfg.RequireJira(); err != nil {
+		return err
+	}
+	m, err := cfg.LoadMapping()
+	if err != nil {
+		return err
+	}
+	jc, err := cfg.JiraClient(m, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -38,7 +51,7 @@ func runCheck(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	samples, note := checkSamples(ctx, env)
+	samples, note := checkSamples(ctx, cfg, log)
 	fmt.Fprintln(env.Stdout, note)
 	table, problems := m.Check(meta, samples)
 	fmt.Fprintln(env.Stdout, table)
@@ -55,12 +68,12 @@ func runCheck(ctx context.Context, env *Env, args []string) error {
 
 // checkSamples reads up to checkSampleLimit recent events from FORMS. An
 // unreachable NATS is no error: the mapping is then checked alone.
-func checkSamples(ctx context.Context, env *Env) ([]*formsv1.FormSubmission, string) {
+func checkSamples(ctx context.Context, cfg *ticketer.Config, log *slog.Logger) ([]*formsv1.FormSubmission, string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	nc, js, err := env.Connect(ctx, nats.Timeout(2*time.Second), nats.MaxReconnects(0))
+	nc, js, err := cfg.Connect(ctx, log, nats.Timeout(2*time.Second), nats.MaxReconnects(0))
 	if err != nil {
-		return nil, "stream FORMS not reachable (" + oneLine(err.Error()) + "): checking the mapping without events"
+		return nil, "stream FORMS not reachable (" + cli.OneLine(err.Error()) + "): checking the mapping without events"
 	}
 	defer nc.Close()
 	st, err := js.Stream(ctx, stream.Forms)

@@ -1,8 +1,7 @@
-package ticketer
+package ticketing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,10 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sethvargo/go-retry"
 
 	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/stream"
 )
 
 // Deferred label edits (JSM mode).
@@ -41,26 +40,15 @@ import (
 // A marker written just before a crash that prevented the record write
 // still names a ticket that exists: editing it is right.
 
-// labelMarkerPrefix starts the marker keys (hashes are hex: no clash).
-const labelMarkerPrefix = "labels."
-
 // maxLabelQueue bounds the in-process queue; beyond it the markers alone
 // hold the work, and the queue is refilled from them once it runs dry.
 const maxLabelQueue = 10000
 
-// labelJob is one pending edit, as stored in its marker.
-type labelJob struct {
-	Hash   string    `json:"hash"`
-	Key    string    `json:"key"`
-	Labels []string  `json:"labels"`
-	Since  time.Time `json:"since"`
-}
-
 type labeler struct {
-	kv      jetstream.KeyValue
+	jobs    LabelJobs
 	rec     Records
 	jira    Jira
-	pacer   *jira.Pacer
+	pacer   Pacer
 	log     *slog.Logger
 	metrics *Metrics
 	// minBackoff, maxBackoff shape the retries of transient failures.
@@ -68,29 +56,26 @@ type labeler struct {
 
 	mu       sync.Mutex
 	async    bool // run is draining the queue
-	queue    []labelJob
+	queue    []stream.LabelJob
 	known    map[string]bool // hash → queued or being edited
 	failed   map[string]bool // hash → refused by Jira, left visible
 	overflow bool            // markers exist that are not queued
 	wake     chan struct{}
 }
 
-func newLabeler(cfg ProcessorConfig) *labeler {
+func newLabeler(cfg Config) *labeler {
 	return &labeler{
-		kv: cfg.KV, rec: Records{KV: cfg.KV}, jira: cfg.Jira, pacer: cfg.Pacer, log: cfg.Log, metrics: cfg.Metrics,
+		jobs: cfg.LabelJobs, rec: cfg.Records, jira: cfg.Jira, pacer: cfg.Pacer, log: cfg.Log, metrics: cfg.Metrics,
 		minBackoff: max(cfg.MinBackoff, 500*time.Millisecond), maxBackoff: max(cfg.MaxBackoff, 30*time.Second),
 		known: map[string]bool{}, failed: map[string]bool{}, wake: make(chan struct{}, 1),
 	}
 }
 
 // mark stores the job's marker; called before the record is written.
-func (l *labeler) mark(ctx context.Context, job *labelJob) {
-	b, err := json.Marshal(job)
-	if err == nil {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		_, err = l.kv.Put(wctx, labelMarkerPrefix+job.Hash, b)
-		cancel()
-	}
+func (l *labeler) mark(ctx context.Context, job stream.LabelJob) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	err := l.jobs.PutLabelJob(wctx, job)
+	cancel()
 	if err != nil {
 		// Still correct: the record's labels_pending flag brings the edit
 		// back when the hash is seen again.
@@ -100,7 +85,7 @@ func (l *labeler) mark(ctx context.Context, job *labelJob) {
 
 // submit queues the edit when the service drains the queue, or makes it
 // now (normal priority, a few attempts) in one-off commands.
-func (l *labeler) submit(ctx context.Context, job labelJob) {
+func (l *labeler) submit(ctx context.Context, job stream.LabelJob) {
 	l.mu.Lock()
 	async := l.async
 	l.mu.Unlock()
@@ -115,7 +100,7 @@ func (l *labeler) submit(ctx context.Context, job labelJob) {
 
 // enqueue adds job unless it is already queued; false when the queue is
 // full (the marker keeps it).
-func (l *labeler) enqueue(job labelJob) bool {
+func (l *labeler) enqueue(job stream.LabelJob) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer l.gaugeLocked()
@@ -137,9 +122,7 @@ func (l *labeler) enqueue(job labelJob) bool {
 }
 
 func (l *labeler) gaugeLocked() {
-	if l.metrics != nil {
-		l.metrics.LabelsPending.Set(float64(len(l.known) + len(l.failed)))
-	}
+	l.metrics.labelsPending(len(l.known) + len(l.failed))
 }
 
 // start switches to queued edits; run must follow.
@@ -181,7 +164,7 @@ func (l *labeler) run(ctx context.Context, workers int) {
 
 // next is the oldest queued job; it refills the queue from the markers
 // when it ran dry after an overflow.
-func (l *labeler) next(ctx context.Context) (labelJob, bool) {
+func (l *labeler) next(ctx context.Context) (stream.LabelJob, bool) {
 	for {
 		l.mu.Lock()
 		if len(l.queue) > 0 {
@@ -205,7 +188,7 @@ func (l *labeler) next(ctx context.Context) (labelJob, bool) {
 		}
 		select {
 		case <-ctx.Done():
-			return labelJob{}, false
+			return stream.LabelJob{}, false
 		case <-l.wake:
 		}
 	}
@@ -215,7 +198,7 @@ func (l *labeler) next(ctx context.Context) (labelJob, bool) {
 func (l *labeler) reload(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	lister, err := l.kv.ListKeysFiltered(lctx, labelMarkerPrefix+">")
+	jobs, err := l.jobs.LabelJobs(lctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			l.log.Warn("could not list pending label edits; they are retried when their hash is seen again", "err", err)
@@ -223,26 +206,18 @@ func (l *labeler) reload(ctx context.Context) {
 		return
 	}
 	n := 0
-	for k := range lister.Keys() {
-		hash := strings.TrimPrefix(k, labelMarkerPrefix)
+	for job, err := range jobs {
+		if err != nil {
+			l.log.Warn("ignoring a pending label edit", "err", err)
+			continue
+		}
 		l.mu.Lock()
-		skip := l.known[hash]
+		skip := l.known[job.Hash]
 		l.mu.Unlock()
 		if skip {
 			continue
 		}
-		e, err := l.kv.Get(lctx, k)
-		if err != nil {
-			continue // deleted meanwhile: done
-		}
-		var job labelJob
-		if json.Unmarshal(e.Value(), &job) != nil || job.Key == "" || len(job.Labels) == 0 {
-			l.log.Warn("ignoring an unreadable pending label edit", "key", k)
-			continue
-		}
-		job.Hash = hash
 		if !l.enqueue(job) {
-			_ = lister.Stop()
 			break
 		}
 		n++
@@ -255,7 +230,7 @@ func (l *labeler) reload(ctx context.Context) {
 // edit adds job's labels in Jira, retrying transient failures with
 // exponential backoff and jitter (honouring Retry-After), at most attempts
 // times (0: until ctx ends). low takes the pacer's low-priority lane.
-func (l *labeler) edit(ctx context.Context, job labelJob, low bool, attempts int) error {
+func (l *labeler) edit(ctx context.Context, job stream.LabelJob, low bool, attempts int) error {
 	b := retry.WithJitterPercent(20, retry.WithCappedDuration(l.maxBackoff, retry.NewExponential(l.minBackoff)))
 	for attempt := 1; ; attempt++ {
 		pctx := ctx
@@ -306,23 +281,23 @@ func (l *labeler) edit(ctx context.Context, job labelJob, low bool, attempts int
 
 // done clears the record's labels_pending flag and deletes the marker.
 // Failing here only repeats an idempotent edit later.
-func (l *labeler) done(ctx context.Context, job labelJob) {
+func (l *labeler) done(ctx context.Context, job stream.LabelJob) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	var err error
 	for range 3 {
-		var r *Record
+		var r *stream.Record
 		var rev uint64
-		if r, rev, err = l.rec.Get(wctx, job.Hash); err != nil || r == nil || r.State != StateCreated || r.Key != job.Key || !r.LabelsPending {
+		if r, rev, err = l.rec.Get(wctx, job.Hash); err != nil || r == nil || r.State != stream.StateCreated || r.Key != job.Key || !r.LabelsPending {
 			break // nothing to clear (or not ours to clear)
 		}
 		r.LabelsPending = false
-		if _, err = l.rec.Put(wctx, job.Hash, r, rev); !errors.Is(err, errConflict) {
+		if _, err = l.rec.Put(wctx, job.Hash, r, rev); !errors.Is(err, stream.ErrConflict) {
 			break
 		}
 	}
 	if err == nil {
-		err = l.kv.Delete(wctx, labelMarkerPrefix+job.Hash)
+		err = l.jobs.DeleteLabelJob(wctx, job.Hash)
 	}
 	if err != nil {
 		l.log.Warn("labels added but still marked pending; the edit will be repeated", "hash", job.Hash, "jira_key", job.Key,

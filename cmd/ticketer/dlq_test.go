@@ -1,4 +1,4 @@
-package ticketer
+package main
 
 import (
 	"bytes"
@@ -11,31 +11,35 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
-	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
+
+// harness is the shared one with the commands run in-process.
+type harness struct{ *ticketertest.Harness }
+
+func newHarness(t *testing.T, opts jirasandbox.Options) *harness {
+	return &harness{ticketertest.New(t, opts)}
+}
 
 // cmd runs `ticketer args…` in-process and returns its stdout.
 func (h *harness) cmd(args ...string) (string, error) {
-	h.t.Helper()
+	h.T.Helper()
 	var out, errOut bytes.Buffer
-	err := Run(context.Background(), args, h.getenv, &out, &errOut)
-	h.t.Logf("$ ticketer %s\n%s%s", strings.Join(args, " "), out.String(), errOut.String())
+	err := run(context.Background(), args, h.Getenv, &out, &errOut)
+	h.T.Logf("$ ticketer %s\n%s%s", strings.Join(args, " "), out.String(), errOut.String())
 	return out.String(), err
 }
 
 func (h *harness) mustCmd(args ...string) string {
-	h.t.Helper()
+	h.T.Helper()
 	out, err := h.cmd(args...)
 	if err != nil {
-		h.t.Fatalf("ticketer %s: %v", strings.Join(args, " "), err)
+		h.T.Fatalf("ticketer %s: %v", strings.Join(args, " "), err)
 	}
 	return out
-}
-
-func (h *harness) ticketsFor(ev *formsv1.FormSubmission) int {
-	return len(h.sb.IssueByLabel("cowjacket-" + strings.ToLower(ev.GetHash())))
 }
 
 // The issue's first test: an invalid option is dead-lettered with a reason
@@ -44,22 +48,22 @@ func (h *harness) ticketsFor(ev *formsv1.FormSubmission) int {
 // replaying again creates nothing. The service runs throughout.
 func TestDLQReplayAfterTheOptionIsAdded(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	good := sampleEvents(t)[:3]
-	bad := badDepartment(t) // departmentname "Astrology", not an option of customfield_10073
-	h.publish(good...)
-	h.publish(bad)
-	h.start()
-	h.waitFor("3 tickets and 1 dead letter", 20*time.Second, func() bool { return len(h.sb.Issues()) >= 3 && len(h.dlq()) == 1 })
+	good := ticketertest.SampleEvents(t)[:3]
+	bad := ticketertest.BadDepartment(t) // departmentname "Astrology", not an option of customfield_10073
+	h.Publish(good...)
+	h.Publish(bad)
+	h.Start()
+	h.WaitFor("3 tickets and 1 dead letter", 20*time.Second, func() bool { return len(h.SB.Issues()) >= 3 && len(h.DLQ()) == 1 })
 
 	// list: one line naming the row, the field by id and name, the value.
 	list := h.mustCmd("dlq", "list")
-	for _, want := range []string{shortHash(bad.GetHash()), "customfield_10073 (Department)", "Astrology", "cannot be mapped",
+	for _, want := range []string{deadletters.ShortHash(bad.GetHash()), "customfield_10073 (Department)", "Astrology", "cannot be mapped",
 		"Ahmed Byrne", "ahmed.byrne@example.com", "1 dead letter(s)"} {
 		if !strings.Contains(list, want) {
 			t.Errorf("dlq list lacks %q", want)
 		}
 	}
-	var entries []DeadLetterEntry
+	var entries []deadletters.Entry
 	if err := json.Unmarshal([]byte(h.mustCmd("dlq", "list", "--json")), &entries); err != nil || len(entries) != 1 {
 		t.Fatalf("dlq list --json: %v, %d entries", err, len(entries))
 	}
@@ -80,27 +84,27 @@ func TestDLQReplayAfterTheOptionIsAdded(t *testing.T) {
 	if err == nil || !strings.Contains(out, "0 created, 0 skipped (already ticketed), 1 still failing") {
 		t.Errorf("replay before the fix: err %v", err)
 	}
-	dl := h.dlq()
+	dl := h.DLQ()
 	if len(dl) != 1 {
 		t.Fatalf("%d dead letters after a failing replay, want 1", len(dl))
 	}
-	if d := stream.ParseDeadLetter(nats.Header(dl[0].Header)); d.Attempts != 2 || dl[0].Header.Get(HeaderReplayedFrom) != fmt.Sprint(e.Seq) ||
+	if d := stream.ParseDeadLetter(nats.Header(dl[0].Header)); d.Attempts != 2 || dl[0].Header.Get(stream.HeaderReplayedFrom) != fmt.Sprint(e.Seq) ||
 		d.OrigSeq != 4 || !strings.Contains(strings.Join(d.FieldErrors, " "), "customfield_10073") {
 		t.Errorf("replaced dead letter %+v, headers %v", d, dl[0].Header)
 	}
 
 	// The fix in Jira, then the replay: one ticket, the stream empty.
-	if err := h.sb.AddOption("customfield_10073", "Astrology"); err != nil {
+	if err := h.SB.AddOption("customfield_10073", "Astrology"); err != nil {
 		t.Fatal(err)
 	}
 	out = h.mustCmd("dlq", "replay", "--all")
 	if !strings.Contains(out, "1 replayed: 1 created, 0 skipped (already ticketed), 0 still failing") {
 		t.Errorf("replay after the fix:\n%s", out)
 	}
-	if n := h.ticketsFor(bad); n != 1 {
+	if n := h.TicketsFor(bad); n != 1 {
 		t.Errorf("%d tickets for the replayed request, want 1", n)
 	}
-	if d := h.dlq(); len(d) != 0 {
+	if d := h.DLQ(); len(d) != 0 {
 		t.Errorf("%d dead letters left", len(d))
 	}
 	if !strings.Contains(h.mustCmd("dlq", "list"), "nothing is dead-lettered") {
@@ -115,10 +119,10 @@ func TestDLQReplayAfterTheOptionIsAdded(t *testing.T) {
 	if !strings.Contains(out, "0 created, 1 skipped") {
 		t.Errorf("replay of the fixed event:\n%s", out)
 	}
-	if n := len(h.sb.Issues()); n != 4 {
+	if n := len(h.SB.Issues()); n != 4 {
 		t.Errorf("%d tickets, want 4", n)
 	}
-	h.assertOneTicketPerHash(append(good, bad))
+	h.AssertOneTicketPerHash(append(good, bad))
 
 	// A duplicate dead letter of a request that has its ticket is removed
 	// without creating anything.
@@ -126,12 +130,12 @@ func TestDLQReplayAfterTheOptionIsAdded(t *testing.T) {
 	data, _ := stream.Marshal(bad)
 	m := dup.Msg(stream.DLQTicketer, data)
 	m.Header.Set(nats.MsgIdHdr, "test-duplicate")
-	ack, err := h.js.PublishMsg(context.Background(), m)
+	ack, err := h.JS.PublishMsg(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out = h.mustCmd("dlq", "replay", fmt.Sprint(ack.Sequence))
-	if !strings.Contains(out, "0 created, 1 skipped") || len(h.dlq()) != 0 || len(h.sb.Issues()) != 4 {
+	if !strings.Contains(out, "0 created, 1 skipped") || len(h.DLQ()) != 0 || len(h.SB.Issues()) != 4 {
 		t.Errorf("replay of a ticketed dead letter:\n%s", out)
 	}
 	if _, err := h.cmd("dlq", "replay", "999"); err == nil {
@@ -143,10 +147,10 @@ func TestDLQReplayAfterTheOptionIsAdded(t *testing.T) {
 // and re-points the records.
 func TestReplayFromFORMS(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	evs := sampleEvents(t)[:10]
-	h.publish(evs...)
-	h.start()
-	h.waitFor("10 tickets", 20*time.Second, func() bool { return len(h.sb.Issues()) >= 10 && h.pending() == 0 })
+	evs := ticketertest.SampleEvents(t)[:10]
+	h.Publish(evs...)
+	h.Start()
+	h.WaitFor("10 tickets", 20*time.Second, func() bool { return len(h.SB.Issues()) >= 10 && h.Pending() == 0 })
 
 	out := h.mustCmd("replay", "--from-seq", "1")
 	if !strings.Contains(out, "replay (FORMS seq 1..10): 10 replayed: 0 created, 10 skipped (already ticketed), 0 still failing") ||
@@ -156,24 +160,24 @@ func TestReplayFromFORMS(t *testing.T) {
 	if out := h.mustCmd("replay", "--since", "1h"); !strings.Contains(out, "0 created, 10 skipped") {
 		t.Errorf("replay --since 1h:\n%s", out)
 	}
-	if n := len(h.sb.Issues()); n != 10 {
+	if n := len(h.SB.Issues()); n != 10 {
 		t.Fatalf("%d tickets after replays without --force, want 10", n)
 	}
 
-	kv, err := h.js.KeyValue(context.Background(), stream.TicketsBucket)
+	kv, err := h.JS.KeyValue(context.Background(), stream.TicketsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, _, _ := (Records{KV: kv}).Get(context.Background(), evs[2].GetHash())
+	before, _, _ := (stream.Tickets{KV: kv}).Get(context.Background(), evs[2].GetHash())
 	out = h.mustCmd("replay", "--from-seq", "3", "--to-seq", "5", "--force")
 	if !strings.Contains(out, "replay (FORMS seq 3..5, forced): 3 replayed: 3 created, 0 skipped") {
 		t.Errorf("replay --force:\n%s", out)
 	}
-	if n := len(h.sb.Issues()); n != 13 {
+	if n := len(h.SB.Issues()); n != 13 {
 		t.Errorf("%d tickets after --force over 3 events, want 13", n)
 	}
-	after, _, _ := (Records{KV: kv}).Get(context.Background(), evs[2].GetHash())
-	if before == nil || after == nil || after.State != StateCreated || after.Key == before.Key || h.ticketsFor(evs[2]) != 2 {
+	after, _, _ := (stream.Tickets{KV: kv}).Get(context.Background(), evs[2].GetHash())
+	if before == nil || after == nil || after.State != stream.StateCreated || after.Key == before.Key || h.TicketsFor(evs[2]) != 2 {
 		t.Errorf("record before %+v, after %+v", before, after)
 	}
 	if _, err := h.cmd("replay"); err == nil {

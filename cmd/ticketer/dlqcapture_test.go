@@ -1,4 +1,4 @@
-package ticketer
+package main
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 // TestDLQReplaySkipsCaptureDeadLetters: capture's dead letters (rows it
@@ -18,11 +19,11 @@ import (
 // refuses with the same advice.
 func TestDLQReplaySkipsCaptureDeadLetters(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
-	evs := sampleEvents(t)[:2]
+	evs := ticketertest.SampleEvents(t)[:2]
 	ctx := context.Background()
 	publish := func(d stream.DeadLetter, subject string, body []byte) uint64 {
 		t.Helper()
-		ack, err := h.js.PublishMsg(ctx, d.Msg(subject, body))
+		ack, err := h.JS.PublishMsg(ctx, d.Msg(subject, body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +43,7 @@ func TestDLQReplaySkipsCaptureDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(stream.DeadLetter{Reason: stream.ReasonExhausted, Error: "jira create: 503", Attempts: 5, OrigStream: stream.Forms, OrigSeq: 7,
-		OrigSubject: formSubject, Hash: evs[1].GetHash(), LastFailure: now, DeadLetteredBy: "ticketer"}, stream.DLQTicketer, ours)
+		OrigSubject: ticketertest.FormSubject, Hash: evs[1].GetHash(), LastFailure: now, DeadLetteredBy: "ticketer"}, stream.DLQTicketer, ours)
 
 	const advice = "1 capture dead letter(s) skipped: fix the row in the database, then `capture backfill`"
 	out, err := h.cmd("dlq", "replay", "--all")
@@ -52,13 +53,13 @@ func TestDLQReplaySkipsCaptureDeadLetters(t *testing.T) {
 	if !strings.Contains(out, advice) || !strings.Contains(out, "1 replayed: 1 created") {
 		t.Errorf("dlq replay --all output lacks %q or one created ticket", advice)
 	}
-	if n := h.ticketsFor(evs[0]); n != 0 {
+	if n := h.TicketsFor(evs[0]); n != 0 {
 		t.Errorf("%d tickets from capture's dead letter, want none", n)
 	}
-	if n := h.ticketsFor(evs[1]); n != 1 {
+	if n := h.TicketsFor(evs[1]); n != 1 {
 		t.Errorf("%d tickets from ticketer's dead letter, want 1", n)
 	}
-	if dl := h.dlq(); len(dl) != 1 || dl[0].Sequence != captureSeq {
+	if dl := h.DLQ(); len(dl) != 1 || dl[0].Sequence != captureSeq {
 		t.Errorf("FORMS_DLQ holds %d entries, want capture's only", len(dl))
 	}
 
@@ -66,7 +67,7 @@ func TestDLQReplaySkipsCaptureDeadLetters(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), advice) || !strings.Contains(out, "dead-lettered by capture") {
 		t.Errorf("dlq replay %d: %v; want a refusal naming %q", captureSeq, err, advice)
 	}
-	if n := len(h.sb.Issues()); n != 1 || len(h.dlq()) != 1 {
-		t.Errorf("%d tickets, %d dead letters after the refused replay; want 1, 1", n, len(h.dlq()))
+	if n := len(h.SB.Issues()); n != 1 || len(h.DLQ()) != 1 {
+		t.Errorf("%d tickets, %d dead letters after the refused replay; want 1, 1", n, len(h.DLQ()))
 	}
 }

@@ -1,13 +1,13 @@
-package ticketer
+// Package stats keeps and reads ticketer's daily figures, for `ticketer
+// stats`, the daily summary log line and the console.
+package stats
 
 import (
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -35,13 +35,10 @@ import (
 //
 // Days are UTC days.
 const (
-	StatsStream   = "FORMS_STATS"
-	StatsSubjects = "forms.stats.>"
-
-	statCreated      = "created"
-	statFailed       = "failed"
-	statSkipped      = "skipped"
-	statDeadLettered = "dead_lettered"
+	Created      = "created"
+	Failed       = "failed"
+	Skipped      = "skipped"
+	DeadLettered = "dead_lettered"
 	// statSummaries elects the one replica that logs a day's summary.
 	statSummaries = "summaries"
 
@@ -52,43 +49,11 @@ const (
 	dayFormat    = "2006-01-02"
 )
 
-var statNames = []string{statCreated, statFailed, statSkipped, statDeadLettered}
+var statNames = []string{Created, Failed, Skipped, DeadLettered}
 
-// StatsConfig is stream FORMS_STATS: one counter per day and figure, kept
-// 400 days.
-func StatsConfig(c stream.Config) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:              StatsStream,
-		Description:       "ticketer daily counters (created, failed, skipped, dead_lettered), summed over replicas (counter stream)",
-		Subjects:          []string{StatsSubjects},
-		Storage:           jetstream.FileStorage,
-		Retention:         jetstream.LimitsPolicy,
-		Replicas:          max(c.Replicas, 1),
-		MaxAge:            400 * 24 * time.Hour,
-		MaxMsgsPerSubject: 1, // the last message holds the running total
-		Duplicates:        2 * time.Minute,
-		Discard:           jetstream.DiscardOld,
-		AllowMsgCounter:   true,
-	}
-}
-
-func statSubject(day, name string) string { return "forms.stats." + day + "." + name }
-
-// ensureStats creates or updates FORMS_STATS.
-func ensureStats(ctx context.Context, js jetstream.JetStream, c stream.Config) (jetstream.Stream, error) {
-	st, err := js.CreateOrUpdateStream(ctx, StatsConfig(c))
-	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", StatsStream, err)
-	}
-	if !st.CachedInfo().Config.AllowMsgCounter {
-		return nil, fmt.Errorf("stream %s: this nats-server has no counter streams (nats-server 2.12 or later needed)", StatsStream)
-	}
-	return st, nil
-}
-
-// statsRecorder counts outcomes in memory and adds them to FORMS_STATS
-// every statsFlushEvery. A nil *statsRecorder records nothing.
-type statsRecorder struct {
+// Recorder counts outcomes in memory and adds them to FORMS_STATS
+// every statsFlushEvery. A nil *Recorder records nothing.
+type Recorder struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 	id  string // this process, for the increments' Nats-Msg-Id
@@ -108,11 +73,13 @@ type statIncr struct {
 	n           int64
 }
 
-func newStatsRecorder(js jetstream.JetStream, log *slog.Logger) *statsRecorder {
-	return &statsRecorder{js: js, log: log, id: nuid.Next(), now: time.Now, counts: map[[2]string]int64{}}
+// NewRecorder counts for the process; add its outcomes with Count or Add.
+func NewRecorder(js jetstream.JetStream, log *slog.Logger) *Recorder {
+	return &Recorder{js: js, log: log, id: nuid.Next(), now: time.Now, counts: map[[2]string]int64{}}
 }
 
-func (r *statsRecorder) add(name string, n int) {
+// Add counts n of the figure name (Created, Skipped, …) today.
+func (r *Recorder) Add(name string, n int) {
 	if r == nil || n == 0 {
 		return
 	}
@@ -122,32 +89,8 @@ func (r *statsRecorder) add(name string, n int) {
 	r.mu.Unlock()
 }
 
-// count records a batch's outcomes.
-func (r *statsRecorder) count(outs []Outcome) {
-	if r == nil {
-		return
-	}
-	var created, skipped, failed, dead int
-	for _, o := range outs {
-		switch o.Status {
-		case StatusCreated:
-			created++
-		case StatusSkipped:
-			skipped++
-		case StatusDeadLettered:
-			dead++
-		default: // retry, auth, rejected: the event has no ticket yet
-			failed++
-		}
-	}
-	r.add(statCreated, created)
-	r.add(statSkipped, skipped)
-	r.add(statFailed, failed)
-	r.add(statDeadLettered, dead)
-}
-
-// flush adds what was counted to FORMS_STATS; what fails stays pending.
-func (r *statsRecorder) flush(ctx context.Context) error {
+// Flush adds what was counted to FORMS_STATS; what fails stays pending.
+func (r *Recorder) Flush(ctx context.Context) error {
 	if r == nil {
 		return nil
 	}
@@ -164,7 +107,7 @@ func (r *statsRecorder) flush(ctx context.Context) error {
 	})
 	for _, k := range keys {
 		r.gen++
-		r.pending = append(r.pending, statIncr{subject: statSubject(k[0], k[1]), id: r.id + ":" + strconv.FormatUint(r.gen, 10), n: r.counts[k]})
+		r.pending = append(r.pending, statIncr{subject: stream.StatSubject(k[0], k[1]), id: r.id + ":" + strconv.FormatUint(r.gen, 10), n: r.counts[k]})
 	}
 	clear(r.counts)
 	todo := r.pending
@@ -188,13 +131,13 @@ func (r *statsRecorder) flush(ctx context.Context) error {
 		r.mu.Unlock()
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("add counts to %s: %w", StatsStream, errors.Join(errs...))
+		return fmt.Errorf("add counts to %s: %w", stream.Stats, errors.Join(errs...))
 	}
 	return nil
 }
 
-// run flushes periodically and once more on shutdown.
-func (r *statsRecorder) run(ctx context.Context) {
+// Run flushes periodically and once more when ctx ends.
+func (r *Recorder) Run(ctx context.Context) {
 	if r == nil {
 		return
 	}
@@ -204,31 +147,35 @@ func (r *statsRecorder) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			if err := r.flush(fctx); err != nil {
+			if err := r.Flush(fctx); err != nil {
 				r.log.Warn("daily counters not saved at shutdown", "err", err)
 			}
 			cancel()
 			return
 		case <-t.C:
-			if err := r.flush(ctx); err != nil && ctx.Err() == nil {
+			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
 				r.log.Warn("daily counters not saved yet; retrying", "err", err)
 			}
 		}
 	}
 }
 
-// dailySummaries logs the previous day's summary shortly after each
+// DailySummaries logs the previous day's summary shortly after each
 // midnight UTC. With several replicas only the first to claim the day
 // (a deduplicated increment of forms.stats.<day>.summaries) logs it.
-func (r *statsRecorder) dailySummaries(ctx context.Context) {
+func (r *Recorder) DailySummaries(ctx context.Context) {
 	if r == nil {
 		return
 	}
 	for {
 		now := r.now().UTC()
 		next := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).Add(24*time.Hour + summaryGrace)
-		if !sleep(ctx, time.Until(next)) {
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-t.C:
 		}
 		day := next.Add(-summaryGrace - time.Hour).Format(dayFormat)
 		if err := r.logSummary(ctx, day); err != nil && ctx.Err() == nil {
@@ -238,11 +185,11 @@ func (r *statsRecorder) dailySummaries(ctx context.Context) {
 }
 
 // logSummary logs day's summary unless another replica already did.
-func (r *statsRecorder) logSummary(ctx context.Context, day string) error {
-	if err := r.flush(ctx); err != nil {
+func (r *Recorder) logSummary(ctx context.Context, day string) error {
+	if err := r.Flush(ctx); err != nil {
 		r.log.Warn("daily counters not saved before the summary", "err", err)
 	}
-	m := nats.NewMsg(statSubject(day, statSummaries))
+	m := nats.NewMsg(stream.StatSubject(day, statSummaries))
 	m.Header.Set("Nats-Incr", "+1")
 	m.Header.Set(nats.MsgIdHdr, "summary:"+day)
 	ack, err := r.js.PublishMsg(ctx, m)
@@ -253,7 +200,7 @@ func (r *statsRecorder) logSummary(ctx context.Context, day string) error {
 		return nil // another replica logs it
 	}
 	t, _ := time.Parse(dayFormat, day)
-	days, err := readStats(ctx, r.js, t, 1)
+	days, err := Read(ctx, r.js, t, 1)
 	if err != nil {
 		return err
 	}
@@ -296,35 +243,35 @@ func fmtLatency(d time.Duration) string {
 	}
 }
 
-// readStats reads n days starting at first (a UTC midnight).
-func readStats(ctx context.Context, js jetstream.JetStream, first time.Time, n int) ([]DayStats, error) {
+// Read reads n days starting at first (a UTC midnight).
+func Read(ctx context.Context, js jetstream.JetStream, first time.Time, n int) ([]DayStats, error) {
 	out := make([]DayStats, n)
 	index := map[string]int{}
 	for i := range out {
 		out[i].Day = first.AddDate(0, 0, i).Format(dayFormat)
 		index[out[i].Day] = i
 	}
-	st, err := js.Stream(ctx, StatsStream)
+	st, err := js.Stream(ctx, stream.Stats)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		// No counters yet: nothing ran since stats were introduced.
 	case err != nil:
-		return nil, fmt.Errorf("stream %s: %w", StatsStream, err)
+		return nil, fmt.Errorf("stream %s: %w", stream.Stats, err)
 	default:
 		for i := range out {
 			for _, name := range statNames {
-				v, err := counterValue(ctx, st, statSubject(out[i].Day, name))
+				v, err := counterValue(ctx, st, stream.StatSubject(out[i].Day, name))
 				if err != nil {
 					return nil, err
 				}
 				switch name {
-				case statCreated:
+				case Created:
 					out[i].Created = v
-				case statFailed:
+				case Failed:
 					out[i].Failed = v
-				case statSkipped:
+				case Skipped:
 					out[i].Skipped = v
-				case statDeadLettered:
+				case DeadLettered:
 					out[i].DeadLettered = v
 				}
 			}
@@ -371,17 +318,17 @@ func counterValue(ctx context.Context, st jetstream.Stream, subject string) (int
 // UTC day of creation in [from, to), the commit → ticket latencies.
 func latencies(ctx context.Context, js jetstream.JetStream, from, to time.Time) (map[string][]time.Duration, error) {
 	out := map[string][]time.Duration{}
-	st, err := js.Stream(ctx, "KV_"+stream.TicketsBucket)
+	st, err := js.Stream(ctx, stream.TicketsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return out, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("KV bucket %s: %w", stream.TicketsBucket, err)
 	}
-	err = readStream(ctx, st, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from},
+	err = stream.ReadAll(ctx, st, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from},
 		func(m jetstream.Msg) bool {
-			var r Record
-			if json.Unmarshal(m.Data(), &r) != nil || r.State != StateCreated || r.CommitTime.IsZero() {
+			var r stream.Record
+			if json.Unmarshal(m.Data(), &r) != nil || r.State != stream.StateCreated || r.CommitTime.IsZero() {
 				return true
 			}
 			if r.CreatedAt.Before(from) || !r.CreatedAt.Before(to) {
@@ -404,100 +351,4 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 	}
 	i := int(float64(len(ds))*q+0.999999999) - 1
 	return ds[min(max(i, 0), len(ds)-1)]
-}
-
-// readStream delivers the messages of st from cfg's start up to the last
-// sequence at the time of the call (messages added meanwhile are not
-// waited for), until fn returns false. It reads with an ordered
-// (ephemeral, flow-controlled) consumer, so it is safe beside the service.
-func readStream(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedConsumerConfig, fn func(jetstream.Msg) bool) error {
-	info, err := st.Info(ctx)
-	if err != nil {
-		return err
-	}
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	last := info.State.LastSeq
-	cons, err := st.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	for ctx.Err() == nil {
-		b, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return err
-		}
-		n, done := 0, false
-		for m := range b.Messages() {
-			n++
-			if done {
-				continue // drain the batch
-			}
-			md, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			if md.Sequence.Stream > last {
-				done = true
-				continue
-			}
-			if !fn(m) || md.Sequence.Stream >= last || md.NumPending == 0 {
-				done = true
-			}
-		}
-		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		if done || n == 0 {
-			return nil
-		}
-	}
-	return ctx.Err()
-}
-
-// runStats is `ticketer stats [--days N] [--json]`.
-func runStats(ctx context.Context, env *Env, args []string) error {
-	fs := flag.NewFlagSet("stats", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	days := fs.Int("days", 7, "days to show, today included")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if *days < 1 || *days > 400 {
-		return fmt.Errorf("stats: --days must be 1..400, got %d", *days)
-	}
-	nc, js, err := env.Connect(ctx, nats.MaxReconnects(2))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	now := time.Now().UTC()
-	first := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -(*days - 1))
-	out, err := readStats(ctx, js, first, *days)
-	if err != nil {
-		return fmt.Errorf("stats: %w", err)
-	}
-	return printStats(env.Stdout, out, *asJSON)
-}
-
-func printStats(w io.Writer, days []DayStats, asJSON bool) error {
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(days)
-	}
-	var total DayStats
-	total.Day = "total"
-	for _, d := range days {
-		fmt.Fprintln(w, d.Line())
-		total.Created += d.Created
-		total.Failed += d.Failed
-		total.Skipped += d.Skipped
-		total.DeadLettered += d.DeadLettered
-	}
-	fmt.Fprintf(w, "total over %d day(s): %d created, %d failed, %d skipped as duplicates, %d dead-lettered\n",
-		len(days), total.Created, total.Failed, total.Skipped, total.DeadLettered)
-	return nil
 }

@@ -1,4 +1,4 @@
-package ticketer
+package main
 
 import (
 	"bytes"
@@ -17,13 +17,13 @@ func TestReadOnlyCommandsNeedNoJiraSettings(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
 	natsOnly := func(k string) string {
 		if k == "NATS_URL" {
-			return h.env[k]
+			return h.Env[k]
 		}
 		return ""
 	}
 	run := func(get func(string) string, args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
-		err := Run(context.Background(), args, get, &out, &errOut)
+		err := run(context.Background(), args, get, &out, &errOut)
 		return out.String(), errOut.String(), err
 	}
 	if out, errOut, err := run(natsOnly, "dlq", "list"); err != nil || !strings.Contains(out, "nothing is dead-lettered") {
@@ -47,7 +47,7 @@ func TestReadOnlyCommandsNeedNoJiraSettings(t *testing.T) {
 			if k == "JIRA_API_TOKEN" {
 				return "" // e-mail without a token
 			}
-			return h.env[k]
+			return h.Env[k]
 		}, "JIRA_API_TOKEN"},
 	} {
 		_, errOut, err := run(tc.get, tc.args...)

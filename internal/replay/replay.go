@@ -1,0 +1,302 @@
+// Package replay re-drives events through the ticketing engine: dead
+// letters of FORMS_DLQ (`ticketer dlq replay`, the console) and ranges of
+// FORMS (`ticketer replay`). The same engine, mapping, Jira client and
+// idempotency records as the service: a replay never creates a second
+// ticket unless forced.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/deadletters"
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/stats"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketing"
+)
+
+// Replayer re-drives events. Build one per command (or console action),
+// after invalidating the engine's field metadata, so a mapping or a Jira
+// option fixed since the failure takes effect.
+type Replayer struct {
+	Engine    *ticketing.Engine
+	JS        jetstream.JetStream
+	Stats     *stats.Recorder // nil: not counted
+	BatchSize int
+
+	// dlqByHash indexes FORMS_DLQ by hash (built on first need), so a
+	// replay of FORMS that still fails replaces the request's dead letter
+	// instead of adding a second one.
+	dlqByHash map[string][]uint64
+}
+
+// Result counts what a replay did.
+type Result struct {
+	Replayed, Created, Skipped, Failing int
+}
+
+// Outcome is what became of one replayed event, in words (Line) and as data.
+type Outcome struct {
+	Label  string           // "DLQ 7 (hash 34d9791a…, Sara Curtis <…>)" or "FORMS 12 (…)"
+	Status ticketing.Status // created, skipped, rejected, auth, retry
+	Key    string           // the ticket, when there is one
+	DLQSeq uint64           // the dead letter now holding the failure, if any
+	Err    error
+	Line   string // the outcome in one sentence
+}
+
+// ErrAuth: Jira refused the credentials; the replay stopped.
+var ErrAuth = errors.New("Jira refuses the credentials")
+
+func (r *Replayer) batch() int { return max(r.BatchSize, 1) }
+
+// DeadLetters re-drives entries of FORMS_DLQ (st). A ticket (new or already
+// recorded) removes the entry; a permanent failure replaces it with a dead
+// letter carrying the new reason; a transient one leaves it as it is.
+// capture's dead letters are never replayed (their values may be cut): the
+// caller filters them out (deadletters.Entry.FromCapture).
+func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries []*deadletters.Entry) (Result, []Outcome, error) {
+	var res Result
+	var outs []Outcome
+	for start := 0; start < len(entries); start += r.batch() {
+		chunk := entries[start:min(start+r.batch(), len(entries))]
+		items := make([]ticketing.Item, len(chunk))
+		for i, e := range chunk {
+			d := e.DeadLetter
+			items[i] = ticketing.Item{Data: e.Data, Subject: d.OrigSubject, Stream: d.OrigStream, Seq: d.OrigSeq, Delivery: 1, NoDeadLetter: true}
+		}
+		results := r.Engine.Process(ctx, items)
+		var authErr error
+		for i, o := range results {
+			e := chunk[i]
+			out := Outcome{Label: fmt.Sprintf("DLQ %d (hash %s, %s)", e.Seq, deadletters.ShortHash(e.Hash), deadletters.Who(e.Name, e.Email)),
+				Status: o.Status, Key: o.Key, Err: o.Err, DLQSeq: e.Seq}
+			res.Replayed++
+			switch o.Status {
+			case ticketing.StatusCreated, ticketing.StatusSkipped:
+				if o.Status == ticketing.StatusCreated {
+					res.Created++
+					out.Line = fmt.Sprintf("%s: created %s", out.Label, o.Key)
+				} else {
+					res.Skipped++
+					out.Line = fmt.Sprintf("%s: already ticketed %s, nothing created", out.Label, deadletters.Or(o.Key, "(same request earlier in this replay)"))
+				}
+				out.DLQSeq = 0
+				if err := st.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+					out.DLQSeq = e.Seq
+					out.Line += fmt.Sprintf("; could not be removed from %s: %v", stream.DLQ, err)
+				}
+			case ticketing.StatusRejected:
+				res.Failing++
+				newSeq, err := deadletters.Replace(ctx, r.JS, st, e, *o.DeadLetter)
+				if err != nil {
+					out.Line = fmt.Sprintf("%s: still failing, entry kept unchanged (%v): %s", out.Label, err, deadletters.ReasonText(*o.DeadLetter))
+					break
+				}
+				out.DLQSeq = newSeq
+				out.Line = fmt.Sprintf("%s: still failing, now DLQ %d: %s", out.Label, newSeq, deadletters.ReasonText(*o.DeadLetter))
+			case ticketing.StatusAuth:
+				res.Failing++
+				authErr = o.Err
+				out.Line = fmt.Sprintf("%s: Jira refuses the credentials; entry kept", out.Label)
+			default: // StatusRetry (StatusDeadLettered cannot happen with NoDeadLetter)
+				res.Failing++
+				out.Line = fmt.Sprintf("%s: still failing (transient, entry kept; try again later): %v", out.Label, o.Err)
+			}
+			outs = append(outs, out)
+		}
+		r.count(results)
+		if authErr != nil {
+			return res, outs, fmt.Errorf("%w: %w", ErrAuth, authErr)
+		}
+		if ctx.Err() != nil {
+			return res, outs, ctx.Err()
+		}
+	}
+	return res, outs, nil
+}
+
+func (r *Replayer) count(outs []ticketing.Outcome) {
+	var created, skipped int
+	for _, o := range outs {
+		switch o.Status {
+		case ticketing.StatusCreated:
+			created++
+		case ticketing.StatusSkipped:
+			skipped++
+		}
+	}
+	r.Stats.Add(stats.Created, created)
+	r.Stats.Add(stats.Skipped, skipped)
+}
+
+// Range is a part of FORMS to re-process: from FromSeq, or the events stored
+// within Since, up to ToSeq (0: the stream's last).
+type Range struct {
+	FromSeq, ToSeq uint64
+	Since          time.Duration
+	// Force creates a ticket even when one is recorded (the record then
+	// points at the new one).
+	Force bool
+}
+
+// Forms re-processes rng of FORMS, reporting each outcome to report as it
+// happens; first and last are the sequences re-processed (0 when none).
+func (r *Replayer) Forms(ctx context.Context, rng Range, report func(Outcome)) (res Result, first, last uint64, err error) {
+	forms, err := r.JS.Stream(ctx, stream.Forms)
+	if err != nil {
+		return res, 0, 0, fmt.Errorf("stream %s: %w", stream.Forms, err)
+	}
+	dlq, err := deadletters.Open(ctx, r.JS)
+	if err != nil {
+		return res, 0, 0, err
+	}
+	info, err := forms.Info(ctx)
+	if err != nil {
+		return res, 0, 0, fmt.Errorf("stream %s: %w", stream.Forms, err)
+	}
+	end := info.State.LastSeq
+	if rng.ToSeq > 0 {
+		end = min(end, rng.ToSeq)
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: rng.FromSeq}
+	if rng.Since > 0 {
+		t := time.Now().Add(-rng.Since)
+		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &t}
+	}
+	for info.State.Msgs > 0 && (cfg.DeliverPolicy == jetstream.DeliverByStartTimePolicy || cfg.OptStartSeq <= end) {
+		var items []ticketing.Item
+		err := stream.ReadAll(ctx, forms, cfg, func(m jetstream.Msg) bool {
+			md, err := m.Metadata()
+			if err != nil {
+				return true
+			}
+			if md.Sequence.Stream > end {
+				return false
+			}
+			items = append(items, ticketing.Item{Data: m.Data(), Subject: m.Subject(), Stream: stream.Forms, Seq: md.Sequence.Stream,
+				Delivery: 1, Force: rng.Force, NoDeadLetter: true})
+			return len(items) < r.batch()
+		})
+		if err != nil {
+			return res, first, last, fmt.Errorf("read %s: %w", stream.Forms, err)
+		}
+		if len(items) == 0 {
+			break
+		}
+		if first == 0 {
+			first = items[0].Seq
+		}
+		last = items[len(items)-1].Seq
+		if err := r.forms(ctx, dlq, items, rng.Force, &res, report); err != nil {
+			return res, first, last, err
+		}
+		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: last + 1}
+	}
+	return res, first, last, nil
+}
+
+func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []ticketing.Item, force bool, res *Result, report func(Outcome)) error {
+	results := r.Engine.Process(ctx, items)
+	var authErr error
+	for i, o := range results {
+		it := items[i]
+		hash, name, email := "", "", ""
+		if ev, err := stream.Unmarshal(it.Data); err == nil {
+			hash, name, email = ev.GetHash(), form.String(ev, deadletters.NameColumn), form.String(ev, deadletters.EmailColumn)
+		}
+		out := Outcome{Label: fmt.Sprintf("%s %d (hash %s, %s)", stream.Forms, it.Seq, deadletters.ShortHash(hash), deadletters.Who(name, email)),
+			Status: o.Status, Key: o.Key, Err: o.Err}
+		res.Replayed++
+		switch o.Status {
+		case ticketing.StatusCreated:
+			res.Created++
+			note := ""
+			if force {
+				note = " (forced; the record now points at it)"
+			}
+			out.Line = fmt.Sprintf("%s: created %s%s", out.Label, o.Key, note)
+		case ticketing.StatusSkipped:
+			res.Skipped++
+			out.Line = fmt.Sprintf("%s: skipped, already ticketed %s", out.Label, deadletters.Or(o.Key, "(same request earlier in this replay)"))
+		case ticketing.StatusRejected:
+			res.Failing++
+			seq, err := r.deadLetter(ctx, dlq, hash, it, o.DeadLetter)
+			where := fmt.Sprintf("dead-lettered as DLQ %d", seq)
+			if err != nil {
+				where = "not dead-lettered: " + err.Error()
+			}
+			out.DLQSeq = seq
+			out.Line = fmt.Sprintf("%s: failed, %s: %s", out.Label, where, deadletters.ReasonText(*o.DeadLetter))
+		case ticketing.StatusAuth:
+			res.Failing++
+			authErr = o.Err
+			out.Line = fmt.Sprintf("%s: Jira refuses the credentials", out.Label)
+		default:
+			res.Failing++
+			out.Line = fmt.Sprintf("%s: still failing (transient; run the replay again later): %s", out.Label, oneLine(o.Err))
+		}
+		report(out)
+	}
+	r.count(results)
+	if authErr != nil {
+		return fmt.Errorf("%w: %w", ErrAuth, authErr)
+	}
+	return ctx.Err()
+}
+
+// deadLetter records a FORMS event that a replay could not ticket: it
+// replaces the request's existing dead letter(s), or adds one.
+func (r *Replayer) deadLetter(ctx context.Context, st jetstream.Stream, hash string, it ticketing.Item, dl *stream.DeadLetter) (uint64, error) {
+	if r.dlqByHash == nil {
+		r.dlqByHash = map[string][]uint64{}
+		entries, err := deadletters.List(ctx, st)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			r.dlqByHash[e.Hash] = append(r.dlqByHash[e.Hash], e.Seq)
+		}
+	}
+	var newSeq uint64
+	olds := r.dlqByHash[hash]
+	if len(olds) > 0 {
+		old, err := deadletters.Get(ctx, st, olds[0])
+		if err != nil {
+			return 0, err
+		}
+		if old != nil {
+			if newSeq, err = deadletters.Replace(ctx, r.JS, st, old, *dl); err != nil {
+				return 0, err
+			}
+			for _, seq := range olds[1:] {
+				_ = st.DeleteMsg(ctx, seq)
+			}
+		}
+	}
+	if newSeq == 0 {
+		m := dl.Msg(stream.DLQTicketer, it.Data)
+		m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:replay:%s:%d:%d", it.Stream, it.Seq, time.Now().UnixNano()))
+		ack, err := r.JS.PublishMsg(ctx, m)
+		if err != nil {
+			return 0, fmt.Errorf("publish dead letter: %w", err)
+		}
+		newSeq = ack.Sequence
+	}
+	r.dlqByHash[hash] = []uint64{newSeq}
+	return newSeq, nil
+}
+
+func oneLine(err error) string {
+	if err == nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}

@@ -1,0 +1,115 @@
+package stats
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/localnats"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
+)
+
+func TestPercentile(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var out []time.Duration
+		for _, n := range ns {
+			out = append(out, time.Duration(n)*time.Millisecond)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		ds       []time.Duration
+		p50, p99 time.Duration
+	}{
+		{nil, 0, 0},
+		{ms(7), 7 * time.Millisecond, 7 * time.Millisecond},
+		{ms(100, 200, 1000), 200 * time.Millisecond, time.Second},
+		{ms(1, 2, 3, 4), 2 * time.Millisecond, 4 * time.Millisecond},
+	} {
+		if p50, p99 := percentile(tc.ds, 0.5), percentile(tc.ds, 0.99); p50 != tc.p50 || p99 != tc.p99 {
+			t.Errorf("%v: p50 %v p99 %v, want %v %v", tc.ds, p50, p99, tc.p50, tc.p99)
+		}
+	}
+}
+
+// Two replicas count into one day: the sums add up, a retried flush of an
+// acknowledged increment counts once, and only one replica logs the day's
+// summary.
+func TestRecordersOfTwoReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a nats-server")
+	}
+	ns := localnats.StartTB(t)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := stream.EnsureStats(ctx, js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	yesterday := today.AddDate(0, 0, -1)
+	noon := yesterday.Add(12 * time.Hour)
+
+	log := slog.New(slog.DiscardHandler)
+	r1, r2 := NewRecorder(js, log), NewRecorder(js, log)
+	r1.now = func() time.Time { return noon }
+	r2.now = r1.now
+	r1.Add(Created, 2)
+	r1.Add(Skipped, 1)
+	r1.Add(Failed, 1)
+	r2.Add(Created, 1)
+	r2.Add(DeadLettered, 2)
+	r2.Add(Skipped, 1)
+	r2.Add(Failed, 1)
+	r1.Add(Created, 1)
+	for _, r := range []*Recorder{r1, r2} {
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A retried flush of an already acknowledged increment counts once.
+	r1.pending = []statIncr{{subject: stream.StatSubject(yesterday.Format(dayFormat), Created), id: r1.id + ":1", n: 2}}
+	if err := r1.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r2.now = func() time.Time { return today.Add(time.Minute) }
+	r2.Add(Created, 1)
+	if err := r2.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	days, err := Read(ctx, js, yesterday, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := days[0]; d.Created != 4 || d.Failed != 2 || d.Skipped != 2 || d.DeadLettered != 2 {
+		t.Errorf("yesterday %+v, want 4 created, 2 failed, 2 skipped, 2 dead-lettered", d)
+	}
+	if d := days[1]; d.Created != 1 || d.Failed != 0 {
+		t.Errorf("today %+v, want 1 created", d)
+	}
+
+	// The daily summary: logged by one replica only.
+	var logs testsupport.Buffer
+	r1.log = slog.New(slog.NewJSONHandler(&logs, nil))
+	r2.log = r1.log
+	for _, r := range []*Recorder{r1, r2} {
+		if err := r.logSummary(ctx, yesterday.Format(dayFormat)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := days[0].Line()
+	if n := strings.Count(logs.String(), `"msg":"daily summary `); n != 1 || !strings.Contains(logs.String(), want) {
+		t.Errorf("%d daily summary lines (want 1 with %q):\n%s", n, want, logs.String())
+	}
+}

@@ -1,0 +1,77 @@
+package ticketer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/natsconn"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketing"
+)
+
+// The adapters the engine is wired with.
+var (
+	_ ticketing.Jira      = (*jira.Client)(nil)
+	_ ticketing.Pacer     = (*jira.Pacer)(nil)
+	_ ticketing.Records   = stream.Tickets{}
+	_ ticketing.LabelJobs = stream.Tickets{}
+	_ ticketing.Publisher = jetstream.JetStream(nil)
+)
+
+// LoadMapping reads MAPPING_FILE.
+func (c *Config) LoadMapping() (*mapping.Mapping, error) {
+	m, err := mapping.Load(c.MappingFile)
+	if err != nil {
+		return nil, fmt.Errorf("MAPPING_FILE: %w", err)
+	}
+	return m, nil
+}
+
+// JiraClient is a client for the mapping's API version. pacer nil: a
+// private one at JIRA_RATE; observe may be nil.
+func (c *Config) JiraClient(m *mapping.Mapping, pacer *jira.Pacer, observe func(op string, status int, d time.Duration)) (*jira.Client, error) {
+	if err := c.RequireJira(); err != nil {
+		return nil, err
+	}
+	if pacer == nil {
+		pacer = jira.NewPacer(c.JiraRate)
+	}
+	jc, err := jira.New(jira.Options{
+		URL: c.JiraURL, Email: c.JiraEmail, APIToken: c.JiraAPIToken, PAT: c.JiraPAT,
+		APIVersion: m.APIVersion(), Timeout: c.JiraTimeout, Pacer: pacer, Observe: observe,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("JIRA_URL: %w", err)
+	}
+	return jc, nil
+}
+
+// Connect opens NATS and JetStream for a command or the service.
+func (c *Config) Connect(ctx context.Context, log *slog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	return natsconn.JetStream(ctx, c.NATS, "ticketer", log, opts...)
+}
+
+// Engine builds the exactly-once engine over FORMS_TICKETS and FORMS_DLQ,
+// with the service's rules, for the service and the replay commands.
+func (c *Config) Engine(js jetstream.JetStream, tickets stream.Tickets, m *mapping.Mapping, jc ticketing.Jira, pacer ticketing.Pacer,
+	metrics *ticketing.Metrics, log *slog.Logger) (*ticketing.Engine, error) {
+	return ticketing.New(ticketing.Config{
+		Jira: jc, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: js, Log: log, Metrics: metrics, Pacer: pacer,
+		BatchSize: c.BatchSize, Concurrency: c.Concurrency,
+		ReconcileDelay: c.ReconcileDelay, JiraTimeout: c.JiraTimeout, RetryWindow: c.RetryWindow,
+		KeepAliveEvery: max(min(c.AckWait, c.redelivery(1))/3, 100*time.Millisecond),
+	})
+}
+
+// ConsumerConfig is the durable consumer with this configuration's
+// ACK_WAIT, BACKOFF and MAX_ACK_PENDING.
+func (c *Config) ConsumerConfig() jetstream.ConsumerConfig {
+	return stream.TicketerConsumerConfig(stream.ConsumerSettings{AckWait: c.AckWait, Backoff: c.Backoff, MaxAckPending: c.MaxAckPending})
+}

@@ -1,0 +1,190 @@
+package ticketing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticket"
+)
+
+// create sends the owned items to Jira: bulk in platform mode, one request
+// each (concurrently) in JSM mode.
+func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) error {
+	type res struct {
+		w   *work
+		key string
+		err error
+	}
+	var results []res
+	if p.cfg.Mapping.Mode() == mapping.ModeJSM {
+		results = make([]res, len(own))
+		g := errgroup.Group{}
+		g.SetLimit(p.cfg.Concurrency)
+		for i, w := range own {
+			g.Go(func() error {
+				pctx, err := p.takeTurn(ctx)
+				if err != nil {
+					results[i] = res{w, "", err}
+					return nil
+				}
+				if !p.stamp(ctx, w) {
+					return nil
+				}
+				w.sent = true
+				key, err := p.cfg.Jira.Create(pctx, w.req)
+				results[i] = res{w, key, err}
+				return nil
+			})
+		}
+		_ = g.Wait()
+		results = slices.DeleteFunc(results, func(r res) bool { return r.w == nil })
+	} else {
+		for chunk := range slices.Chunk(own, p.cfg.BatchSize) {
+			pctx, err := p.takeTurn(ctx)
+			if err != nil {
+				for _, w := range chunk {
+					results = append(results, res{w, "", err})
+				}
+				continue
+			}
+			var reqs []*ticket.Request
+			var sent []*work
+			for _, w := range chunk {
+				if p.stamp(ctx, w) {
+					reqs, w.sent = append(reqs, w.req), true
+					sent = append(sent, w)
+				}
+			}
+			if len(reqs) == 0 {
+				continue
+			}
+			rs, _ := p.cfg.Jira.BulkCreate(pctx, reqs)
+			for i, w := range sent {
+				results = append(results, res{w, rs[i].Key, rs[i].Err})
+			}
+		}
+	}
+	var authErr error
+	for _, r := range results {
+		w := r.w
+		if r.err == nil {
+			rev := w.rev
+			w.rev = 0
+			if !w.req.LabelsPending {
+				p.recordCreated(ctx, w, r.key, rev, false)
+				continue
+			}
+			// JSM without a labels field: the labels follow in an edit,
+			// deferred to spare capacity (labels.go). The marker goes first,
+			// so even a crash before the record leaves the key known.
+			job := stream.LabelJob{Hash: w.hash, Key: r.key, Labels: w.req.Labels, Since: time.Now()}
+			p.labels.mark(ctx, job)
+			p.recordCreated(ctx, w, r.key, rev, true)
+			p.labels.submit(ctx, job)
+			continue
+		}
+		switch {
+		case errors.Is(r.err, jira.ErrAuth):
+			w.notCreated = true
+			authErr = r.err
+		case errors.Is(r.err, jira.ErrPermanent):
+			// Jira refused this one: nothing was created. Free the claim so a
+			// replay after the fix starts clean, then dead-letter it.
+			if err := p.cfg.Records.Delete(context.WithoutCancel(ctx), w.hash, w.rev); err != nil {
+				p.log.Warn("could not free the claim of a rejected event", "hash", w.hash, "err", err)
+			}
+			w.rev = 0
+			p.InvalidateMeta()
+			p.deadLetter(ctx, w, stream.ReasonJiraRejected, r.err, fieldErrors(r.err, meta))
+		case jira.MaybeCreated(r.err):
+			// Outcome unknown: never create again before a search, after
+			// Jira's index had time to show it.
+			w.notCreated = false
+			recheck := time.Now().Add(p.cfg.ReconcileDelay)
+			nr := *w.rec
+			nr.RecheckAfter, nr.FirstFailure = recheck, cmpFirst(w.firstFail, time.Now())
+			if rev, err := p.cfg.Records.Put(context.WithoutCancel(ctx), w.hash, &nr, w.rev); err == nil {
+				w.rev, w.rec = rev, &nr
+			}
+			p.transient(w, r.err, p.cfg.ReconcileDelay)
+		default:
+			w.notCreated = true
+			p.transient(w, r.err, jira.RetryAfter(r.err))
+		}
+	}
+	return authErr
+}
+
+// takeTurn waits for the shared pacer (and any Retry-After) so that the
+// claim stamped next is followed by the request at once.
+func (p *Engine) takeTurn(ctx context.Context) (context.Context, error) {
+	if p.cfg.Pacer == nil {
+		return ctx, nil
+	}
+	if err := p.cfg.Pacer.Wait(ctx); err != nil {
+		return nil, err
+	}
+	return jira.Paced(ctx), nil
+}
+
+// stamp re-writes our claim just before the create is sent: it fences off
+// a worker that took the claim over meanwhile (revision check) and starts
+// RecheckAfter from now. false: the claim is no longer ours.
+func (p *Engine) stamp(ctx context.Context, w *work) bool {
+	rev, err := p.cfg.Records.Put(ctx, w.hash, p.claimRecord(w, time.Now()), w.rev)
+	if err != nil {
+		w.rev = 0
+		if !errors.Is(err, stream.ErrConflict) {
+			p.transient(w, err, 0)
+		}
+		return false
+	}
+	w.rev = rev
+	return true
+}
+
+func cmpFirst(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// transient records a retryable failure of w; notBefore delays its retry.
+func (p *Engine) transient(w *work, err error, notBefore time.Duration) {
+	now := time.Now()
+	w.attempts++
+	w.lastErr = err
+	w.lastFail = now
+	w.firstFail = cmpFirst(w.firstFail, now)
+	w.wait = now.Add(notBefore)
+	p.log.Warn("transient failure", "hash", w.hash, "stream_seq", w.it.Seq, "attempt", w.attempts, "delivery", w.it.Delivery, "err", err)
+}
+
+// fieldErrors names each field Jira refused by id and name.
+func fieldErrors(err error, meta *ticket.Meta) []string {
+	var ae *jira.APIError
+	if !errors.As(err, &ae) {
+		return nil
+	}
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(ae.FieldErrors)) {
+		name := id
+		if meta != nil {
+			if fm, ok := meta.Fields[id]; ok && fm.Name != "" {
+				name = fm.Name
+			}
+		}
+		out = append(out, fmt.Sprintf("%s (%s): %s", id, name, ae.FieldErrors[id]))
+	}
+	return out
+}

@@ -1,0 +1,343 @@
+package ticketing
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticket"
+	"github.com/cowjacket/formjira/internal/ticketing/ticketingtest"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+)
+
+var (
+	_ Jira      = (*ticketingtest.Jira)(nil)
+	_ Records   = (*ticketingtest.Records)(nil)
+	_ LabelJobs = (*ticketingtest.Records)(nil)
+	_ Publisher = (*ticketingtest.Publisher)(nil)
+)
+
+// fixture is an engine over the in-memory fakes with the shipped platform
+// mapping and the sandbox's createmeta for project CP.
+type fixture struct {
+	t       *testing.T
+	jira    *ticketingtest.Jira
+	records *ticketingtest.Records
+	dlq     *ticketingtest.Publisher
+	engine  *Engine
+}
+
+func newFixture(t *testing.T, tune func(*Config)) *fixture {
+	t.Helper()
+	m, err := mapping.Load("../../deploy/mapping.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../jirasandbox/fixtures/createmeta-CP-10003.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := jira.ParseCreatemeta(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, records: ticketingtest.NewRecords(), dlq: &ticketingtest.Publisher{}}
+	f.jira = &ticketingtest.Jira{MetaFunc: func(context.Context, ticket.Target) (*ticket.Meta, error) { return meta, nil }}
+	cfg := Config{
+		Jira: f.jira, Mapping: m, Records: f.records, LabelJobs: f.records, DeadLetters: f.dlq,
+		BatchSize: 50, Concurrency: 2, ReconcileDelay: 200 * time.Millisecond, JiraTimeout: 100 * time.Millisecond,
+		RetryWindow: 400 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	if f.engine, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// events are the first n sample submissions.
+func events(t *testing.T, n int) []*formsv1.FormSubmission {
+	t.Helper()
+	samples, err := form.Samples()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]*formsv1.FormSubmission, n)
+	for i := range out {
+		out[i] = form.NewEvent(samples[i].Columns(), []string{"id"}, nil, &formsv1.Source{}, time.Now())
+	}
+	return out
+}
+
+func items(t *testing.T, evs ...*formsv1.FormSubmission) []Item {
+	t.Helper()
+	out := make([]Item, len(evs))
+	for i, ev := range evs {
+		data, err := stream.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = Item{Data: data, Stream: stream.Forms, Seq: uint64(i + 1), Subject: "forms.submitted.public.form_submissions", Delivery: 1}
+	}
+	return out
+}
+
+func (f *fixture) process(its ...Item) []Outcome {
+	f.t.Helper()
+	return f.engine.Process(context.Background(), its)
+}
+
+func TestNewEventsAreCreatedAndRecorded(t *testing.T) {
+	f := newFixture(t, nil)
+	evs := events(t, 3)
+	outs := f.process(items(t, evs[0], evs[1], evs[2], evs[0])...)
+	for i, want := range []Status{StatusCreated, StatusCreated, StatusCreated, StatusSkipped} {
+		if outs[i].Status != want {
+			t.Errorf("item %d: %v, want %v", i, outs[i].Status, want)
+		}
+	}
+	if outs[3].Key != outs[0].Key {
+		t.Errorf("in-batch duplicate: key %q, want the first's %q", outs[3].Key, outs[0].Key)
+	}
+	if n := f.jira.Count("BulkCreate"); n != 1 || len(f.jira.Created) != 3 {
+		t.Errorf("%d bulk creates carrying %d requests, want 1 carrying 3", n, len(f.jira.Created))
+	}
+	for i, ev := range evs {
+		r := f.records.Record(ev.GetHash())
+		if r == nil || r.State != stream.StateCreated || r.Key != outs[i].Key {
+			t.Errorf("record of event %d: %+v, want created %s", i, r, outs[i].Key)
+		}
+	}
+	// A second delivery finds the records: nothing is sent again.
+	again := f.process(items(t, evs[0])...)
+	if again[0].Status != StatusSkipped || again[0].Key != outs[0].Key || f.jira.Count("BulkCreate") != 1 {
+		t.Errorf("redelivery: %+v after %d bulk creates", again[0], f.jira.Count("BulkCreate"))
+	}
+}
+
+func TestUnknownOutcomeIsReconciledBeforeCreating(t *testing.T) {
+	ev := events(t, 1)[0]
+	label := ticket.HashLabel(ev.GetHash())
+	tests := []struct {
+		name        string
+		recheckIn   time.Duration // the claim's RecheckAfter, from now
+		found       []string      // what the search finds
+		want        Status
+		wantCreates int
+	}{
+		{"found: recorded, nothing created", -time.Second, []string{"CP-77"}, StatusSkipped, 0},
+		{"young claim, empty search: wait, never create", time.Hour, nil, StatusRetry, 0},
+		{"old claim, empty search: take over and create", -time.Second, nil, StatusCreated, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			now := time.Now()
+			f.records.Set(ev.GetHash(), stream.Record{State: stream.StateClaimed, ClaimedAt: now.Add(-time.Minute), RecheckAfter: now.Add(tt.recheckIn), Attempt: 1})
+			f.jira.FindByLabelsFunc = func(_ context.Context, labels []string) (map[string][]string, error) {
+				if len(labels) != 1 || labels[0] != label {
+					t.Errorf("searched %v, want [%s]", labels, label)
+				}
+				if tt.found == nil {
+					return map[string][]string{}, nil
+				}
+				return map[string][]string{label: tt.found}, nil
+			}
+			out := f.process(items(t, ev)...)[0]
+			if out.Status != tt.want {
+				t.Fatalf("outcome %+v, want %v", out, tt.want)
+			}
+			if got := len(f.jira.Created); got != tt.wantCreates {
+				t.Errorf("%d creates, want %d", got, tt.wantCreates)
+			}
+			r := f.records.Record(ev.GetHash())
+			switch tt.want {
+			case StatusSkipped:
+				if r.State != stream.StateCreated || r.Key != "CP-77" || out.Key != "CP-77" {
+					t.Errorf("record %+v, outcome key %q; want CP-77", r, out.Key)
+				}
+			case StatusRetry:
+				if r.State != stream.StateClaimed || out.RetryIn <= 0 {
+					t.Errorf("record %+v, retry in %v; want the claim kept and a delay", r, out.RetryIn)
+				}
+			case StatusCreated:
+				if r.State != stream.StateCreated || r.Key != out.Key || r.Attempt < 2 {
+					t.Errorf("record %+v; want created by a later attempt with %s", r, out.Key)
+				}
+			}
+		})
+	}
+}
+
+// A create that answered 500 may have created the issue: the engine never
+// creates again before a search that Jira's index had time to answer.
+func TestServerErrorOnCreateIsNeverRetriedBlind(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.ReconcileDelay = time.Hour })
+	ev := events(t, 1)[0]
+	f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+		err := &jira.APIError{Op: "bulk create", Status: http.StatusInternalServerError}
+		return []jira.Result{{Err: err}}, err
+	}
+	out := f.process(items(t, ev)...)[0]
+	if out.Status != StatusRetry || len(f.jira.Created) != 1 {
+		t.Fatalf("outcome %+v after %d creates; want one create, then retry later", out, len(f.jira.Created))
+	}
+	r := f.records.Record(ev.GetHash())
+	if r.State != stream.StateClaimed || time.Until(r.RecheckAfter) < 50*time.Minute {
+		t.Errorf("record %+v: want the claim kept until the reconcile delay passed", r)
+	}
+	if out.RetryIn < time.Minute {
+		t.Errorf("retry in %v, want about the reconcile delay", out.RetryIn)
+	}
+}
+
+func TestRejectedAndUnmappableAreDeadLetteredNamingTheField(t *testing.T) {
+	f := newFixture(t, nil)
+	evs := events(t, 2)
+	samples, _ := form.Samples()
+	bad := form.NewEvent(form.WithValue(samples[2].Columns(), "departmentname", form.Text("Astrology")), []string{"id"}, nil, &formsv1.Source{}, time.Now())
+	f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+		out := make([]jira.Result, len(reqs))
+		for i, r := range reqs {
+			if r.Hash == evs[1].GetHash() {
+				out[i].Err = &jira.APIError{Op: "bulk create", Status: 400, FieldErrors: map[string]string{"customfield_10080": "Date needed by is in the past"}}
+				continue
+			}
+			out[i].Key = f.jira.NextKey()
+		}
+		return out, nil
+	}
+	outs := f.process(items(t, evs[0], evs[1], bad)...)
+	if outs[0].Status != StatusCreated || outs[1].Status != StatusDeadLettered || outs[2].Status != StatusDeadLettered {
+		t.Fatalf("outcomes %v %v %v; want created, dead-lettered, dead-lettered", outs[0].Status, outs[1].Status, outs[2].Status)
+	}
+	dls := f.dlq.DeadLetters()
+	if len(dls) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(dls))
+	}
+	byHash := map[string]stream.DeadLetter{dls[0].Hash: dls[0], dls[1].Hash: dls[1]}
+	rej, unm := byHash[evs[1].GetHash()], byHash[bad.GetHash()]
+	if rej.Reason != stream.ReasonJiraRejected || !strings.Contains(strings.Join(rej.FieldErrors, " "), "customfield_10080 (Date needed by)") {
+		t.Errorf("rejected: %+v", rej)
+	}
+	if unm.Reason != stream.ReasonUnmappable || !strings.Contains(unm.Error+strings.Join(unm.FieldErrors, " "), "customfield_10073") {
+		t.Errorf("unmappable: %+v", unm)
+	}
+	if r := f.records.Record(evs[1].GetHash()); r != nil {
+		t.Errorf("the rejected event's claim was kept: %+v (a replay after the fix must start clean)", r)
+	}
+	if len(f.jira.Created) != 2 {
+		t.Errorf("%d requests sent, want 2 (the unmappable row never reaches Jira)", len(f.jira.Created))
+	}
+}
+
+func TestRefusedCredentials(t *testing.T) {
+	for _, final := range []bool{false, true} {
+		f := newFixture(t, nil)
+		ev := events(t, 1)[0]
+		auth := &jira.APIError{Op: "bulk create", Status: http.StatusUnauthorized}
+		f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
+			return []jira.Result{{Err: auth}}, auth
+		}
+		it := items(t, ev)[0]
+		it.Final = final
+		out := f.process(it)[0]
+		switch {
+		case !final && (out.Status != StatusAuth || len(f.dlq.Msgs) != 0):
+			t.Errorf("401: %+v, %d dead letters; want StatusAuth and none", out, len(f.dlq.Msgs))
+		case final && (out.Status != StatusDeadLettered || f.dlq.DeadLetters()[0].Reason != stream.ReasonExhausted):
+			t.Errorf("401 on the last delivery: %+v; want dead-lettered as exhausted (no redelivery follows)", out)
+		}
+		if r := f.records.Record(ev.GetHash()); final && r != nil {
+			t.Errorf("claim kept after a 401 that created nothing: %+v", r)
+		}
+	}
+}
+
+func TestTransientFailures(t *testing.T) {
+	unavailable := &jira.APIError{Op: "bulk create", Status: http.StatusTooManyRequests}
+	t.Run("retried within the window, then created", func(t *testing.T) {
+		f := newFixture(t, nil)
+		calls := 0
+		f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+			if calls++; calls == 1 {
+				return []jira.Result{{Err: unavailable}}, unavailable
+			}
+			return []jira.Result{{Key: "CP-5"}}, nil
+		}
+		out := f.process(items(t, events(t, 1)...)...)[0]
+		if out.Status != StatusCreated || out.Key != "CP-5" || calls != 2 {
+			t.Errorf("%+v after %d calls", out, calls)
+		}
+	})
+	t.Run("still failing: left for redelivery, or exhausted on the last delivery", func(t *testing.T) {
+		for _, final := range []bool{false, true} {
+			f := newFixture(t, nil)
+			f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
+				return []jira.Result{{Err: unavailable}}, unavailable
+			}
+			it := items(t, events(t, 1)...)[0]
+			it.Final, it.Delivery = final, 3
+			out := f.process(it)[0]
+			if !final && (out.Status != StatusRetry || len(f.dlq.Msgs) != 0) {
+				t.Errorf("not final: %+v", out)
+			}
+			if final && (out.Status != StatusDeadLettered || f.dlq.DeadLetters()[0].Reason != stream.ReasonExhausted || f.dlq.DeadLetters()[0].Attempts != 3) {
+				t.Errorf("final: %+v %+v", out, f.dlq.DeadLetters())
+			}
+		}
+	})
+}
+
+func TestDeadLetterPublishIsRetriedWithinTheDelivery(t *testing.T) {
+	f := newFixture(t, nil)
+	f.dlq.Fail = func(n int) error {
+		if n <= 2 {
+			return errors.New("nats: timeout")
+		}
+		return nil
+	}
+	samples, _ := form.Samples()
+	bad := form.NewEvent(form.WithValue(samples[1].Columns(), "departmentname", form.Text("Astrology")), []string{"id"}, nil, &formsv1.Source{}, time.Now())
+	out := f.process(items(t, bad)...)[0]
+	if out.Status != StatusDeadLettered || out.DLQSeq != 1 || len(f.dlq.Msgs) != 1 {
+		t.Errorf("%+v with %d dead letters stored, want dead-lettered once after two failed publishes", out, len(f.dlq.Msgs))
+	}
+}
+
+func TestReplayReportsInsteadOfDeadLettering(t *testing.T) {
+	f := newFixture(t, nil)
+	samples, _ := form.Samples()
+	bad := form.NewEvent(form.WithValue(samples[1].Columns(), "departmentname", form.Text("Astrology")), []string{"id"}, nil, &formsv1.Source{}, time.Now())
+	it := items(t, bad)[0]
+	it.NoDeadLetter = true
+	out := f.process(it)[0]
+	if out.Status != StatusRejected || out.DeadLetter == nil || out.DeadLetter.Reason != stream.ReasonUnmappable || len(f.dlq.Msgs) != 0 {
+		t.Errorf("%+v, %d published; want rejected with the reason, nothing published", out, len(f.dlq.Msgs))
+	}
+}
+
+func TestForceCreatesAgainAndRepointsTheRecord(t *testing.T) {
+	f := newFixture(t, nil)
+	ev := events(t, 1)[0]
+	f.records.Set(ev.GetHash(), stream.Record{State: stream.StateCreated, Key: "CP-100", Attempt: 1})
+	it := items(t, ev)[0]
+	it.Force = true
+	out := f.process(it)[0]
+	if out.Status != StatusCreated || out.Key == "CP-100" {
+		t.Fatalf("%+v, want a new ticket", out)
+	}
+	if r := f.records.Record(ev.GetHash()); r.Key != out.Key {
+		t.Errorf("record points at %s, want %s", r.Key, out.Key)
+	}
+}

@@ -1,0 +1,334 @@
+package ticketing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+
+	"github.com/sethvargo/go-retry"
+
+	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticket"
+)
+
+// work is one item's state across the passes of a Process call.
+type work struct {
+	it     Item
+	ev     *formsv1.FormSubmission
+	hash   string
+	req    *ticket.Request
+	rev    uint64         // revision of our own claim, 0 = none
+	rec    *stream.Record // last record seen
+	recRev uint64
+	// notCreated: our last create attempt provably created nothing, so the
+	// next one needs no reconciliation.
+	notCreated bool
+	sent       bool // we sent a create in this call
+	forced     bool
+	attempts   int
+	firstFail  time.Time
+	lastFail   time.Time
+	lastErr    error
+	wait       time.Time // retry not before
+	reconcile  bool
+	out        *Outcome
+}
+
+// Process handles items end to end and returns one Outcome per item, in
+// order. It retries transient failures with exponential backoff and jitter
+// within RetryWindow, honouring Retry-After; it never returns an error: the
+// outcomes say what to do with each message.
+func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
+	ws := make([]*work, len(items))
+	byHash := map[string]*work{}
+	for i, it := range items {
+		w := &work{it: it}
+		ws[i] = w
+		ev, err := stream.Unmarshal(it.Data)
+		if err != nil {
+			p.deadLetter(ctx, w, stream.ReasonUndecodable, err, nil)
+			continue
+		}
+		w.ev, w.hash = ev, ev.GetHash()
+		if w.hash == "" {
+			p.deadLetter(ctx, w, stream.ReasonUnmappable, errors.New("event has no record hash"), nil)
+			continue
+		}
+		if first := byHash[w.hash]; first != nil {
+			// The same request twice in one batch: one ticket, by the first.
+			w.out = &Outcome{Status: StatusSkipped}
+			continue
+		}
+		byHash[w.hash] = w
+	}
+
+	stopKeepAlive := p.keepAlive(ws)
+	defer stopKeepAlive()
+
+	start := time.Now()
+	b := retry.WithJitterPercent(20, retry.WithCappedDuration(p.cfg.MaxBackoff, retry.NewExponential(p.cfg.MinBackoff)))
+	for pass := 0; ; pass++ {
+		if auth := p.pass(ctx, ws); auth != nil {
+			for _, w := range ws {
+				if w.out != nil {
+					continue
+				}
+				if w.it.Final {
+					// No redelivery follows a Nak of the last delivery: the
+					// event would stay in FORMS unflagged. Dead-letter it so an
+					// operator replays it once the credentials are fixed.
+					p.freeClaim(ctx, w)
+					p.deadLetter(ctx, w, stream.ReasonExhausted, fmt.Errorf(
+						"Jira refused the credentials during the last delivery (%d); fix JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT, then `ticketer dlq replay`: %w",
+						w.it.Delivery, auth), nil)
+					if w.out != nil {
+						continue
+					}
+				}
+				w.out = &Outcome{Status: StatusAuth, Err: auth}
+				p.metrics.failed("auth")
+			}
+			break
+		}
+		pending := pendingOf(ws)
+		if len(pending) == 0 {
+			break
+		}
+		// Wait for the latest of: the backoff step, the earliest item's
+		// not-before (Retry-After, a young claim's recheck time).
+		d, _ := b.Next()
+		earliest := time.Time{}
+		for _, w := range pending {
+			if earliest.IsZero() || w.wait.Before(earliest) {
+				earliest = w.wait
+			}
+		}
+		d = max(d, time.Until(earliest))
+		if time.Since(start)+d > p.cfg.RetryWindow || !sleep(ctx, d) {
+			p.giveUp(ctx, pending, d)
+			break
+		}
+		for _, w := range pending {
+			if w.attempts > 0 {
+				p.metrics.retry()
+			}
+		}
+	}
+	out := make([]Outcome, len(ws))
+	for i, w := range ws {
+		if w.out == nil { // cannot happen; never lose an event silently
+			w.out = &Outcome{Status: StatusRetry, Err: errors.New("unprocessed")}
+		}
+		if w.out.Status == StatusSkipped && w.out.Key == "" && w.hash != "" {
+			if first := byHash[w.hash]; first != w && first.out != nil {
+				w.out.Key = first.out.Key
+			}
+		}
+		out[i] = *w.out
+	}
+	return out
+}
+
+func pendingOf(ws []*work) []*work {
+	var out []*work
+	for _, w := range ws {
+		if w.out == nil {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// sleep waits d; false if ctx ended or a soft stop came first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-softStop(ctx):
+		return false
+	}
+}
+
+// keepAlive tells the server every item is still being worked on: at once
+// (a message may have waited in the pull buffer) and then periodically. The
+// items are settled only after Process returns, so all of them qualify.
+func (p *Engine) keepAlive(ws []*work) func() {
+	var fns []func()
+	for _, w := range ws {
+		if w.it.KeepAlive != nil {
+			fns = append(fns, w.it.KeepAlive)
+		}
+	}
+	if len(fns) == 0 {
+		return func() {}
+	}
+	touch := func() {
+		for _, f := range fns {
+			f()
+		}
+	}
+	touch()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(p.cfg.KeepAliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				touch()
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// giveUp ends the call for items still failing: redelivery later, or the
+// dead-letter stream when this was the last delivery, also when shutdown
+// cut it short (a Nak of the last delivery is never redelivered).
+func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration) {
+	stopping := ctx.Err() != nil
+	select {
+	case <-softStop(ctx):
+		stopping = true
+	default:
+	}
+	dctx := ctx
+	if ctx.Err() != nil {
+		// The dead-letter publish outlives a cancelled ctx, briefly.
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
+	for _, w := range pending {
+		err := w.lastErr
+		if err == nil {
+			err = errors.New("ticket outcome still unknown (waiting for Jira's search to catch up)")
+		}
+		if w.it.Final {
+			cause := fmt.Errorf("gave up after %d deliveries: %w", w.it.Delivery, err)
+			if stopping {
+				cause = fmt.Errorf("shutdown during the last delivery (%d), still failing: %w", w.it.Delivery, err)
+			}
+			p.deadLetter(dctx, w, stream.ReasonExhausted, cause, nil)
+			if w.out != nil {
+				continue
+			}
+		}
+		w.out = &Outcome{Status: StatusRetry, Err: err, RetryIn: max(next, time.Until(w.wait))}
+		p.metrics.failed("transient")
+	}
+}
+
+// freeClaim deletes w's own claim when its last attempt provably created
+// nothing, so a later replay need not wait to reconcile it.
+func (p *Engine) freeClaim(ctx context.Context, w *work) {
+	if w.rev == 0 || !w.notCreated {
+		return
+	}
+	if err := p.cfg.Records.Delete(context.WithoutCancel(ctx), w.hash, w.rev); err != nil {
+		p.log.Warn("could not free the claim of a dead-lettered event", "hash", w.hash, "err", err)
+	}
+	w.rev = 0
+}
+
+// pass makes one attempt at every unresolved item. It returns an auth
+// error when Jira refused the credentials.
+func (p *Engine) pass(ctx context.Context, ws []*work) error {
+	now := time.Now()
+	var ready []*work
+	for _, w := range ws {
+		if w.out == nil && !w.wait.After(now) {
+			ready = append(ready, w)
+		}
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	meta, err := p.Meta(ctx)
+	if err != nil {
+		return p.failAll(ready, err)
+	}
+	// 1. Map, then claim (or find the claim's state).
+	var own, rec []*work
+	for _, w := range ready {
+		if w.req == nil && !p.build(ctx, w, meta) {
+			continue
+		}
+		switch err := p.claim(ctx, w); {
+		case err != nil:
+			p.transient(w, err, 0)
+		case w.out != nil:
+		case w.reconcile:
+			rec = append(rec, w)
+		case w.rev != 0:
+			own = append(own, w)
+		}
+	}
+	// 2. Reconcile unknown outcomes by searching for the hash.
+	if len(rec) > 0 {
+		if err := p.reconcile(ctx, rec); err != nil {
+			if errors.Is(err, jira.ErrAuth) {
+				return err
+			}
+			for _, w := range rec {
+				p.transient(w, err, jira.RetryAfter(err))
+			}
+		}
+		for _, w := range rec {
+			if w.out == nil && w.rev != 0 && !w.reconcile {
+				own = append(own, w)
+			}
+		}
+	}
+	// 3. Create what we own.
+	if len(own) == 0 {
+		return nil
+	}
+	return p.create(ctx, own, meta)
+}
+
+func (p *Engine) failAll(ws []*work, err error) error {
+	if errors.Is(err, jira.ErrAuth) {
+		return err
+	}
+	for _, w := range ws {
+		p.transient(w, err, jira.RetryAfter(err))
+	}
+	return nil
+}
+
+// build maps the event; false when it was dead-lettered (or must wait).
+func (p *Engine) build(ctx context.Context, w *work, meta *ticket.Meta) bool {
+	req, err := p.cfg.Mapping.Build(w.ev, meta)
+	if err != nil && errors.Is(err, mapping.ErrUnmappable) && p.metaAge() > time.Minute {
+		// An option may have been added in Jira since: look again once.
+		p.InvalidateMeta()
+		if fresh, merr := p.Meta(ctx); merr == nil {
+			req, err = p.cfg.Mapping.Build(w.ev, fresh)
+		}
+	}
+	if err != nil {
+		var fes []string
+		for _, fe := range mapping.Problems(err) {
+			fes = append(fes, fe.Error())
+		}
+		p.deadLetter(ctx, w, stream.ReasonUnmappable, err, fes)
+		return false
+	}
+	w.req = req
+	return true
+}
