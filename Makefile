@@ -1,7 +1,10 @@
 # The two commands of the README: `make demo` and `make test`.
 GO ?= go
+# The release: the image tag the manifests and docker-compose.yml pin.
+VERSION := $(shell cat deploy/VERSION)
+IMAGE ?= cowjacket/formjira
 
-.PHONY: demo test test-short vet fmt-check proto proto-check bench build
+.PHONY: demo test test-short vet fmt-check proto proto-check bench build image
 
 ## demo: the whole pipeline on this machine (private Postgres, embedded
 ## JetStream, Jira sandbox, capture, ticketer). Ctrl-C stops it; run again to
@@ -36,6 +39,11 @@ proto-check:
 
 build:
 	$(GO) build -o bin/ ./cmd/...
+
+## image: cowjacket/formjira:$(VERSION), and `latest` as a convenience tag
+## (the deploy files never use it).
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
 bench:
 	$(GO) run ./cmd/bench $(ARGS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need beyond Go, when it is missing:
-# the PostgreSQL server binaries (tests start a private server from them) and,
+# the PostgreSQL server binaries (tests start a private server from them),
+# systemd-analyze (the deploy tests verify the systemd units with it) and,
 # with --proto, protoc for the generated-code check. Nothing else is needed:
 # nats-server runs in-process and the Jira sandbox is part of this repository.
 set -euo pipefail
@@ -14,6 +15,9 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && [[ -z "${PG_BIN
 fi
 if ! command -v pg_recvlogical >/dev/null; then
   pkgs+=(postgresql-client)
+fi
+if ! command -v systemd-analyze >/dev/null; then
+  pkgs+=(systemd)
 fi
 if (( want_proto )); then
   command -v protoc >/dev/null || pkgs+=(protobuf-compiler)

@@ -1,0 +1,42 @@
+package deploy_test
+
+// The one place the deploy tests import the binaries' packages: what each
+// binary reads from the environment, its HTTP_ADDR default, and the form
+// table's schema. When internal/ is rearranged, only this file changes.
+
+import (
+	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/capture"
+	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/ticketer"
+)
+
+// binaryVar is one environment variable a binary reads.
+type binaryVar struct{ Name, Default string }
+
+// binaryVars is, per binary (capture, ticketer), every variable it reads,
+// with its default.
+func binaryVars() map[string][]binaryVar {
+	conv := func(lists ...[]config.Var) []binaryVar {
+		var out []binaryVar
+		for _, l := range lists {
+			for _, v := range l {
+				out = append(out, binaryVar{v.Name, v.Default})
+			}
+		}
+		return out
+	}
+	alerts := make([]config.Var, 0, len(alert.Vars))
+	for _, v := range alert.Vars {
+		alerts = append(alerts, config.Var{Name: v.Name})
+	}
+	return map[string][]binaryVar{
+		"capture":  conv(capture.Vars, alerts),
+		"ticketer": conv(ticketer.Vars, alerts),
+	}
+}
+
+// formSchemaSQL is the form table exactly as the product (tests, demo)
+// creates it.
+func formSchemaSQL() string { return form.SchemaSQL }
