@@ -5,7 +5,6 @@ package deploy_test
 // table's schema. When internal/ is rearranged, only this file changes.
 
 import (
-	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/form"
@@ -18,22 +17,19 @@ type binaryVar struct{ Name, Default string }
 // binaryVars is, per binary (capture, ticketer), every variable it reads,
 // with its default.
 func binaryVars() map[string][]binaryVar {
-	conv := func(lists ...[]config.Var) []binaryVar {
+	conv := func(vars []config.Var) []binaryVar {
 		var out []binaryVar
-		for _, l := range lists {
-			for _, v := range l {
-				out = append(out, binaryVar{v.Name, v.Default})
+		for _, v := range vars {
+			out = append(out, binaryVar{v.Name, v.Default})
+			if v.Secret {
+				out = append(out, binaryVar{Name: v.Name + "_FILE"}) // config.Reader's file form
 			}
 		}
 		return out
 	}
-	alerts := make([]config.Var, 0, len(alert.Vars))
-	for _, v := range alert.Vars {
-		alerts = append(alerts, config.Var{Name: v.Name})
-	}
 	return map[string][]binaryVar{
-		"capture":  conv(capture.Vars, alerts),
-		"ticketer": conv(ticketer.Vars, alerts),
+		"capture":  conv(capture.Vars),
+		"ticketer": conv(ticketer.Vars),
 	}
 }
 
