@@ -53,8 +53,11 @@ func runCheck(ctx context.Context, env cli.Env, args []string) error {
 	}
 	samples, note := checkSamples(ctx, cfg, log)
 	fmt.Fprintln(env.Stdout, note)
-	table, problems := m.Check(meta, samples)
+	table, problems, warnings := m.Check(meta, samples)
 	fmt.Fprintln(env.Stdout, table)
+	for _, w := range warnings {
+		fmt.Fprintln(env.Stdout, "warning:", w)
+	}
 	if len(problems) == 0 {
 		fmt.Fprintln(env.Stdout, "OK: the mapping matches Jira")
 		return nil

@@ -64,7 +64,12 @@ func newReplayer(ctx context.Context, env cli.Env) (*replayer, error) {
 		nc.Close()
 		return nil, err
 	}
-	engine, err := cfg.Engine(js, tickets, m, jc, nil, nil, log)
+	requesters, err := cfg.Requesters(ctx, js, m, jc, false, log)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	engine, err := cfg.Engine(js, tickets, m, jc, nil, requesters, nil, log)
 	if err != nil {
 		nc.Close()
 		return nil, err

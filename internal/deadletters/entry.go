@@ -71,6 +71,7 @@ var ReasonTitles = map[string]string{
 	stream.ReasonJiraRejected: "Jira refused the ticket",
 	stream.ReasonUnmappable:   "the row cannot be mapped to Jira's fields",
 	stream.ReasonExhausted:    "Jira kept failing; gave up",
+	stream.ReasonPermission:   "Jira refuses a permission the ticket needs",
 	stream.ReasonUndecodable:  "the row or event cannot be decoded",
 	stream.ReasonTooLarge:     "the event is too large for the stream",
 }

@@ -42,7 +42,32 @@ type Options struct {
 	// Observe, if set, is called after every request with the operation
 	// name, the HTTP status (0 when none arrived) and the duration.
 	Observe func(op string, status int, d time.Duration)
+	// Gate, if set, is asked before every request but probes (see Probe):
+	// an error (ErrCircuitOpen) fails the call without sending it.
+	Gate func(op string) error
+	// Result, if set, is told every outcome (nil: an answer that says Jira
+	// works), so a circuit can count failures; probes included.
+	Result func(op string, err error)
 }
+
+// The operations, as Observe and the pacer's lanes name them: one per
+// endpoint, since Jira limits bursts per endpoint.
+const (
+	OpCreate           = "create"
+	OpBulkCreate       = "bulk create"
+	OpRequestCreate    = "request create"
+	OpAddLabels        = "add labels"
+	OpSearch           = "search"
+	OpBulkFetch        = "bulkfetch"
+	OpCreatemeta       = "createmeta"
+	OpRequestTypeField = "request type fields"
+	OpMyself           = "myself"
+	OpServerInfo       = "server info"
+	OpCustomerSearch   = "customer search"
+	OpUserSearch       = "user search"
+	OpCustomerCreate   = "customer create"
+	OpCustomerAdd      = "customer add"
+)
 
 // caller is what go-atlassian's v2, v3 and sm clients have in common: they
 // build authenticated requests and return the raw answer with it.
@@ -58,6 +83,8 @@ type Client struct {
 	version  int
 	pacer    *Pacer
 	observe  func(string, int, time.Duration)
+	gate     func(string) error
+	result   func(string, error)
 }
 
 // New builds a client. Credentials stay inside go-atlassian's auth service;
@@ -87,7 +114,7 @@ func New(o Options) (*Client, error) {
 	if o.Pacer == nil {
 		o.Pacer = NewPacer(0)
 	}
-	c := &Client{version: o.APIVersion, pacer: o.Pacer, observe: o.Observe}
+	c := &Client{version: o.APIVersion, pacer: o.Pacer, observe: o.Observe, gate: o.Gate, result: o.Result}
 	auth := func(a interface {
 		SetBasicAuth(mail, token string)
 		SetBearerToken(token string)
@@ -122,6 +149,10 @@ func New(o Options) (*Client, error) {
 		return nil, fmt.Errorf("jira: service desk client: %w", err)
 	}
 	auth(d.Auth)
+	// GET servicedesk/{id}/customer is experimental: without this header
+	// Jira answers 412; headers of stable methods are ignored
+	// (https://developer.atlassian.com/cloud/jira/service-desk/rest/intro/#experimental-methods).
+	d.Auth.SetExperimentalFlag()
 	c.desk = d
 	return c, nil
 }
@@ -137,8 +168,21 @@ func (c *Client) api(path string) string {
 // A non-2xx answer is an *APIError (or, for a bulk create, the caller reads
 // the body itself: see BulkCreate); no answer is a transportError.
 func (c *Client) do(ctx context.Context, via caller, op, method, path string, body any) (int, []byte, error) {
+	status, raw, err := c.send(ctx, via, op, method, path, body)
+	if c.result != nil {
+		c.result(op, err)
+	}
+	return status, raw, err
+}
+
+func (c *Client) send(ctx context.Context, via caller, op, method, path string, body any) (int, []byte, error) {
+	if c.gate != nil && ctx.Value(probeKey{}) == nil {
+		if err := c.gate(op); err != nil {
+			return 0, nil, err
+		}
+	}
 	if ctx.Value(pacedKey{}) == nil {
-		if err := c.pacer.Wait(ctx); err != nil {
+		if err := c.pacer.Wait(ctx, op); err != nil {
 			return 0, nil, &transportError{op: op, err: err}
 		}
 	}
@@ -159,26 +203,46 @@ func (c *Client) do(ctx context.Context, via caller, op, method, path string, bo
 		return 0, nil, &transportError{op: op, sent: !notSent(err), err: redactURLError(err)}
 	}
 	raw := res.Bytes.Bytes()
+	var h http.Header
+	if res.Response != nil {
+		h = res.Response.Header
+	}
+	if anonymous(h) {
+		// Failed credentials served as anonymous: whatever the status, the
+		// answer is not about our account (it may be an empty 200).
+		return status, raw, &APIError{Op: op, Status: status, Anonymous: true}
+	}
 	if status >= 200 && status < 300 {
-		c.pacer.Succeeded()
+		c.pacer.Succeeded(op)
 		return status, raw, nil
 	}
 	ae := parseAPIError(op, status, raw)
-	if res.Response != nil {
-		ae.RetryAfter = parseRetryAfter(res.Response.Header.Get("Retry-After"))
-	}
+	ae.RetryAfter, ae.Reason = retryAfter(h, time.Now()), h.Get("RateLimit-Reason")
 	if status == http.StatusTooManyRequests {
-		c.pacer.Throttled(ae.RetryAfter)
+		c.pacer.Throttled(op, ae.RetryAfter, ae.Reason)
 	}
 	return status, raw, ae
 }
 
-type pacedKey struct{}
+// anonymous: Jira Cloud may serve a request whose credentials failed as an
+// anonymous one, with X-Seraph-LoginReason: AUTHENTICATED_FAILED (or
+// AUTHENTICATION_DENIED, a CAPTCHA lock) and even a 200 on operations that
+// allow anonymous access; see the Jira Server basic-auth docs and
+// ServiceNow KB2942093, in /work/notes: the reason is Seraph's, documented
+// for Server, observed on Cloud.
+func anonymous(h http.Header) bool {
+	switch strings.ToUpper(h.Get("X-Seraph-LoginReason")) {
+	case "AUTHENTICATED_FAILED", "AUTHENTICATION_DENIED":
+		return true
+	}
+	return false
+}
 
-// Paced marks ctx as having already waited on the client's Pacer for its
-// request: the caller took the turn (Pacer.Wait) itself, to do something
-// right before sending. Use it for exactly one request.
-func Paced(ctx context.Context) context.Context { return context.WithValue(ctx, pacedKey{}, true) }
+type probeKey struct{}
+
+// Probe marks ctx as a health probe: it passes a closed gate (Options.Gate),
+// because finding out whether Jira is back is its purpose.
+func Probe(ctx context.Context) context.Context { return context.WithValue(ctx, probeKey{}, true) }
 
 // notSent: the connection was never made, so Jira cannot have acted.
 func notSent(err error) bool {
@@ -203,28 +267,42 @@ func redactURLError(err error) error {
 	return err
 }
 
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
+// retryAfter is how long a 429 or 503 asks to wait: Retry-After (seconds
+// or an HTTP date), else X-RateLimit-Reset, an ISO 8601 time Atlassian
+// writes with or without seconds ("2026-01-01T01:01:01Z", "…T16:00Z"; the
+// rate-limiting page and JRACLOUD-69262); 0 when neither is there.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			return time.Duration(n) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0)
+		}
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
+	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00"} {
+			if t, err := time.Parse(layout, v); err == nil {
+				return max(t.Sub(now), 0)
+			}
+		}
 	}
 	return 0
 }
 
 // parseAPIError reads Jira's two error shapes: the platform's
-// {"errorMessages":[…],"errors":{id:msg}} and JSM's {"errorMessage":"…"}.
+// {"errorMessages":[…],"errors":{id:msg}} and JSM's {"errorMessage":"…",
+// "i18nErrorMessage":{"i18nKey":…,"parameters":[…]}}
+// (https://developer.atlassian.com/cloud/jira/service-desk/rest/intro/#status-codes).
 func parseAPIError(op string, status int, raw []byte) *APIError {
 	ae := &APIError{Op: op, Status: status}
 	var body struct {
 		ErrorMessages []string          `json:"errorMessages"`
 		Errors        map[string]string `json:"errors"`
 		ErrorMessage  string            `json:"errorMessage"`
+		I18n          *struct {
+			Key string `json:"i18nKey"`
+		} `json:"i18nErrorMessage"`
 	}
 	if json.Unmarshal(raw, &body) != nil {
 		if s := strings.TrimSpace(string(raw)); s != "" && len(s) < 300 && !strings.HasPrefix(s, "<") {
@@ -235,6 +313,9 @@ func parseAPIError(op string, status int, raw []byte) *APIError {
 	ae.Messages = body.ErrorMessages
 	if len(body.Errors) > 0 {
 		ae.FieldErrors = body.Errors
+	}
+	if body.ErrorMessage == "" && body.I18n != nil && body.I18n.Key != "" {
+		body.ErrorMessage = body.I18n.Key // the translation may be missing; the key names the error
 	}
 	if body.ErrorMessage != "" {
 		ae.Messages = append(ae.Messages, body.ErrorMessage)
@@ -269,18 +350,9 @@ func jsmFieldErrors(msg string) map[string]string {
 	return out
 }
 
-// Myself checks the credentials: the account's display name.
-func (c *Client) Myself(ctx context.Context) (string, error) {
-	_, raw, err := c.do(ctx, c.platform, "myself", http.MethodGet, c.api("myself"), nil)
-	if err != nil {
-		return "", err
-	}
-	var me struct {
-		DisplayName string `json:"displayName"`
-		AccountID   string `json:"accountId"`
-	}
-	if err := json.Unmarshal(raw, &me); err != nil {
-		return "", fmt.Errorf("jira myself: decode: %w", err)
-	}
-	return me.DisplayName, nil
-}
+type pacedKey struct{}
+
+// Paced marks ctx as having already waited on the client's Pacer for its
+// request: the caller took the turn (Pacer.Wait) itself, to do something
+// right before sending. Use it for exactly one request.
+func Paced(ctx context.Context) context.Context { return context.WithValue(ctx, pacedKey{}, true) }

@@ -129,16 +129,16 @@ func TestFindByLabelsAndMeta(t *testing.T) {
 
 func TestPacerHonoursRetryAfter(t *testing.T) {
 	p := NewPacer(0)
-	p.Throttled(300 * time.Millisecond)
+	p.Throttled(op, 300 * time.Millisecond, "jira-quota-tenant-based")
 	start := time.Now()
-	if err := p.Wait(context.Background()); err != nil {
+	if err := p.Wait(context.Background(), op); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 290*time.Millisecond {
 		t.Errorf("waited %v, want ≥ 300ms", d)
 	}
-	if p.Rate() > 1000 {
-		t.Errorf("rate %v after a 429, want slowed", p.Rate())
+	if p.Rate(op) > 1000 {
+		t.Errorf("rate %v after a 429, want slowed", p.Rate(op))
 	}
 	_ = http.StatusOK
 }

@@ -11,8 +11,8 @@ import (
 
 func TestParseCreatemeta(t *testing.T) {
 	meta := platformMeta(t)
-	if len(meta.Fields) != 21 {
-		t.Errorf("%d fields, want 21", len(meta.Fields))
+	if len(meta.Fields) != 22 {
+		t.Errorf("%d fields, want 22", len(meta.Fields))
 	}
 	dept := meta.Fields["customfield_10073"]
 	if dept.Name != "Department" || !dept.Required || dept.Type != "option" || !strings.HasSuffix(dept.Custom, ":select") || len(dept.Allowed) != 10 {

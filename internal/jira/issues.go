@@ -1,12 +1,14 @@
 package jira
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,20 +35,20 @@ func (c *Client) Create(ctx context.Context, req *ticket.Request) (string, error
 	if req.ServiceDeskID != "" {
 		return c.createRequest(ctx, req)
 	}
-	_, raw, err := c.do(ctx, c.platform, "create", http.MethodPost, c.api("issue"), req.Payload())
+	_, raw, err := c.do(ctx, c.platform, OpCreate, http.MethodPost, c.api("issue"), req.Payload())
 	if err != nil {
 		return "", err
 	}
 	var ref issueRef
 	if err := json.Unmarshal(raw, &ref); err != nil || ref.Key == "" {
 		// Created, but we cannot tell which key: reconcile by label.
-		return "", &APIError{Op: "create", Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a successful create"}}
+		return "", &APIError{Op: OpCreate, Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a successful create"}}
 	}
 	return ref.Key, nil
 }
 
 func (c *Client) createRequest(ctx context.Context, req *ticket.Request) (string, error) {
-	_, raw, err := c.do(ctx, c.desk, "request create", http.MethodPost, "rest/servicedeskapi/request", req.Payload())
+	_, raw, err := c.do(ctx, c.desk, OpRequestCreate, http.MethodPost, "rest/servicedeskapi/request", req.Payload())
 	if err != nil {
 		return "", err
 	}
@@ -54,7 +56,7 @@ func (c *Client) createRequest(ctx context.Context, req *ticket.Request) (string
 		IssueKey string `json:"issueKey"`
 	}
 	if err := json.Unmarshal(raw, &ref); err != nil || ref.IssueKey == "" {
-		return "", &APIError{Op: "request create", Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a successful create"}}
+		return "", &APIError{Op: OpRequestCreate, Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a successful create"}}
 	}
 	return ref.IssueKey, nil
 }
@@ -67,16 +69,23 @@ func (c *Client) AddLabels(ctx context.Context, key string, labels ...string) er
 		ops[i] = map[string]any{"add": l}
 	}
 	body := map[string]any{"update": map[string]any{"labels": ops}}
-	_, _, err := c.do(ctx, c.platform, "add labels", http.MethodPut, c.api("issue/"+url.PathEscape(key)), body)
+	_, _, err := c.do(ctx, c.platform, OpAddLabels, http.MethodPut, c.api("issue/"+url.PathEscape(key)), body)
 	return err
 }
 
 // BulkCreate creates up to MaxBulk platform issues in one call. The slice
 // has one Result per request, in order. Jira answers 201 when any issue was
-// created and lists the failed ones by failedElementNumber; go-atlassian's
-// typed bulk call drops those per-field errors, so the body is read here.
+// created and lists the failed ones by failedElementNumber (a 0-based
+// request index); go-atlassian's typed bulk call drops those per-field
+// errors, so the body is read here. Jira documents no order for the
+// created issues (JRACLOUD-81005: "it is possible that some issues will
+// fail to get created so simply associating items in the arrays would not
+// work"), so each is read back by id (bulkfetch, a direct read: no search
+// lag) and matched to its request by the hash label it carries.
+//
 // The error is the whole call's (nothing known to be created, or outcome
-// unknown: see MaybeCreated); then every Result carries it too.
+// unknown: see MaybeCreated); then every Result carries it too. A 400 that
+// names no element is ErrBatchRejected: send the requests one by one.
 func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Result, error) {
 	if len(reqs) == 0 {
 		return nil, nil
@@ -88,9 +97,9 @@ func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Resu
 	for i, r := range reqs {
 		updates[i] = r.Payload()
 	}
-	status, raw, err := c.do(ctx, c.platform, "bulk create", http.MethodPost, c.api("issue/bulk"), map[string]any{"issueUpdates": updates})
+	status, raw, err := c.do(ctx, c.platform, OpBulkCreate, http.MethodPost, c.api("issue/bulk"), map[string]any{"issueUpdates": updates})
 	var ae *APIError
-	if err != nil && !(errors.As(err, &ae) && status == http.StatusBadRequest) {
+	if err != nil && !(errors.As(err, &ae) && status == http.StatusBadRequest && !ae.Anonymous) {
 		return fill(len(reqs), err), err
 	}
 	var body struct {
@@ -104,11 +113,14 @@ func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Resu
 			FailedElementNumber int `json:"failedElementNumber"`
 		} `json:"errors"`
 	}
-	if jerr := json.Unmarshal(raw, &body); jerr != nil || (status == http.StatusBadRequest && len(body.Errors) == 0) {
-		// A 400 about the request as a whole (not per element).
+	if jerr := json.Unmarshal(raw, &body); jerr != nil {
 		if err == nil {
-			err = &APIError{Op: "bulk create", Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a bulk create"}}
+			err = &APIError{Op: OpBulkCreate, Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a bulk create"}}
 		}
+		return fill(len(reqs), err), err
+	}
+	if status == http.StatusBadRequest && len(body.Errors) == 0 {
+		err = fmt.Errorf("%w: %w", ErrBatchRejected, err)
 		return fill(len(reqs), err), err
 	}
 	out := make([]Result, len(reqs))
@@ -127,22 +139,110 @@ func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Resu
 		if len(fe) == 0 {
 			fe = nil
 		}
-		out[n].Err = &APIError{Op: "bulk create", Status: st, Messages: e.ElementErrors.ErrorMessages, FieldErrors: fe}
+		out[n].Err = &APIError{Op: OpBulkCreate, Status: st, Messages: e.ElementErrors.ErrorMessages, FieldErrors: fe}
 	}
-	// Created issues are listed in request order, skipping the failed ones.
-	next := 0
-	for i := range out {
-		if failed[i] {
-			continue
+	c.matchCreated(ctx, reqs, body.Issues, out, failed)
+	return out, nil
+}
+
+// matchCreated fills the Results of the requests that did not fail with
+// the key of the created issue carrying their hash label. A request whose
+// issue cannot be told (the read-back failed, or no issue carries its label)
+// gets an unknown outcome: the caller reconciles it, never creates blindly.
+func (c *Client) matchCreated(ctx context.Context, reqs []*ticket.Request, created []issueRef, out []Result, failed []bool) {
+	ids := make([]string, 0, len(created))
+	for _, is := range created {
+		ids = append(ids, cmp.Or(is.ID, is.Key))
+	}
+	byLabel := map[string]string{}
+	issues, err := c.IssuesByKey(ctx, ids)
+	for _, is := range issues {
+		for _, l := range is.Labels {
+			byLabel[l] = is.Key
 		}
-		if next < len(body.Issues) {
-			out[i].Key = body.Issues[next].Key
-			next++
-		} else {
-			out[i].Err = &APIError{Op: "bulk create", Status: http.StatusBadGateway, Messages: []string{"element neither created nor failed in the answer"}}
+	}
+	unknown := func(why string) error {
+		return &APIError{Op: OpBulkCreate, Status: http.StatusBadGateway, Messages: []string{why}}
+	}
+	for i, r := range reqs {
+		switch {
+		case failed[i]:
+		case byLabel[r.HashLabel] != "":
+			out[i].Key = byLabel[r.HashLabel]
+		case err != nil:
+			out[i].Err = unknown("created issues could not be read back to tell which is which: " + err.Error())
+		default:
+			out[i].Err = unknown("no created issue carries the request's hash label")
+		}
+	}
+}
+
+// Issue is what the reads by key return: enough to tell which request an
+// issue was created for.
+type Issue struct {
+	ID, Key string
+	Labels  []string
+	// Text is the issue's summary and description as Jira returns them (a
+	// string in API v2, a document in v3), for a record hash a JSM request
+	// carries before its labels.
+	Text string
+}
+
+// IssuesByKey reads issues by id or key with POST /issue/bulkfetch, a
+// direct read, not a search: it sees an issue at once after its create.
+// Up to 100 per call; issues that do not exist (or that the account may not
+// see) are simply absent; the answer comes in ascending id order.
+// https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/#api-rest-api-3-issue-bulkfetch-post
+func (c *Client) IssuesByKey(ctx context.Context, keys []string) ([]Issue, error) {
+	var out []Issue
+	for chunk := range slices.Chunk(keys, 100) {
+		body := map[string]any{"issueIdsOrKeys": chunk, "fields": []string{"labels", "summary", "description"}}
+		_, raw, err := c.do(ctx, c.platform, OpBulkFetch, http.MethodPost, c.api("issue/bulkfetch"), body)
+		if err != nil {
+			return out, err
+		}
+		var page struct {
+			Issues []struct {
+				ID     string          `json:"id"`
+				Key    string          `json:"key"`
+				Fields json.RawMessage `json:"fields"`
+			} `json:"issues"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return out, fmt.Errorf("jira bulkfetch: decode: %w", err)
+		}
+		for _, is := range page.Issues {
+			var f struct {
+				Labels []string `json:"labels"`
+			}
+			_ = json.Unmarshal(is.Fields, &f)
+			out = append(out, Issue{ID: is.ID, Key: is.Key, Labels: f.Labels, Text: string(is.Fields)})
 		}
 	}
 	return out, nil
+}
+
+// LatestKey is the project's newest issue key that search knows of ("" for
+// none). Search lags, so the true newest key may be higher, never lower:
+// a floor for reading later issues back by key.
+func (c *Client) LatestKey(ctx context.Context, project string) (string, error) {
+	body := map[string]any{"jql": "project = " + strconv.Quote(project) + " ORDER BY created DESC", "fields": []string{"key"}, "maxResults": 1}
+	_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, c.api("search/jql"), body)
+	if err != nil {
+		return "", err
+	}
+	var page struct {
+		Issues []struct {
+			Key string `json:"key"`
+		} `json:"issues"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return "", fmt.Errorf("jira search: decode: %w", err)
+	}
+	if len(page.Issues) == 0 {
+		return "", nil
+	}
+	return page.Issues[0].Key, nil
 }
 
 func fill(n int, err error) []Result {
@@ -238,7 +338,7 @@ func (c *Client) search(ctx context.Context, jql string, fields []string, fn fun
 		if token != "" {
 			body["nextPageToken"] = token
 		}
-		_, raw, err := c.do(ctx, c.platform, "search", http.MethodPost, c.api("search/jql"), body)
+		_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, c.api("search/jql"), body)
 		if err != nil {
 			return err
 		}

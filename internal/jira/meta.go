@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,7 +33,7 @@ func (c *Client) MetaBody(ctx context.Context, t ticket.Target) ([]byte, error) 
 	if t.JSM() {
 		desk, typ := t.ServiceDeskID, t.RequestTypeID
 		path := "rest/servicedeskapi/servicedesk/" + url.PathEscape(desk) + "/requesttype/" + url.PathEscape(typ) + "/field"
-		_, raw, err := c.do(ctx, c.desk, "request type fields", http.MethodGet, path, nil)
+		_, raw, err := c.do(ctx, c.desk, OpRequestTypeField, http.MethodGet, path, nil)
 		return raw, err
 	}
 	project := t.Project
@@ -44,20 +45,25 @@ func (c *Client) MetaBody(ctx context.Context, t ticket.Target) ([]byte, error) 
 	for start := 0; ; {
 		path := c.api("issue/createmeta/" + url.PathEscape(project) + "/issuetypes/" + url.PathEscape(typeID) +
 			"?startAt=" + strconv.Itoa(start) + "&maxResults=200")
-		_, raw, err := c.do(ctx, c.platform, "createmeta", http.MethodGet, path, nil)
+		_, raw, err := c.do(ctx, c.platform, OpCreatemeta, http.MethodGet, path, nil)
 		if err != nil {
 			return nil, err
 		}
+		// Jira Cloud's spec names the list "fields" (and declares "results"),
+		// Data Center answers "values"; isLast is not always there and total
+		// may change between pages, so stop on whichever says "done" first
+		// (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/#api-rest-api-3-issue-createmeta-projectidorkey-issuetypes-issuetypeid-get).
 		var page struct {
-			Total  int               `json:"total"`
-			IsLast *bool             `json:"isLast"`
-			Values []json.RawMessage `json:"values"`
-			Fields []json.RawMessage `json:"fields"` // older shape
+			Total   int               `json:"total"`
+			IsLast  *bool             `json:"isLast"`
+			Values  []json.RawMessage `json:"values"`
+			Fields  []json.RawMessage `json:"fields"`
+			Results []json.RawMessage `json:"results"`
 		}
 		if err := json.Unmarshal(raw, &page); err != nil {
 			return nil, fmt.Errorf("jira createmeta: decode: %w", err)
 		}
-		got := append(page.Values, page.Fields...)
+		got := slices.Concat(page.Values, page.Fields, page.Results)
 		values = append(values, got...)
 		start += len(got)
 		if len(got) == 0 || (page.IsLast != nil && *page.IsLast) || (page.Total > 0 && start >= page.Total) {
@@ -72,7 +78,7 @@ func (c *Client) issueTypeID(ctx context.Context, project, issueType string) (st
 	if _, err := strconv.Atoi(issueType); err == nil {
 		return issueType, nil
 	}
-	_, raw, err := c.do(ctx, c.platform, "createmeta", http.MethodGet, c.api("issue/createmeta/"+url.PathEscape(project)+"/issuetypes?maxResults=200"), nil)
+	_, raw, err := c.do(ctx, c.platform, OpCreatemeta, http.MethodGet, c.api("issue/createmeta/"+url.PathEscape(project)+"/issuetypes?maxResults=200"), nil)
 	if err != nil {
 		return "", err
 	}

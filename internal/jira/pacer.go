@@ -3,76 +3,177 @@ package jira
 import (
 	"context"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// Pacer is the one gate every request to Jira passes, shared by all
-// workers: a token bucket at the configured rate, plus a hard stop until a
-// 429's Retry-After has elapsed. On a 429 it halves its rate (measuring the
-// rate actually achieved when it was unpaced) and creeps back up with every
-// success, so a fleet of workers settles just under Jira's quota instead of
-// hammering it.
+// Pacer is the one gate every request to Jira passes. Jira Cloud limits
+// bursts per tenant and per endpoint ("Burst API rate limits … enforced per
+// tenant and per API/resource path", https://developer.atlassian.com/cloud/jira/platform/rate-limiting/),
+// so the pacer keeps one lane per operation: a token bucket at that lane's
+// share of the site's rate.
+//
+// The site's rate is configured (JIRA_RATE) or found: a lane starts
+// unpaced, and on a 429 it settles at 90 % of the rate it had reached, then
+// climbs back additively (+1 % a second while callers queue), so it stays
+// close under Jira's limit with few 429s. A 429 whose RateLimit-Reason is a
+// quota (jira-quota-*) stops every lane until Jira's reset ("Pause all API
+// requests until the window resets"); a burst 429 only slows its lane, and
+// its own request waits out Retry-After. With several replicas, each paces
+// at Share of the site rate (SetShare), and decreases are passed on through
+// OnDecrease / Adopt so that one replica's 429 slows all.
 type Pacer struct {
-	mu      sync.Mutex
-	lim     *rate.Limiter
-	base    rate.Limit // configured ceiling; Inf = unpaced
-	until   time.Time  // no request before this
-	recent  []time.Time
-	changed chan struct{} // closed when until moves, to re-check sleepers
-	waiting int           // normal-priority callers inside Wait
+	mu       sync.Mutex
+	ceiling  float64 // JIRA_RATE per lane, site-wide; +Inf: none
+	share    float64 // this replica's fraction of the site rate
+	lanes    map[string]*lane
+	until    time.Time     // quota pause: no request before this
+	changed  chan struct{} // closed when until moves, to wake sleepers
+	decrease func(op string, site float64)
 }
 
-// minRate is the floor of the slow-down: Jira's quotas are per second.
+// lane is one endpoint's bucket and estimate.
+type lane struct {
+	lim       *rate.Limiter
+	site      float64 // the site's rate for this endpoint; +Inf = unpaced
+	decreased time.Time
+	recent    []time.Time // sends, to measure the achieved rate
+	waiting   int         // normal-priority callers inside Wait
+	queued    bool        // the last Wait had to wait: the lane is the bottleneck
+}
+
+// minRate is the floor of the slow-down, per lane and site.
 const minRate = 0.5
 
-// NewPacer paces at perSecond requests per second; 0 means unpaced until the
-// first 429.
+// NewPacer paces every lane at perSecond site-wide (JIRA_RATE); 0 means
+// unpaced until the first 429.
 func NewPacer(perSecond float64) *Pacer {
-	base := rate.Inf
+	c := math.Inf(1)
 	if perSecond > 0 {
-		base = rate.Limit(perSecond)
+		c = perSecond
 	}
-	burst := max(1, int(math.Ceil(perSecond/5)))
-	return &Pacer{lim: rate.NewLimiter(base, burst), base: base, changed: make(chan struct{})}
+	return &Pacer{ceiling: c, share: 1, lanes: map[string]*lane{}, changed: make(chan struct{})}
 }
 
-// Wait blocks until a request may be sent.
-func (p *Pacer) Wait(ctx context.Context) error {
+func (p *Pacer) laneLocked(op string) *lane {
+	l, ok := p.lanes[op]
+	if !ok {
+		l = &lane{site: p.ceiling}
+		l.lim = rate.NewLimiter(p.limitLocked(l.site), p.burstLocked(l.site))
+		p.lanes[op] = l
+	}
+	return l
+}
+
+func (p *Pacer) limitLocked(site float64) rate.Limit {
+	if math.IsInf(site, 1) {
+		return rate.Inf
+	}
+	return rate.Limit(max(site*p.share, minRate*p.share))
+}
+
+// burstLocked is a fifth of a second's worth: smooth, but not one by one.
+func (p *Pacer) burstLocked(site float64) int {
+	if math.IsInf(site, 1) {
+		return 1
+	}
+	return max(1, int(math.Ceil(site*p.share/5)))
+}
+
+func (p *Pacer) applyLocked(l *lane, site float64) {
+	l.site = min(site, p.ceiling)
+	now := time.Now()
+	l.lim.SetLimitAt(now, p.limitLocked(l.site))
+	l.lim.SetBurstAt(now, p.burstLocked(l.site))
+}
+
+// SetShare sets this replica's fraction of the site's rate (1/replicas).
+func (p *Pacer) SetShare(f float64) {
+	if f <= 0 || f > 1 {
+		f = 1
+	}
 	p.mu.Lock()
-	p.waiting++
+	defer p.mu.Unlock()
+	if p.share == f {
+		return
+	}
+	p.share = f
+	for _, l := range p.lanes {
+		p.applyLocked(l, l.site)
+	}
+}
+
+// OnDecrease is called (outside the pacer's lock) with the new site rate
+// whenever a 429 slows a lane, to tell the other replicas.
+func (p *Pacer) OnDecrease(fn func(op string, site float64)) {
+	p.mu.Lock()
+	p.decrease = fn
+	p.mu.Unlock()
+}
+
+// Adopt takes another replica's decrease: the lane's site rate drops to
+// site if that is lower (a higher one is this replica's own finding to make).
+func (p *Pacer) Adopt(op string, site float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.laneLocked(op)
+	if site < l.site {
+		p.applyLocked(l, site)
+		l.decreased = time.Now()
+	}
+}
+
+// HoldAll stops every lane until t (another replica met a quota 429).
+func (p *Pacer) HoldAll(t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.holdLocked(t)
+}
+
+func (p *Pacer) holdLocked(t time.Time) {
+	if t.After(p.until) {
+		p.until = t
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+}
+
+// Wait blocks until a request of op may be sent.
+func (p *Pacer) Wait(ctx context.Context, op string) error {
+	p.mu.Lock()
+	l := p.laneLocked(op)
+	l.waiting++
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
-		p.waiting--
+		l.waiting--
 		p.mu.Unlock()
 	}()
 	for {
 		p.mu.Lock()
-		d, ch := time.Until(p.until), p.changed
+		d, ch, lim := time.Until(p.until), p.changed, l.lim
 		p.mu.Unlock()
 		if d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			case <-ch:
-				t.Stop()
+			if err := sleepUntil(ctx, d, ch); err != nil {
+				return err
 			}
 			continue
 		}
-		if err := p.lim.Wait(ctx); err != nil {
+		start := time.Now()
+		if err := lim.Wait(ctx); err != nil {
 			return err
 		}
-		// A 429 may have arrived while this worker waited for its token.
+		queued := time.Since(start) > time.Millisecond
+		// A quota 429 may have arrived while this caller waited for its token.
 		p.mu.Lock()
-		blocked := time.Now().Before(p.until)
+		now := time.Now()
+		blocked := now.Before(p.until)
 		if !blocked {
-			p.noteLocked(time.Now())
+			l.note(now)
+			l.queued = queued
 		}
 		p.mu.Unlock()
 		if !blocked {
@@ -81,32 +182,44 @@ func (p *Pacer) Wait(ctx context.Context) error {
 	}
 }
 
+func sleepUntil(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	case <-wake:
+	}
+	return nil
+}
+
 // lowPoll is how often a low-priority caller looks again while
 // normal-priority callers are waiting.
 const lowPoll = 10 * time.Millisecond
 
-// WaitLow blocks until a low-priority request may be sent: only when no
-// normal-priority caller is waiting (in Wait) and a token is free right
-// now, so it never delays one. It takes spare capacity only; under a
-// sustained load of normal requests it waits until the load eases.
-func (p *Pacer) WaitLow(ctx context.Context) error {
+// WaitLow blocks until a low-priority request of op may be sent: only when
+// no normal-priority caller of its lane is waiting and a token is free right
+// now, so it never delays one. It takes spare capacity only.
+func (p *Pacer) WaitLow(ctx context.Context, op string) error {
 	for {
 		p.mu.Lock()
+		l := p.laneLocked(op)
 		now := time.Now()
 		var d time.Duration
 		ch := p.changed
 		switch {
 		case now.Before(p.until):
 			d = p.until.Sub(now)
-		case p.waiting > 0:
+		case l.waiting > 0:
 			d = lowPoll
 		default:
 			// Tokens already counts the reservations of normal callers
 			// sleeping in the limiter.
-			if tok := p.lim.TokensAt(now); tok < 1 {
-				d = max(lowPoll, time.Duration((1-tok)/float64(p.lim.Limit())*float64(time.Second)))
-			} else if p.lim.AllowN(now, 1) {
-				p.noteLocked(now)
+			if tok := l.lim.TokensAt(now); tok < 1 {
+				d = max(lowPoll, time.Duration((1-tok)/float64(l.lim.Limit())*float64(time.Second)))
+			} else if l.lim.AllowN(now, 1) {
+				l.note(now)
 				p.mu.Unlock()
 				return nil
 			} else {
@@ -114,52 +227,23 @@ func (p *Pacer) WaitLow(ctx context.Context) error {
 			}
 		}
 		p.mu.Unlock()
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		case <-ch:
-			t.Stop()
+		if err := sleepUntil(ctx, d, ch); err != nil {
+			return err
 		}
 	}
 }
 
-func (p *Pacer) noteLocked(now time.Time) {
-	p.recent = append(p.recent, now)
-	if len(p.recent) > 256 {
-		p.recent = p.recent[len(p.recent)-128:]
+func (l *lane) note(now time.Time) {
+	l.recent = append(l.recent, now)
+	if len(l.recent) > 512 {
+		l.recent = l.recent[len(l.recent)-256:]
 	}
 }
 
-// Throttled records a 429: nobody sends before retryAfter has elapsed, and
-// the rate is halved.
-func (p *Pacer) Throttled(retryAfter time.Duration) {
-	if retryAfter <= 0 {
-		retryAfter = time.Second
-	}
-	now := time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if u := now.Add(retryAfter); u.After(p.until) {
-		p.until = u
-		close(p.changed)
-		p.changed = make(chan struct{})
-	}
-	cur := p.lim.Limit()
-	if cur == rate.Inf {
-		cur = rate.Limit(p.achievedLocked(now))
-	}
-	next := max(cur/2, minRate)
-	p.lim.SetLimitAt(now, next)
-	p.lim.SetBurstAt(now, 1)
-}
-
-// achievedLocked is the request rate of the last two seconds.
-func (p *Pacer) achievedLocked(now time.Time) float64 {
+// achieved is the lane's send rate of the last two seconds (this replica).
+func (l *lane) achieved(now time.Time) float64 {
 	n := 0
-	for _, t := range p.recent {
+	for _, t := range l.recent {
 		if now.Sub(t) <= 2*time.Second {
 			n++
 		}
@@ -167,22 +251,61 @@ func (p *Pacer) achievedLocked(now time.Time) float64 {
 	return float64(n) / 2
 }
 
-// Succeeded lets the rate recover additively towards the configured one.
-func (p *Pacer) Succeeded() {
+// Throttled records a 429 of op. reason is its RateLimit-Reason: a quota
+// stops every lane for retryAfter; otherwise only the lane slows (its
+// request is the caller's to retry after retryAfter).
+func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string) {
+	now := time.Now()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	cur := p.lim.Limit()
-	if cur == p.base {
+	if strings.HasPrefix(reason, "jira-quota") {
+		p.holdLocked(now.Add(max(retryAfter, time.Second)))
+	}
+	l := p.laneLocked(op)
+	// Concurrent 429s are one event: slow down once per second.
+	if now.Sub(l.decreased) < time.Second {
+		p.mu.Unlock()
 		return
 	}
-	next := cur + max(cur/50, 0.05)
-	if p.base != rate.Inf && next >= p.base {
-		next = p.base
-	} else if p.base == rate.Inf && next > 1000 {
-		next = rate.Inf
+	cur := l.site
+	if math.IsInf(cur, 1) {
+		// Unpaced: what was really sent is the rate Jira refused.
+		cur = max(l.achieved(now)/p.share, minRate)
 	}
-	p.lim.SetLimit(next)
+	next := max(cur*0.9, minRate)
+	p.applyLocked(l, next)
+	l.decreased = now
+	fn := p.decrease
+	p.mu.Unlock()
+	if fn != nil {
+		fn(op, next)
+	}
 }
 
-// Rate is the current pace in requests per second (+Inf when unpaced).
-func (p *Pacer) Rate() float64 { return float64(p.lim.Limit()) }
+// Succeeded lets the lane's rate climb additively, by 1 % a second of the
+// site rate under full load (0.01 per success, divided by the share so that
+// all replicas together climb at that pace), but only while callers queue
+// for it: an idle lane is no evidence that Jira would take more.
+func (p *Pacer) Succeeded(op string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.laneLocked(op)
+	if math.IsInf(l.site, 1) || l.site >= p.ceiling || !l.queued {
+		return
+	}
+	p.applyLocked(l, l.site+0.01/p.share)
+}
+
+// Rate is the site rate of op's lane in requests per second (+Inf when
+// unpaced); the lowest over all lanes when op is "".
+func (p *Pacer) Rate(op string) float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if op != "" {
+		return p.laneLocked(op).site
+	}
+	r := p.ceiling
+	for _, l := range p.lanes {
+		r = min(r, l.site)
+	}
+	return r
+}

@@ -23,7 +23,7 @@ func TestPacerLowPriorityYields(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.Wait(ctx); err != nil {
+			if err := p.Wait(ctx, op); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
@@ -35,7 +35,7 @@ func TestPacerLowPriorityYields(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := p.WaitLow(ctx); err != nil {
+		if err := p.WaitLow(ctx, op); err != nil {
 			t.Error(err)
 		}
 		mu.Lock()
@@ -65,9 +65,9 @@ func TestPacerLowPriorityYields(t *testing.T) {
 
 func TestPacerLowPriorityHonoursRetryAfter(t *testing.T) {
 	p := NewPacer(0)
-	p.Throttled(200 * time.Millisecond)
+	p.Throttled(op, 200 * time.Millisecond, "jira-quota-tenant-based")
 	start := time.Now()
-	if err := p.WaitLow(context.Background()); err != nil {
+	if err := p.WaitLow(context.Background(), op); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d < 190*time.Millisecond {
@@ -75,8 +75,69 @@ func TestPacerLowPriorityHonoursRetryAfter(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	p.Throttled(time.Second)
-	if err := p.WaitLow(ctx); err == nil {
+	p.Throttled(op, time.Second, "jira-quota-tenant-based")
+	if err := p.WaitLow(ctx, op); err == nil {
 		t.Error("WaitLow returned before Retry-After elapsed")
+	}
+}
+
+const op = OpBulkCreate
+
+// A burst 429 slows its own lane only, and not to a stop: Jira limits
+// bursts per endpoint, and the throttled request itself is retried after
+// Retry-After by its caller. Another replica's decrease is adopted.
+func TestPacerBurstThrottleSlowsTheLaneOnly(t *testing.T) {
+	p := NewPacer(0)
+	ctx := context.Background()
+	for range 20 {
+		if err := p.Wait(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Throttled(op, time.Second, "jira-burst-based")
+	if r := p.Rate(op); r > 20 || r < 0.5 {
+		t.Errorf("rate after a burst 429 = %v, want 90%% of what was achieved (≤ 20)", r)
+	}
+	if r := p.Rate(OpBulkFetch); r < 1000 {
+		t.Errorf("another lane slowed to %v", r)
+	}
+	start := time.Now()
+	if err := p.Wait(ctx, OpBulkFetch); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Errorf("another lane waited %v after a burst 429", d)
+	}
+	got := make(chan float64, 1)
+	p.OnDecrease(func(o string, site float64) { got <- site })
+	p.Adopt(OpSearch, 3)
+	if r := p.Rate(OpSearch); r != 3 {
+		t.Errorf("adopted rate %v, want 3", r)
+	}
+	time.Sleep(1100 * time.Millisecond) // one decrease per second per lane
+	p.Throttled(OpSearch, time.Second, "")
+	if site := <-got; site != 2.7 && (site < 2.69 || site > 2.71) {
+		t.Errorf("decrease told %v, want 2.7", site)
+	}
+}
+
+// With JIRA_RATE the site's budget is shared: each replica paces at its
+// share, and a lane never climbs above the budget.
+func TestPacerShareOfTheSiteBudget(t *testing.T) {
+	p := NewPacer(30)
+	p.SetShare(1.0 / 3)
+	ctx := context.Background()
+	start := time.Now()
+	for range 12 { // a burst of 2 (a fifth of a second), then 10/s
+		if err := p.Wait(ctx, op); err != nil {
+			t.Fatal(err)
+		}
+		p.Succeeded(op)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond || d > 1400*time.Millisecond {
+		t.Errorf("12 requests took %v at a third of 30/s, want ≈ 1s", d)
+	}
+	if r := p.Rate(op); r != 30 {
+		t.Errorf("site rate %v, want the budget 30 (never above it)", r)
 	}
 }

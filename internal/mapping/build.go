@@ -92,15 +92,20 @@ func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *ticket.Meta) (*ticket.
 			req.LabelsPending = true
 			b.carryHash()
 		}
-		if m.raiseOnBehalfOf != "" {
-			req.RaiseOnBehalfOf = b.requester()
-		}
 		req.RequestFieldValues = b.values
 	default:
 		b.values["project"] = map[string]any{"key": m.project}
 		b.values["issuetype"] = map[string]any{"id": m.issueType}
 		b.values["labels"] = req.Labels
+		if m.requestType != "" {
+			b.values[b.requestTypeField()] = m.requestType
+		}
 		req.Fields = b.values
+		req.ReporterIsRequester = m.reporter
+	}
+	if m.requester.email != "" {
+		req.Requester = b.requester()
+		req.AsBotWithoutAccount = m.asBot
 	}
 	if len(b.problems) > 0 {
 		return nil, &RowError{Hash: ev.GetHash(), Problems: b.problems}
@@ -240,21 +245,39 @@ func (b *builder) carryHash() {
 	b.values["description"] = d
 }
 
-// requester is the raiseOnBehalfOf e-mail; JSM answers an unknown or
-// malformed one with a 400, so the obvious mistakes are caught here.
-func (b *builder) requester() string {
-	col := b.m.raiseOnBehalfOf
+// requester is the person the request is for. Jira wants their account,
+// found or created from the e-mail, so a malformed address is caught here.
+func (b *builder) requester() *ticket.Person {
+	col := b.m.requester.email
 	v := form.Lookup(b.ev, col)
 	if v == nil {
-		b.problems = append(b.problems, FieldError{FieldID: "raiseOnBehalfOf", FieldName: "raise on behalf of", Column: col, Message: "column is not in the event"})
-		return ""
+		b.problems = append(b.problems, FieldError{FieldID: "requester", FieldName: "requester e-mail", Column: col, Message: "column is not in the event"})
+		return nil
 	}
 	s, _ := form.Canonical(v)
 	s = singleLine(s)
-	if s != "" && (strings.Count(s, "@") != 1 || strings.ContainsAny(s, " ,;<>")) {
-		b.problems = append(b.problems, FieldError{FieldID: "raiseOnBehalfOf", FieldName: "raise on behalf of", Column: col, Message: fmt.Sprintf("%q is not an e-mail address", s)})
+	if strings.Count(s, "@") != 1 || strings.ContainsAny(s, " ,;<>") || strings.HasPrefix(s, "@") || strings.HasSuffix(s, "@") {
+		b.problems = append(b.problems, FieldError{FieldID: "requester", FieldName: "requester e-mail", Column: col, Message: fmt.Sprintf("%q is not an e-mail address", s)})
+		return nil
 	}
-	return s
+	p := &ticket.Person{Email: s, Name: s}
+	if c := b.m.requester.name; c != "" {
+		if nv := form.Lookup(b.ev, c); nv != nil {
+			if n, _ := form.Canonical(nv); singleLine(n) != "" {
+				p.Name = singleLine(n)
+			}
+		}
+	}
+	return p
+}
+
+// requestTypeField is the target's Customer Request Type field: by its
+// type in Jira's metadata (customfield_10010 on Jira Cloud).
+func (b *builder) requestTypeField() string {
+	if id := b.meta.RequestTypeField(); id != "" {
+		return id
+	}
+	return "customfield_10010"
 }
 
 // field converts one column; ok is false when nothing is to be sent (empty

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/ticket"
 )
 
@@ -46,10 +47,16 @@ func TestBuildSaraCurtis(t *testing.T) {
 				}
 				return map[string]any{"value": value}
 			}
+			if p := req.Requester; p == nil || p.Email != "sara.curtis@example.com" || p.Name != "Sara Curtis" {
+				t.Errorf("requester %+v, want Sara Curtis <sara.curtis@example.com>", p)
+			}
+			if tt.name != "jsm" && (req.Fields["customfield_10010"] != "41" || !req.ReporterIsRequester) {
+				t.Errorf("platform: request type %v, reporter is requester %v; want \"41\", true", req.Fields["customfield_10010"], req.ReporterIsRequester)
+			}
 			if tt.name == "jsm" {
 				fields = req.RequestFieldValues
-				if req.ServiceDeskID != "4" || req.RequestTypeID != "41" || req.RaiseOnBehalfOf != "sara.curtis@example.com" {
-					t.Errorf("jsm target %q/%q on behalf of %q", req.ServiceDeskID, req.RequestTypeID, req.RaiseOnBehalfOf)
+				if req.ServiceDeskID != "4" || req.RequestTypeID != "41" || req.RaiseOnBehalfOf != "" {
+					t.Errorf("jsm target %q/%q on behalf of %q (want none until the account is resolved)", req.ServiceDeskID, req.RequestTypeID, req.RaiseOnBehalfOf)
 				}
 				// ticket.Request type 41 has no labels field: ticketer adds them after.
 				if _, ok := fields["labels"]; ok || !req.LabelsPending {
@@ -120,6 +127,12 @@ func TestBuildEverySample(t *testing.T) {
 				continue
 			}
 			fields := req.Fields
+			if p := req.Requester; p == nil || p.Email != form.String(ev, "emailaddress") || p.Name != form.String(ev, "newusername") {
+				t.Errorf("%s: sample %d: requester %+v, want the row's name and e-mail", tt.name, i+1, p)
+			}
+			if tt.name != "jsm" && (req.Fields["customfield_10010"] != "41" || !req.ReporterIsRequester) {
+				t.Errorf("platform: request type %v, reporter is requester %v; want \"41\", true", req.Fields["customfield_10010"], req.ReporterIsRequester)
+			}
 			if tt.name == "jsm" {
 				fields = req.RequestFieldValues
 			}

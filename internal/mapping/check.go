@@ -17,10 +17,11 @@ import (
 // `ticketer check`): unknown field ids, Jira-required fields not mapped,
 // type mismatches (mapping vs Jira, column vs mapping) and sample values
 // Jira would refuse. table lists the mapped fields; problems is empty when
-// the mapping is good.
-func (m *Mapping) Check(meta *ticket.Meta, samples []*formsv1.FormSubmission) (table string, problems []string) {
+// the mapping is good; warnings are choices that work but hurt (a service
+// project's issues without a Customer Request Type).
+func (m *Mapping) Check(meta *ticket.Meta, samples []*formsv1.FormSubmission) (table string, problems, warnings []string) {
 	if meta == nil || len(meta.Fields) == 0 {
-		return m.table(&ticket.Meta{}), []string{"Jira returned no fields for " + m.target() + ": nothing to check against"}
+		return m.table(&ticket.Meta{}), []string{"Jira returned no fields for " + m.target() + ": nothing to check against"}, nil
 	}
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	where := m.target()
@@ -78,9 +79,40 @@ func (m *Mapping) Check(meta *ticket.Meta, samples []*formsv1.FormSubmission) (t
 		add("%s (%s): required by Jira but not mapped", id, meta.Fields[id].Name)
 	}
 
+	problems = append(problems, m.checkRequester(meta)...)
 	problems = append(problems, m.checkColumnKinds(samples)...)
 	problems = append(problems, m.checkSamples(meta, samples)...)
-	return m.table(meta), problems
+	return m.table(meta), problems, m.warnings(meta)
+}
+
+// checkRequester: the request type and reporter the mapping sets must be
+// fields of the create screen.
+func (m *Mapping) checkRequester(meta *ticket.Meta) []string {
+	var out []string
+	if m.mode != ModePlatform {
+		return nil
+	}
+	if m.requestType != "" && meta.RequestTypeField() == "" {
+		out = append(out, fmt.Sprintf("request_type: %s has no Customer Request Type field (%s): is it a service project?", m.target(), ticket.RequestTypeCustom))
+	}
+	if _, ok := meta.Fields["reporter"]; m.reporter && !ok {
+		out = append(out, fmt.Sprintf("reporter: not on the create screen of %s, so the requester cannot be the reporter", m.target()))
+	}
+	return out
+}
+
+// warnings are mappings Jira accepts that still miss what a service
+// project is for.
+func (m *Mapping) warnings(meta *ticket.Meta) []string {
+	var out []string
+	if m.mode == ModePlatform && m.requestType == "" && meta.RequestTypeField() != "" {
+		out = append(out, fmt.Sprintf("request_type: not set, but %s is a service project: its issues will not show on the customer portal, "+
+			"the requester gets no notifications, and queues and SLAs keyed on request types miss them (set request_type, e.g. \"41\")", m.target()))
+	}
+	if m.mode == ModePlatform && meta.RequestTypeField() != "" && !m.reporter {
+		out = append(out, fmt.Sprintf("reporter: not set, so the bot is the reporter of every issue in %s and requesters cannot see their requests on the portal (set requester and reporter: requester)", m.target()))
+	}
+	return out
 }
 
 func (m *Mapping) target() string {
@@ -269,9 +301,23 @@ func (m *Mapping) table(meta *ticket.Meta) string {
 	} else {
 		fmt.Fprintf(tw, "(fixed)\tlabels\t-\t%s\tadded after create (no labels field in the request type)\t\n", labels)
 	}
-	if m.mode == ModeJSM && m.raiseOnBehalfOf != "" {
-		fmt.Fprintf(tw, "%s\traiseOnBehalfOf\t-\te-mail\t-\t\n", m.raiseOnBehalfOf)
+	switch {
+	case m.requester.email != "" && m.mode == ModeJSM:
+		fmt.Fprintf(tw, "%s\traiseOnBehalfOf\t-\te-mail → customer accountId\t-\t\n", m.requester.email)
+	case m.requester.email != "" && m.reporter:
+		fmt.Fprintf(tw, "%s\treporter\t-\te-mail → customer accountId\t-\t\n", m.requester.email)
+	}
+	if m.requestType != "" {
+		fmt.Fprintf(tw, "(fixed)\t%s\tRequest Type\t%q\t-\t\n", or(meta.RequestTypeField(), "customfield_10010"), m.requestType)
 	}
 	_ = tw.Flush() // a strings.Builder does not fail
 	return sb.String()
+}
+
+// or is s, or def when s is empty.
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -20,9 +20,9 @@ func TestCheckShipped(t *testing.T) {
 		{"v2", shipped(t, shippedMapping, 2), platformMeta(t)},
 		{"jsm", shipped(t, shippedMappingJSM, 0), jsmMeta(t)},
 	} {
-		table, problems := tt.m.Check(tt.meta, evs)
-		if len(problems) > 0 {
-			t.Errorf("%s: problems:\n%s", tt.name, strings.Join(problems, "\n"))
+		table, problems, warnings := tt.m.Check(tt.meta, evs)
+		if len(problems)+len(warnings) > 0 {
+			t.Errorf("%s: problems:\n%s\nwarnings:\n%s", tt.name, strings.Join(problems, "\n"), strings.Join(warnings, "\n"))
 		}
 		for _, want := range []string{"COLUMN", "departmentname", "customfield_10073", "Department", "select", "handsetsandheadsets", `checkboxes ("; ")`, "multicheckboxes", "Comments", "customfield_10082"} {
 			if !strings.Contains(table, want) {
@@ -53,7 +53,7 @@ fields:
 `)
 	evs := sampleEvents(t)[:3]
 	evs = append(evs, saraWith(t, map[string]*string{"departmentname": ptr("Fiance")}))
-	table, problems := m.Check(platformMeta(t), evs)
+	table, problems, _ := m.Check(platformMeta(t), evs)
 	all := strings.Join(problems, "\n")
 	for _, want := range []string{
 		// unknown field id
@@ -84,18 +84,67 @@ func TestCheckLabelsAndIssueType(t *testing.T) {
 	meta := platformMeta(t)
 	delete(meta.Fields, "labels")
 	m := shipped(t, shippedMapping, 3)
-	_, problems := m.Check(meta, nil)
+	_, problems, _ := m.Check(meta, nil)
 	if len(problems) != 1 || !strings.Contains(problems[0], "hash label") {
 		t.Errorf("problems %v, want the missing labels field", problems)
 	}
 
 	m2 := mustParse(t, strings.Replace(validYAML, "issue_type: 10003", "issue_type: 10004", 1))
-	_, problems = m2.Check(platformMeta(t), nil)
+	_, problems, _ = m2.Check(platformMeta(t), nil)
 	if !strings.Contains(strings.Join(problems, "\n"), "issue_type: 10004 is not an issue type of this screen") {
 		t.Errorf("problems %v", problems)
 	}
 
-	if _, problems := m.Check(nil, nil); len(problems) != 1 {
+	if _, problems, _ := m.Check(nil, nil); len(problems) != 1 {
 		t.Errorf("nil meta: %v", problems)
+	}
+}
+
+// A platform mapping into a service project without a request type works,
+// but its issues are no customer requests: check warns, in one line each.
+func TestCheckWarnsWithoutRequestType(t *testing.T) {
+	m := mustParse(t, `
+api_version: 3
+project: CP
+issue_type: "10003"
+summary: '{{col "newusername"}}'
+fields:
+  - {column: newusername, field: customfield_10070, type: text}
+  - {column: departmentname, field: customfield_10073, type: select}
+  - {column: emailaddress, field: customfield_10075, type: text}
+  - {column: costcenter, field: customfield_10076, type: text}
+  - {column: timeframe, field: customfield_10079, type: radio}
+  - {column: dateneededby, field: customfield_10080, type: date}
+`)
+	_, problems, warnings := m.Check(platformMeta(t), nil)
+	if len(problems) > 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	all := strings.Join(warnings, "\n")
+	for _, want := range []string{"request_type: not set", "customer portal", "notifications", "SLAs", "reporter: not set"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+	for _, w := range warnings {
+		if strings.Contains(w, "\n") {
+			t.Errorf("warning is not one line: %q", w)
+		}
+	}
+	// Without a Customer Request Type field (not a service project), a
+	// request_type is a problem, and no warning is due.
+	meta := platformMeta(t)
+	delete(meta.Fields, meta.RequestTypeField())
+	m2 := mustParse(t, `
+api_version: 3
+project: CP
+issue_type: "10003"
+request_type: "41"
+summary: '{{col "newusername"}}'
+fields:
+  - {column: newusername, field: customfield_10070, type: text}
+`)
+	if _, problems, warnings := m2.Check(meta, nil); !strings.Contains(strings.Join(problems, "\n"), "no Customer Request Type field") || len(warnings) > 0 {
+		t.Errorf("problems %v, warnings %v", problems, warnings)
 	}
 }

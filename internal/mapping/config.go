@@ -57,19 +57,22 @@ const (
 // Mapping is a parsed, validated mapping file. It is immutable and safe for
 // concurrent use.
 type Mapping struct {
-	mode            Mode
-	apiVersion      int
-	project         string
-	issueType       string
-	serviceDeskID   string
-	requestTypeID   string
-	raiseOnBehalfOf string // column
-	labels          []string
-	fixed           map[string]any
-	fixedOrder      []string
-	summary         *template.Template
-	description     *template.Template // nil: no description
-	fields          []fieldSpec
+	mode          Mode
+	apiVersion    int
+	project       string
+	issueType     string
+	serviceDeskID string
+	requestTypeID string
+	requester     requesterSpec
+	reporter      bool   // platform: reporter = the requester's account
+	requestType   string // platform: Customer Request Type value ("41" or "portal/key")
+	asBot         bool   // unknown_requester: raise_as_bot
+	labels        []string
+	fixed         map[string]any
+	fixedOrder    []string
+	summary       *template.Template
+	description   *template.Template // nil: no description
+	fields        []fieldSpec
 }
 
 // fieldSpec is one entry of "fields:".
@@ -104,6 +107,10 @@ func (m *Mapping) Target() ticket.Target {
 	return t
 }
 
+// HasRequester reports whether tickets are created for a requester
+// account (JSM raiseOnBehalfOf, or a platform reporter).
+func (m *Mapping) HasRequester() bool { return m.requester.email != "" }
+
 // ServiceDesk is the JSM service desk and request type ids ("" in platform
 // mode).
 func (m *Mapping) ServiceDesk() (deskID, requestTypeID string) {
@@ -136,12 +143,29 @@ type rawMapping struct {
 	ServiceDeskID   scalar         `yaml:"service_desk_id"`
 	RequestTypeID   scalar         `yaml:"request_type_id"`
 	RaiseOnBehalfOf string         `yaml:"raise_on_behalf_of"`
+	Requester       *rawRequester  `yaml:"requester"`
+	Reporter        string         `yaml:"reporter"`
+	RequestType     scalar         `yaml:"request_type"`
+	UnknownReq      string         `yaml:"unknown_requester"`
 	Labels          []string       `yaml:"labels"`
 	Fixed           map[string]any `yaml:"fixed"`
 	Summary         string         `yaml:"summary"`
 	Description     string         `yaml:"description"`
 	Fields          []rawField     `yaml:"fields"`
 }
+
+// rawRequester names the columns that identify the person a request is for.
+type rawRequester struct {
+	Email string `yaml:"email"`
+	Name  string `yaml:"name"`
+}
+
+// requesterSpec is the requester's columns ("" email: no requester).
+type requesterSpec struct{ email, name string }
+
+// requestTypeValue is what Jira's Customer Request Type field takes on
+// create: the request type id, or "<portal key>/<request type key>".
+var requestTypeValue = regexp.MustCompile(`^([0-9]+|[a-z0-9-]+/[a-z0-9-]+)$`)
 
 // scalar accepts a quoted or unquoted YAML scalar as text, so that
 // `issue_type: 10003` and `issue_type: "10003"` mean the same.
@@ -267,16 +291,35 @@ func (p *parser) build(raw *rawMapping) *Mapping {
 
 	m.issueType = string(raw.IssueType)
 	m.serviceDeskID, m.requestTypeID = string(raw.ServiceDeskID), string(raw.RequestTypeID)
-	m.raiseOnBehalfOf = strings.TrimSpace(raw.RaiseOnBehalfOf)
+	p.requester(m, raw)
 	switch m.mode {
 	case ModePlatform:
 		if !numericID.MatchString(m.issueType) {
 			p.errorf("issue_type", "%q is not an issue type id (want digits, e.g. \"10003\"; GET /rest/api/2/issue/createmeta/%s/issuetypes lists them)", m.issueType, m.project)
 		}
-		for key, v := range map[string]string{"service_desk_id": m.serviceDeskID, "request_type_id": m.requestTypeID, "raise_on_behalf_of": m.raiseOnBehalfOf} {
+		for key, v := range map[string]string{"request_type_id": m.requestTypeID, "raise_on_behalf_of": raw.RaiseOnBehalfOf} {
 			if v != "" {
-				p.errorf(key, "only used in mode jsm")
+				p.errorf(key, "only used in mode jsm (platform mode: request_type, requester and reporter)")
 			}
+		}
+		if m.requestType = string(raw.RequestType); m.requestType != "" && !requestTypeValue.MatchString(m.requestType) {
+			p.errorf("request_type", "%q is neither a request type id (digits, e.g. \"41\") nor <portal key>/<request type key>", m.requestType)
+		}
+		switch raw.Reporter {
+		case "":
+		case "requester":
+			m.reporter = true
+			if m.requester.email == "" {
+				p.errorf("reporter", "requester needs the requester key (its e-mail column)")
+			}
+		default:
+			p.errorf("reporter", "%q: the only value is requester (the reporter is then the requester's account)", raw.Reporter)
+		}
+		if m.serviceDeskID != "" && !numericID.MatchString(m.serviceDeskID) {
+			p.errorf("service_desk_id", "%q is not a service desk id (want digits, e.g. \"4\")", m.serviceDeskID)
+		}
+		if m.reporter && m.serviceDeskID == "" {
+			p.errorf("service_desk_id", "needed with reporter: requester: new requesters become customers of this service desk")
 		}
 	case ModeJSM:
 		if m.issueType != "" && !numericID.MatchString(m.issueType) {
@@ -287,6 +330,11 @@ func (p *parser) build(raw *rawMapping) *Mapping {
 		}
 		if !numericID.MatchString(m.requestTypeID) {
 			p.errorf("request_type_id", "%q is not a request type id (want digits, e.g. \"41\")", m.requestTypeID)
+		}
+		for key, v := range map[string]string{"request_type": string(raw.RequestType), "reporter": raw.Reporter} {
+			if v != "" {
+				p.errorf(key, "only used in mode platform (JSM sets the request type and raises on behalf of the requester)")
+			}
 		}
 	}
 
@@ -444,4 +492,30 @@ func parseTemplate(name, text string) (*template.Template, error) {
 		return nil, fmt.Errorf("template: %s", oneLine(msg))
 	}
 	return t, nil
+}
+
+// requester reads requester (and its older spelling raise_on_behalf_of, the
+// e-mail column alone) and unknown_requester.
+func (p *parser) requester(m *Mapping, raw *rawMapping) {
+	if raw.Requester != nil {
+		m.requester = requesterSpec{strings.TrimSpace(raw.Requester.Email), strings.TrimSpace(raw.Requester.Name)}
+		if m.requester.email == "" {
+			p.errorf("requester", "email: the column holding the requester's e-mail address is missing")
+		}
+		if raw.RaiseOnBehalfOf != "" {
+			p.errorf("raise_on_behalf_of", "set requester or raise_on_behalf_of, not both (raise_on_behalf_of is the older spelling of requester.email)")
+		}
+	} else if col := strings.TrimSpace(raw.RaiseOnBehalfOf); col != "" && m.mode == ModeJSM {
+		m.requester = requesterSpec{email: col}
+	}
+	switch raw.UnknownReq {
+	case "", "dead_letter":
+	case "raise_as_bot":
+		m.asBot = true
+	default:
+		p.errorf("unknown_requester", "%q: want dead_letter (default) or raise_as_bot", raw.UnknownReq)
+	}
+	if raw.UnknownReq != "" && m.requester.email == "" {
+		p.errorf("unknown_requester", "needs the requester key")
+	}
 }

@@ -18,8 +18,8 @@ func TestShippedMapping(t *testing.T) {
 	if m.Mode() != ModePlatform || m.APIVersion() != 3 || m.Project() != "CP" || m.IssueType() != "10003" {
 		t.Errorf("mode %s v%d project %s issue type %s", m.Mode(), m.APIVersion(), m.Project(), m.IssueType())
 	}
-	if d, r := m.ServiceDesk(); d != "" || r != "" {
-		t.Errorf("platform service desk %q/%q", d, r)
+	if d, r := m.ServiceDesk(); d != "4" || r != "" || m.Target().JSM() {
+		t.Errorf("platform service desk %q/%q (the desk new requesters join), JSM target %v", d, r, m.Target().JSM())
 	}
 	// Every form column reaches Jira.
 	var mapped []string
@@ -36,8 +36,15 @@ func TestShippedMapping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, r := j.ServiceDesk(); j.Mode() != ModeJSM || d != "4" || r != "41" || j.raiseOnBehalfOf != "emailaddress" {
-		t.Errorf("jsm mode %s desk %s type %s on behalf %s", j.Mode(), d, r, j.raiseOnBehalfOf)
+	if d, r := j.ServiceDesk(); j.Mode() != ModeJSM || d != "4" || r != "41" || j.requester != (requesterSpec{"emailaddress", "newusername"}) {
+		t.Errorf("jsm mode %s desk %s type %s on behalf %+v", j.Mode(), d, r, j.requester)
+	}
+	p, err := Load(shippedMapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.requestType != "41" || !p.reporter || p.requester.email != "emailaddress" || p.serviceDeskID != "4" {
+		t.Errorf("platform: request type %q, reporter %v, requester %+v, desk %q", p.requestType, p.reporter, p.requester, p.serviceDeskID)
 	}
 }
 
@@ -81,6 +88,13 @@ func TestParseErrors(t *testing.T) {
 		{"summary as a field", strings.Replace(validYAML, "customfield_10070", "summary", 1), []string{"summary is set by the summary key"}},
 		{"duplicate field", validYAML + "  - {column: samplename, field: customfield_10070, type: text}\n", []string{"line 8: fields[1]", "already mapped by fields[0]"}},
 		{"label with space", validYAML + "labels: [web form]\n", []string{"line 8: labels:", "without spaces"}},
+		{"bad request type", validYAML + "request_type: Phone equipment\n", []string{"line 8: request_type:", "neither a request type id"}},
+		{"reporter without requester", validYAML + "reporter: requester\nservice_desk_id: \"4\"\n", []string{"reporter: requester needs the requester key"}},
+		{"reporter without desk", validYAML + "requester: {email: emailaddress}\nreporter: requester\n", []string{"service_desk_id: needed with reporter"}},
+		{"reporter other than requester", validYAML + "reporter: bob\n", []string{`reporter: "bob"`}},
+		{"requester without email", validYAML + "requester: {name: newusername}\n", []string{"requester: email:"}},
+		{"unknown requester policy", validYAML + "requester: {email: emailaddress}\nunknown_requester: ignore\n", []string{`unknown_requester: "ignore"`}},
+		{"raise_on_behalf_of in platform", validYAML + "raise_on_behalf_of: emailaddress\n", []string{"raise_on_behalf_of: only used in mode jsm"}},
 		{"several at once", strings.Replace(strings.Replace(validYAML, "mode: platform", "mode: x", 1), "type: text", "type: y", 1), []string{"mode:", "type:"}},
 	}
 	for _, tt := range tests {

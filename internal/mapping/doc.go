@@ -8,7 +8,10 @@
 //	issue_type: "10003"       # platform: issue type id, never a name
 //	service_desk_id: "4"      # jsm
 //	request_type_id: "41"     # jsm
-//	raise_on_behalf_of: emailaddress   # jsm: column with the requester's e-mail
+//	requester: {email: emailaddress, name: newusername}  # whose request: jsm raises on their behalf
+//	request_type: "41"        # platform: the Customer Request Type (or "portal/key")
+//	reporter: requester       # platform: the requester's account is the reporter
+//	unknown_requester: dead_letter   # or raise_as_bot when no account can be had
 //	labels: [web-form]        # fixed labels; cowjacket-<hash> is always added
 //	fixed: {priority: {id: "3"}}       # field id → value sent as is
 //	summary: 'Phone request: {{col "newusername"}} ({{col "departmentname"}})'

@@ -28,11 +28,12 @@ const (
 
 // Reason codes: the category of a dead letter, for alerts and filters.
 const (
-	ReasonUnmappable   = "unmappable"    // the row cannot be mapped to Jira fields
-	ReasonJiraRejected = "jira_rejected" // Jira answered 400 with field errors
-	ReasonExhausted    = "exhausted"     // transient failures used every attempt
-	ReasonUndecodable  = "undecodable"   // capture could not decode a value / the event
-	ReasonTooLarge     = "too_large"     // the event exceeds the server's max payload
+	ReasonUnmappable   = "unmappable"      // the row cannot be mapped to Jira fields
+	ReasonJiraRejected = "jira_rejected"   // Jira answered 400 with field errors
+	ReasonExhausted    = "exhausted"       // transient failures used every attempt
+	ReasonPermission   = "jira_permission" // Jira refuses a permission the ticket needs (e.g. creating the customer)
+	ReasonUndecodable  = "undecodable"     // capture could not decode a value / the event
+	ReasonTooLarge     = "too_large"       // the event exceeds the server's max payload
 )
 
 // DeadLetter describes why an event is in FORMS_DLQ.

@@ -48,6 +48,7 @@ var Resources = []Resource{
 	{DLQ, "stream", 0, config.Both, "dead letters of both binaries (neither rewrites it)"},
 	{TicketsBucket, "kv", config.Ticketer, 0, "hash → ticket record (claims, keys, pending label edits)"},
 	{Stats, "stream", config.Ticketer, 0, "daily counters, summed over replicas"},
+	{CustomersBucket, "kv", config.Ticketer, 0, "requester e-mail → Jira accountId (JSM customers found or created)"},
 	{TicketerConsumer, "consumer", config.Ticketer, 0, "the durable consumer on FORMS all ticketer replicas share"},
 }
 

@@ -5,7 +5,10 @@
 // imports the other.
 package ticket
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 // Target is where tickets are created: a project and issue type through the
 // platform API, or a service desk and request type through the JSM request
@@ -38,7 +41,19 @@ type Request struct {
 	ServiceDeskID      string         // jsm
 	RequestTypeID      string         // jsm
 	RequestFieldValues map[string]any // jsm
-	RaiseOnBehalfOf    string         // jsm: the requester's e-mail (from the mapped column)
+	RaiseOnBehalfOf    string         // jsm: the requester's accountId, once resolved (SetRequester)
+
+	// Requester is the person the request is for, when the mapping names
+	// one: Jira wants their account (JSM: raiseOnBehalfOf; platform: the
+	// reporter, when ReporterIsRequester), which ticketer resolves from the
+	// e-mail (finding or creating the JSM customer) before creating.
+	Requester           *Person
+	ReporterIsRequester bool // platform: reporter = the requester's account
+	// AsBotWithoutAccount: when no account can be had for the requester
+	// (the bot may not create customers), create the ticket as the bot
+	// instead of dead-lettering it; the requester stays named in the
+	// mapped fields.
+	AsBotWithoutAccount bool
 
 	// Labels is every label the ticket must carry (the mapping's fixed
 	// labels, then HashLabel). Platform mode also has them in
@@ -53,6 +68,46 @@ type Request struct {
 	// may never have happened.
 	Labels        []string
 	LabelsPending bool
+}
+
+// ErrNoAccount: the requester has no Jira account the bot may see, and the
+// bot may not create one (the wrapping error names the missing permission).
+var ErrNoAccount = errors.New("no Jira account for the requester")
+
+// Person is a requester as the form names them.
+type Person struct {
+	Email string // as typed in the form (trimmed)
+	Name  string // display name for a customer created from it
+}
+
+// SetRequester puts the requester's accountId where the target wants it.
+func (r *Request) SetRequester(accountID string) {
+	if r.ServiceDeskID != "" {
+		r.RaiseOnBehalfOf = accountID
+		return
+	}
+	if r.ReporterIsRequester && r.Fields != nil {
+		r.Fields["reporter"] = map[string]any{"id": accountID}
+	}
+}
+
+// RequestTypeCustom is the schema.custom of JSM's Customer Request Type
+// field (customfield_10010 on Cloud): on the create screen of every JSM
+// project; an issue created without it is no customer request.
+const RequestTypeCustom = "com.atlassian.servicedesk:vp-origin"
+
+// RequestTypeField is the id of the target's Customer Request Type field
+// ("" when it has none: not a service project).
+func (m *Meta) RequestTypeField() string {
+	if m == nil {
+		return ""
+	}
+	for id, fm := range m.Fields {
+		if fm.Custom == RequestTypeCustom {
+			return id
+		}
+	}
+	return ""
 }
 
 // FieldMeta is what Jira says about one field of the target screen (from

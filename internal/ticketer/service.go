@@ -100,7 +100,11 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if engine, err = cfg.Engine(js, stream.Tickets{KV: kv}, m, jc, pacer, engineMetrics, log); err != nil {
+		requesters, err := cfg.Requesters(ctx, js, m, jc, true, log)
+		if err != nil {
+			return err
+		}
+		if engine, err = cfg.Engine(js, stream.Tickets{KV: kv}, m, jc, pacer, requesters, engineMetrics, log); err != nil {
 			return err
 		}
 		if cons, err = js.CreateOrUpdateConsumer(ctx, stream.Forms, cfg.ConsumerConfig()); err != nil {
@@ -305,7 +309,7 @@ func (s *service) waitForAuth(ctx context.Context) error {
 			s.log.Info("Jira accepts the credentials again; resuming")
 			return nil
 		}
-		if !errors.Is(err, jira.ErrAuth) {
+		if !ticketing.Refused(err) {
 			// Jira is reachable enough to answer something else: resume and
 			// let the usual retries deal with it.
 			s.authBroken.Store(false)
@@ -349,7 +353,7 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 			failed++
 			// A last delivery that met refused credentials is dead-lettered
 			// (no redelivery would follow a Nak); consuming stops all the same.
-			auth = auth || errors.Is(o.Err, jira.ErrAuth)
+			auth = auth || ticketing.Refused(o.Err)
 			err = msg.TermWithReason(o.DeadLetter.Reason)
 		case ticketing.StatusAuth:
 			failed++
@@ -383,7 +387,7 @@ func (s *service) pollPending(ctx context.Context) {
 			s.metrics.AckPending.Set(float64(info.NumAckPending))
 		}
 		cancel()
-		s.metrics.Pace.Set(s.pacer.Rate())
+		s.metrics.Pace.Set(s.pacer.Rate(""))
 		select {
 		case <-ctx.Done():
 			return

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/customers"
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/natsconn"
@@ -61,13 +62,35 @@ func (c *Config) Connect(ctx context.Context, log *slog.Logger, opts ...nats.Opt
 // Engine builds the exactly-once engine over FORMS_TICKETS and FORMS_DLQ,
 // with the service's rules, for the service and the replay commands.
 func (c *Config) Engine(js jetstream.JetStream, tickets stream.Tickets, m *mapping.Mapping, jc ticketing.Jira, pacer ticketing.Pacer,
-	metrics *ticketing.Metrics, log *slog.Logger) (*ticketing.Engine, error) {
+	requesters ticketing.Requesters, metrics *ticketing.Metrics, log *slog.Logger) (*ticketing.Engine, error) {
 	return ticketing.New(ticketing.Config{
-		Jira: jc, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: js, Log: log, Metrics: metrics, Pacer: pacer,
+		Jira: jc, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: js, Requesters: requesters,
+		Log: log, Metrics: metrics, Pacer: pacer,
 		BatchSize: c.BatchSize, Concurrency: c.Concurrency,
 		ReconcileDelay: c.ReconcileDelay, JiraTimeout: c.JiraTimeout, RetryWindow: c.RetryWindow,
 		KeepAliveEvery: max(min(c.AckWait, c.redelivery(1))/3, 100*time.Millisecond),
 	})
+}
+
+// Requesters is the resolver of requester accounts when the mapping names
+// a requester (nil otherwise), over the cache in FORMS_CUSTOMERS: created or
+// updated by the service (ensure), looked up by commands.
+func (c *Config) Requesters(ctx context.Context, js jetstream.JetStream, m *mapping.Mapping, jc *jira.Client, ensure bool, log *slog.Logger) (ticketing.Requesters, error) {
+	if !m.HasRequester() {
+		return nil, nil
+	}
+	var cache stream.Customers
+	var err error
+	if ensure {
+		cache, err = stream.EnsureCustomers(ctx, js, c.Streams)
+	} else {
+		cache, err = stream.LookupCustomers(ctx, js)
+	}
+	if err != nil {
+		return nil, err
+	}
+	desk, _ := m.ServiceDesk()
+	return customers.New(jc, cache, desk, log), nil
 }
 
 // ConsumerConfig is the durable consumer with this configuration's

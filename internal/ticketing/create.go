@@ -31,7 +31,7 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 		g.SetLimit(p.cfg.Concurrency)
 		for i, w := range own {
 			g.Go(func() error {
-				pctx, err := p.takeTurn(ctx)
+				pctx, err := p.takeTurn(ctx, jira.OpRequestCreate)
 				if err != nil {
 					results[i] = res{w, "", err}
 					return nil
@@ -49,7 +49,7 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 		results = slices.DeleteFunc(results, func(r res) bool { return r.w == nil })
 	} else {
 		for chunk := range slices.Chunk(own, p.cfg.BatchSize) {
-			pctx, err := p.takeTurn(ctx)
+			pctx, err := p.takeTurn(ctx, jira.OpBulkCreate)
 			if err != nil {
 				for _, w := range chunk {
 					results = append(results, res{w, "", err})
@@ -93,7 +93,7 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 			continue
 		}
 		switch {
-		case errors.Is(r.err, jira.ErrAuth):
+		case Refused(r.err):
 			w.notCreated = true
 			authErr = r.err
 		case errors.Is(r.err, jira.ErrPermanent):
@@ -126,11 +126,11 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 
 // takeTurn waits for the shared pacer (and any Retry-After) so that the
 // claim stamped next is followed by the request at once.
-func (p *Engine) takeTurn(ctx context.Context) (context.Context, error) {
+func (p *Engine) takeTurn(ctx context.Context, op string) (context.Context, error) {
 	if p.cfg.Pacer == nil {
 		return ctx, nil
 	}
-	if err := p.cfg.Pacer.Wait(ctx); err != nil {
+	if err := p.cfg.Pacer.Wait(ctx, op); err != nil {
 		return nil, err
 	}
 	return jira.Paced(ctx), nil

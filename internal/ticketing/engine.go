@@ -60,11 +60,12 @@ type Publisher interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
-// Pacer gates requests to Jira (*jira.Pacer has it). Wait takes a turn for
-// a create; WaitLow only spare capacity, for deferred label edits.
+// Pacer gates requests to Jira, per operation (*jira.Pacer has it). Wait
+// takes a turn for a create; WaitLow only spare capacity, for deferred
+// label edits.
 type Pacer interface {
-	Wait(ctx context.Context) error
-	WaitLow(ctx context.Context) error
+	Wait(ctx context.Context, op string) error
+	WaitLow(ctx context.Context, op string) error
 }
 
 // Config wires an Engine. Every field without a default in brackets is
@@ -75,6 +76,7 @@ type Config struct {
 	Records     Records
 	LabelJobs   LabelJobs
 	DeadLetters Publisher
+	Requesters  Requesters   // [none: requests go without an account]
 	Log         *slog.Logger // [discard]
 	Metrics     *Metrics     // [none]
 	// Pacer, when the Jira client paces with it, lets the engine take the
@@ -141,4 +143,12 @@ func New(cfg Config) (*Engine, error) {
 		cfg.KeepAliveEvery = 5 * time.Second
 	}
 	return &Engine{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, labels: newLabeler(cfg)}, nil
+}
+
+// Refused reports whether Jira refuses us rather than an event: the
+// credentials (401, or served as anonymous) or a permission every create
+// needs (403). Nothing will succeed until an operator fixes it, so the
+// service stops consuming.
+func Refused(err error) bool {
+	return errors.Is(err, jira.ErrAuth) || errors.Is(err, jira.ErrPermission)
 }

@@ -239,7 +239,7 @@ func (l *labeler) edit(ctx context.Context, job stream.LabelJob, low bool, attem
 			if low {
 				wait = l.pacer.WaitLow
 			}
-			if err := wait(ctx); err != nil {
+			if err := wait(ctx, jira.OpAddLabels); err != nil {
 				return err
 			}
 			pctx = jira.Paced(ctx)

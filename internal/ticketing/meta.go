@@ -2,11 +2,9 @@ package ticketing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/ticket"
 )
 
@@ -20,7 +18,7 @@ func (p *Engine) Meta(ctx context.Context) (*ticket.Meta, error) {
 	}
 	m, err := p.cfg.Jira.Meta(ctx, p.cfg.Mapping.Target())
 	if err != nil {
-		if p.meta != nil && !errors.Is(err, jira.ErrAuth) {
+		if p.meta != nil && !Refused(err) {
 			return p.meta, nil // a stale view beats none while Jira hiccups
 		}
 		return nil, fmt.Errorf("fetch Jira field metadata: %w", err)

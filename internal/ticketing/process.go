@@ -36,6 +36,8 @@ type work struct {
 	lastErr    error
 	wait       time.Time // retry not before
 	reconcile  bool
+	resolved   bool  // the requester's account is in req
+	authErr    error // Jira refused the credentials for this work
 	out        *Outcome
 }
 
@@ -281,7 +283,7 @@ func (p *Engine) pass(ctx context.Context, ws []*work) error {
 	// 2. Reconcile unknown outcomes by searching for the hash.
 	if len(rec) > 0 {
 		if err := p.reconcile(ctx, rec); err != nil {
-			if errors.Is(err, jira.ErrAuth) {
+			if Refused(err) {
 				return err
 			}
 			for _, w := range rec {
@@ -294,7 +296,14 @@ func (p *Engine) pass(ctx context.Context, ws []*work) error {
 			}
 		}
 	}
-	// 3. Create what we own.
+	// 3. Put the requester's account in, then create what we own.
+	own = p.resolve(ctx, own)
+	for _, w := range ws {
+		if w.authErr != nil {
+			err, w.authErr = w.authErr, nil
+			return err
+		}
+	}
 	if len(own) == 0 {
 		return nil
 	}
@@ -302,7 +311,7 @@ func (p *Engine) pass(ctx context.Context, ws []*work) error {
 }
 
 func (p *Engine) failAll(ws []*work, err error) error {
-	if errors.Is(err, jira.ErrAuth) {
+	if Refused(err) {
 		return err
 	}
 	for _, w := range ws {
