@@ -65,7 +65,7 @@ func TestPacerLowPriorityYields(t *testing.T) {
 
 func TestPacerLowPriorityHonoursRetryAfter(t *testing.T) {
 	p := NewPacer(0)
-	p.Throttled(op, 200 * time.Millisecond, "jira-quota-tenant-based")
+	p.Throttled(op, 200*time.Millisecond, "jira-quota-tenant-based")
 	start := time.Now()
 	if err := p.WaitLow(context.Background(), op); err != nil {
 		t.Fatal(err)
