@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/cli"
+	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
@@ -43,7 +44,7 @@ func runCheck(ctx context.Context, env cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	jc, err := cfg.JiraClient(m, nil, nil)
+	jc, err := cfg.JiraClient(m, jira.Options{})
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func newReplayer(ctx context.Context, env cli.Env) (*replayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	jc, err := cfg.JiraClient(m, nil, nil)
+	jc, err := cfg.JiraClient(m, jira.Options{})
 	if err != nil {
 		return nil, err
 	}

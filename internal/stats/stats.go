@@ -39,6 +39,9 @@ const (
 	Failed       = "failed"
 	Skipped      = "skipped"
 	DeadLettered = "dead_lettered"
+	// JiraDownSeconds is how long Jira was unreachable (the circuit open),
+	// added by the replica that saw it come back.
+	JiraDownSeconds = "jira_down_seconds"
 	// statSummaries elects the one replica that logs a day's summary.
 	statSummaries = "summaries"
 
@@ -49,7 +52,7 @@ const (
 	dayFormat    = "2006-01-02"
 )
 
-var statNames = []string{Created, Failed, Skipped, DeadLettered}
+var statNames = []string{Created, Failed, Skipped, DeadLettered, JiraDownSeconds}
 
 // Recorder counts outcomes in memory and adds them to FORMS_STATS
 // every statsFlushEvery. A nil *Recorder records nothing.
@@ -220,6 +223,9 @@ type DayStats struct {
 	LatencySamples int           `json:"latency_samples"`
 	P50            time.Duration `json:"latency_p50_ns"`
 	P99            time.Duration `json:"latency_p99_ns"`
+	// JiraDown is how long Jira was unreachable that day (outages ending
+	// that day).
+	JiraDown time.Duration `json:"jira_down_ns,omitempty"`
 }
 
 // Line is the summary in words: the daily log line and `ticketer stats`.
@@ -228,8 +234,12 @@ func (d DayStats) Line() string {
 	if d.LatencySamples > 0 {
 		lat = fmt.Sprintf("commit→ticket p50 %s, p99 %s (%d samples)", fmtLatency(d.P50), fmtLatency(d.P99), d.LatencySamples)
 	}
-	return fmt.Sprintf("%s: %d created, %d failed, %d skipped as duplicates, %d dead-lettered; %s",
-		d.Day, d.Created, d.Failed, d.Skipped, d.DeadLettered, lat)
+	down := ""
+	if d.JiraDown > 0 {
+		down = "; Jira unreachable for " + d.JiraDown.String()
+	}
+	return fmt.Sprintf("%s: %d created, %d failed, %d skipped as duplicates, %d dead-lettered; %s%s",
+		d.Day, d.Created, d.Failed, d.Skipped, d.DeadLettered, lat, down)
 }
 
 func fmtLatency(d time.Duration) string {
@@ -273,6 +283,8 @@ func Read(ctx context.Context, js jetstream.JetStream, first time.Time, n int) (
 					out[i].Skipped = v
 				case DeadLettered:
 					out[i].DeadLettered = v
+				case JiraDownSeconds:
+					out[i].JiraDown = time.Duration(v) * time.Second
 				}
 			}
 		}

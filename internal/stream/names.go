@@ -49,6 +49,7 @@ var Resources = []Resource{
 	{TicketsBucket, "kv", config.Ticketer, 0, "hash → ticket record (claims, keys, pending label edits)"},
 	{Stats, "stream", config.Ticketer, 0, "daily counters, summed over replicas"},
 	{CustomersBucket, "kv", config.Ticketer, 0, "requester e-mail → Jira accountId (JSM customers found or created)"},
+	{JiraBucket, "kv", config.Ticketer, 0, "the replicas' shared view of Jira: circuit, pace, live replicas"},
 	{TicketerConsumer, "consumer", config.Ticketer, 0, "the durable consumer on FORMS all ticketer replicas share"},
 }
 

@@ -47,6 +47,14 @@ type Record struct {
 	// LabelsPending: the ticket exists but its labels (JSM: added by an
 	// edit after the create) are not added yet; see LabelJob.
 	LabelsPending bool `json:"labels_pending,omitempty"`
+	// Failures counts deliveries that ended failing for this event while
+	// Jira otherwise worked (not outages, throttling or shutdowns): at
+	// MAX_DELIVER the event is dead-lettered as exhausted.
+	Failures int `json:"failures,omitempty"`
+	// KeyFrom is the lowest issue number the last create may have got: one
+	// above the highest known before it was sent (0: unknown). Reading keys
+	// upwards from here finds its issue without search's lag.
+	KeyFrom int `json:"key_from,omitempty"`
 }
 
 // ErrConflict: someone else wrote the record since it was read.

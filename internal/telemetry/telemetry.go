@@ -40,19 +40,33 @@ func NewRegistry() *prometheus.Registry {
 // Handler serves /metrics, /healthz and /readyz; ready reports why the
 // service is not ready (nil = ready).
 func Handler(reg *prometheus.Registry, ready func() error) http.Handler {
+	return NotedHandler(reg, func() (string, error) {
+		if ready == nil {
+			return "", nil
+		}
+		return "", ready()
+	})
+}
+
+// NotedHandler is Handler whose readiness may carry a note for a ready
+// service ("ready; Jira unreachable …"): what operators should know that
+// no restart or rollout of this process would change.
+func NotedHandler(reg *prometheus.Registry, ready func() (note string, err error)) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ready != nil {
-			if err := ready(); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
+		note, err := ready()
+		if err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
 		}
-		_, _ = io.WriteString(w, "ready\n")
+		if note != "" {
+			note = "; " + note
+		}
+		_, _ = io.WriteString(w, "ready"+note+"\n")
 	})
 	return mux
 }

@@ -49,15 +49,17 @@ func TestJiraDownAndBacklogConditions(t *testing.T) {
 		}
 	}
 
-	// One lost request followed by silence is no outage.
-	al.observeJira("create", 0, 0)
-	time.Sleep(500 * time.Millisecond)
+	// A circuit open shorter than the threshold is no alert.
+	al.circuit(true, "jira create: 503")
+	time.Sleep(100 * time.Millisecond)
+	al.circuit(false, "")
+	time.Sleep(400 * time.Millisecond)
 	if rec.find(alert.JiraUnreachable, false) {
-		t.Fatal("one failed request raised Jira unreachable")
+		t.Fatal("a short outage raised Jira unreachable")
 	}
-	al.observeJira("create", 503, 0)
+	al.circuit(true, "jira create: 503")
 	wait("Jira unreachable alert", func() bool { return rec.find(alert.JiraUnreachable, false) })
-	al.observeJira("create", 400, 0) // an answer: Jira is back
+	al.circuit(false, "") // the circuit closed: Jira is back
 	wait("Jira resolved alert", func() bool { return rec.find(alert.JiraUnreachable, true) })
 
 	// Backlog: growing for longer than the threshold fires; draining resolves.

@@ -17,11 +17,6 @@ import (
 	"github.com/cowjacket/formjira/internal/ticketing"
 )
 
-// jiraDownMinFailures is how many Jira requests in a row must fail (no
-// answer or 5xx) before Jira counts as unreachable; one lost request
-// followed by silence is not an outage.
-const jiraDownMinFailures = 2
-
 // alerting connects the service to internal/alert: dead letters feed the
 // digest, 401/403 the auth alert, and two conditions watch Jira's health
 // and the consumer backlog. Every method is non-blocking (Notify queues)
@@ -35,9 +30,9 @@ type alerting struct {
 	backlogAfter  time.Duration
 	backlogFiring bool
 
-	mu          sync.Mutex
-	failing     int // consecutive Jira requests without a (non-5xx) answer
-	lastFailure string
+	mu         sync.Mutex
+	down       bool // Jira's circuit is open
+	downReason string
 	// backlog samples covering the last backlogAfter (and one before)
 	samples []backlogSample
 	now     func() time.Time
@@ -61,23 +56,14 @@ func newAlerting(cfg alert.Config, a alert.Notifier, log *slog.Logger) *alerting
 	}
 }
 
-// observeJira is chained into the Jira client's Observe hook.
-func (al *alerting) observeJira(op string, status int, _ time.Duration) {
+// circuit is told when Jira's circuit opens (down) or closes.
+func (al *alerting) circuit(down bool, reason string) {
 	if al == nil {
 		return
 	}
 	al.mu.Lock()
-	defer al.mu.Unlock()
-	if status == 0 || status >= 500 {
-		al.failing++
-		what := "no answer"
-		if status != 0 {
-			what = strconv.Itoa(status) + " " + http.StatusText(status)
-		}
-		al.lastFailure = op + ": " + what
-		return
-	}
-	al.failing = 0
+	al.down, al.downReason = down, reason
+	al.mu.Unlock()
 }
 
 // watch evaluates the Jira condition periodically.
@@ -94,9 +80,9 @@ func (al *alerting) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		al.mu.Lock()
-		n, last := al.failing, al.lastFailure
+		down, reason := al.down, al.downReason
 		al.mu.Unlock()
-		al.jiraDown.Observe(n >= jiraDownMinFailures, fmt.Sprintf("%d Jira requests in a row failed; the last: %s", n, last))
+		al.jiraDown.Observe(down, "Jira's circuit is open (only health probes are sent): "+reason)
 	}
 }
 

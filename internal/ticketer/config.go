@@ -25,13 +25,13 @@ var Vars = config.For(config.Ticketer, []config.Var{
 	{Name: "CONCURRENCY", Default: "4", Help: "batches processed at once (JSM: requests in flight per batch too)"},
 	{Name: "BATCH_SIZE", Default: "50", Help: "events per batch; platform mode bulk-creates up to 50 per call"},
 	{Name: "BATCH_WAIT", Default: "50ms", Help: "how long to gather a batch after its first event, when more are already waiting (none waiting: no wait)"},
-	{Name: "MAX_DELIVER", Default: "10", Help: "deliveries per event before it is dead-lettered as exhausted"},
+	{Name: "MAX_DELIVER", Default: "10", Help: "failed deliveries (failures of the event itself while Jira works: outages, throttling and restarts do not count) before it is dead-lettered as exhausted"},
 	{Name: "ACK_WAIT", Default: "30s", Help: "redelivery timeout of an unacknowledged event (kept alive while retrying)"},
 	{Name: "BACKOFF", Default: "30s,1m,2m,5m,10m", Help: "redelivery delays after a failed delivery (consumer BackOff)"},
 	{Name: "MAX_ACK_PENDING", Default: "1000", Help: "events in flight, unacknowledged, at most"},
 	{Name: "JIRA_TIMEOUT", Default: "30s", Help: "timeout of one Jira request"},
-	{Name: "JIRA_RATE", Default: "0", Help: "requests per second towards Jira, shared by all workers (0 = unpaced until a 429)"},
-	{Name: "RECONCILE_DELAY", Default: "30s", Help: "how long Jira's search may lag behind a create"},
+	{Name: "JIRA_RATE", Default: "0", Help: "requests per second to any one Jira endpoint, the budget of the whole site, shared by all replicas (0 = find Jira's pace: unpaced until a 429, then just under it)"},
+	{Name: "RECONCILE_DELAY", Default: "10m", Help: "how long Jira's search may lag behind a create: an unknown outcome that neither search nor a read by key finds counts as nothing created only after JIRA_TIMEOUT + this"},
 	{Name: "RETRY_WINDOW", Default: "1m", Help: "how long to retry transient Jira failures within one delivery"},
 }, natsconn.Vars, stream.Vars, telemetry.Vars, alert.Vars)
 

@@ -2,9 +2,12 @@ package ticketer
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cowjacket/formjira/internal/jirasite"
 )
 
 // Metrics are the service's own Prometheus series (the engine's are
@@ -16,6 +19,14 @@ type Metrics struct {
 	Pending     prometheus.Gauge
 	AckPending  prometheus.Gauge
 	Pace        prometheus.Gauge
+	// Circuit is Jira's circuit here (0 closed, 1 half-open, 2 open);
+	// CircuitSeconds the time spent in each state.
+	Circuit        prometheus.Gauge
+	CircuitSeconds *prometheus.CounterVec
+
+	mu        sync.Mutex
+	state     jirasite.State
+	stateFrom time.Time
 }
 
 // NewMetrics registers the series with reg.
@@ -27,8 +38,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Pending:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_consumer_pending", Help: "Events in FORMS not yet delivered to the ticketer consumer."}),
 		AckPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_consumer_ack_pending", Help: "Events delivered and not yet acknowledged."}),
 		Pace:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_jira_pace_per_second", Help: "Current request pace towards Jira (+Inf = unpaced)."}),
+		Circuit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_jira_circuit_state",
+			Help: "Jira's circuit as this replica sees it: 0 closed (Jira works), 1 half-open (probing), 2 open (Jira down: events held, only probes sent)."}),
+		CircuitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketer_jira_circuit_seconds_total",
+			Help: "Seconds spent in each state of Jira's circuit."}, []string{"state"}),
+		stateFrom: time.Now(),
 	}
-	reg.MustRegister(m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace)
+	for _, st := range []jirasite.State{jirasite.Closed, jirasite.HalfOpen, jirasite.Open} {
+		m.CircuitSeconds.WithLabelValues(st.String())
+	}
+	reg.MustRegister(m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace, m.Circuit, m.CircuitSeconds)
 	return m
 }
 
@@ -38,4 +57,22 @@ func (m *Metrics) observeJira(op string, status int, d time.Duration) {
 	if status == 429 {
 		m.Throttled.Inc()
 	}
+}
+
+// circuit moves the circuit metrics to st (st again: only the time counts).
+func (m *Metrics) circuit(st jirasite.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	m.CircuitSeconds.WithLabelValues(m.state.String()).Add(now.Sub(m.stateFrom).Seconds())
+	m.state, m.stateFrom = st, now
+	m.Circuit.Set(float64(st))
+}
+
+// tick adds the time spent in the current state so far.
+func (m *Metrics) tick() {
+	m.mu.Lock()
+	st := m.state
+	m.mu.Unlock()
+	m.circuit(st)
 }

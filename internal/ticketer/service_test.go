@@ -187,7 +187,7 @@ func TestJiraRejectionIsDeadLetteredWithFieldNames(t *testing.T) {
 	lying := &fakeMetaJira{Client: jc, extra: "Astrology"}
 	tickets := stream.Tickets{KV: kv}
 	p, err := ticketing.New(ticketing.Config{Jira: lying, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: h.JS,
-		BatchSize: 50, Concurrency: 1, ReconcileDelay: time.Second, JiraTimeout: time.Second, RetryWindow: 5 * time.Second})
+		BatchSize: 50, Concurrency: 1, ReconcileDelay: time.Second, JiraTimeout: time.Second, RetryWindow: 5 * time.Second, MaxFailures: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,19 +35,20 @@ func (c *Config) LoadMapping() (*mapping.Mapping, error) {
 	return m, nil
 }
 
-// JiraClient is a client for the mapping's API version. pacer nil: a
-// private one at JIRA_RATE; observe may be nil.
-func (c *Config) JiraClient(m *mapping.Mapping, pacer *jira.Pacer, observe func(op string, status int, d time.Duration)) (*jira.Client, error) {
+// JiraClient is a client for the mapping's API version, with the
+// configuration's site, credentials and timeout. hooks may set the Pacer
+// (nil: a private one at JIRA_RATE), Observe, Gate and Result.
+func (c *Config) JiraClient(m *mapping.Mapping, hooks jira.Options) (*jira.Client, error) {
 	if err := c.RequireJira(); err != nil {
 		return nil, err
 	}
-	if pacer == nil {
-		pacer = jira.NewPacer(c.JiraRate)
+	o := hooks
+	if o.Pacer == nil {
+		o.Pacer = jira.NewPacer(c.JiraRate)
 	}
-	jc, err := jira.New(jira.Options{
-		URL: c.JiraURL, Email: c.JiraEmail, APIToken: c.JiraAPIToken, PAT: c.JiraPAT,
-		APIVersion: m.APIVersion(), Timeout: c.JiraTimeout, Pacer: pacer, Observe: observe,
-	})
+	o.URL, o.Email, o.APIToken, o.PAT = c.JiraURL, c.JiraEmail, c.JiraAPIToken, c.JiraPAT
+	o.APIVersion, o.Timeout = m.APIVersion(), c.JiraTimeout
+	jc, err := jira.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("JIRA_URL: %w", err)
 	}
@@ -67,7 +68,7 @@ func (c *Config) Engine(js jetstream.JetStream, tickets stream.Tickets, m *mappi
 		Jira: jc, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: js, Requesters: requesters,
 		Log: log, Metrics: metrics, Pacer: pacer,
 		BatchSize: c.BatchSize, Concurrency: c.Concurrency,
-		ReconcileDelay: c.ReconcileDelay, JiraTimeout: c.JiraTimeout, RetryWindow: c.RetryWindow,
+		ReconcileDelay: c.ReconcileDelay, JiraTimeout: c.JiraTimeout, RetryWindow: c.RetryWindow, MaxFailures: c.MaxDeliver,
 		KeepAliveEvery: max(min(c.AckWait, c.redelivery(1))/3, 100*time.Millisecond),
 	})
 }

@@ -76,9 +76,9 @@ func (p *Engine) claim(ctx context.Context, w *work) error {
 }
 
 func (p *Engine) claimRecord(w *work, now time.Time) *stream.Record {
-	attempt := 1
+	attempt, failures := 1, 0
 	if w.rec != nil {
-		attempt = w.rec.Attempt + 1
+		attempt, failures = w.rec.Attempt+1, w.rec.Failures
 	}
 	r := &stream.Record{
 		State:        stream.StateClaimed,
@@ -87,6 +87,8 @@ func (p *Engine) claimRecord(w *work, now time.Time) *stream.Record {
 		Attempt:      attempt,
 		StreamSeq:    w.it.Seq,
 		FirstFailure: w.firstFail,
+		Failures:     failures,
+		KeyFrom:      p.keyFrom(),
 	}
 	w.rec = r
 	return r

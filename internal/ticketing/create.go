@@ -16,67 +16,31 @@ import (
 	"github.com/cowjacket/formjira/internal/ticket"
 )
 
+// result is one create's answer.
+type result struct {
+	w   *work
+	key string
+	err error
+}
+
 // create sends the owned items to Jira: bulk in platform mode, one request
-// each (concurrently) in JSM mode.
+// each (concurrently) in JSM mode and for items a bulk could not settle.
 func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) error {
-	type res struct {
-		w   *work
-		key string
-		err error
-	}
-	var results []res
-	if p.cfg.Mapping.Mode() == mapping.ModeJSM {
-		results = make([]res, len(own))
-		g := errgroup.Group{}
-		g.SetLimit(p.cfg.Concurrency)
-		for i, w := range own {
-			g.Go(func() error {
-				pctx, err := p.takeTurn(ctx, jira.OpRequestCreate)
-				if err != nil {
-					results[i] = res{w, "", err}
-					return nil
-				}
-				if !p.stamp(ctx, w) {
-					return nil
-				}
-				w.sent = true
-				key, err := p.cfg.Jira.Create(pctx, w.req)
-				results[i] = res{w, key, err}
-				return nil
-			})
-		}
-		_ = g.Wait()
-		results = slices.DeleteFunc(results, func(r res) bool { return r.w == nil })
-	} else {
-		for chunk := range slices.Chunk(own, p.cfg.BatchSize) {
-			pctx, err := p.takeTurn(ctx, jira.OpBulkCreate)
-			if err != nil {
-				for _, w := range chunk {
-					results = append(results, res{w, "", err})
-				}
-				continue
-			}
-			var reqs []*ticket.Request
-			var sent []*work
-			for _, w := range chunk {
-				if p.stamp(ctx, w) {
-					reqs, w.sent = append(reqs, w.req), true
-					sent = append(sent, w)
-				}
-			}
-			if len(reqs) == 0 {
-				continue
-			}
-			rs, _ := p.cfg.Jira.BulkCreate(pctx, reqs)
-			for i, w := range sent {
-				results = append(results, res{w, rs[i].Key, rs[i].Err})
-			}
+	p.knowFloor(ctx)
+	var bulk, single []*work
+	for _, w := range own {
+		if p.cfg.Mapping.Mode() == mapping.ModeJSM || w.single {
+			single = append(single, w)
+		} else {
+			bulk = append(bulk, w)
 		}
 	}
+	results := slices.Concat(p.createOneByOne(ctx, single), p.createInBulk(ctx, bulk))
 	var authErr error
 	for _, r := range results {
 		w := r.w
 		if r.err == nil {
+			p.seeKeys(r.key)
 			rev := w.rev
 			w.rev = 0
 			if !w.req.LabelsPending {
@@ -96,6 +60,11 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 		case Refused(r.err):
 			w.notCreated = true
 			authErr = r.err
+		case errors.Is(r.err, jira.ErrBatchRejected):
+			// Jira refused the bulk as a whole, naming no request: find the
+			// culprit by sending them one by one, at once.
+			w.notCreated, w.single = true, true
+			p.transient(w, r.err, 0)
 		case errors.Is(r.err, jira.ErrPermanent):
 			// Jira refused this one: nothing was created. Free the claim so a
 			// replay after the fix starts clean, then dead-letter it.
@@ -115,7 +84,10 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 			if rev, err := p.cfg.Records.Put(context.WithoutCancel(ctx), w.hash, &nr, w.rev); err == nil {
 				w.rev, w.rec = rev, &nr
 			}
-			p.transient(w, r.err, p.cfg.ReconcileDelay)
+			// Once settled, retry it alone: a request that makes Jira fail
+			// must not take a whole bulk down with it every time.
+			w.single = true
+			p.transient(w, r.err, min(p.cfg.ReconcileDelay, time.Second))
 		default:
 			w.notCreated = true
 			p.transient(w, r.err, jira.RetryAfter(r.err))
@@ -161,6 +133,11 @@ func cmpFirst(a, b time.Time) time.Time {
 
 // transient records a retryable failure of w; notBefore delays its retry.
 func (p *Engine) transient(w *work, err error, notBefore time.Duration) {
+	if errors.Is(err, jira.ErrCircuitOpen) {
+		// Jira is down: nothing was sent; wait for it, counting nothing.
+		w.held, w.lastErr = true, err
+		return
+	}
 	now := time.Now()
 	w.attempts++
 	w.lastErr = err
@@ -187,4 +164,61 @@ func fieldErrors(err error, meta *ticket.Meta) []string {
 		out = append(out, fmt.Sprintf("%s (%s): %s", id, name, ae.FieldErrors[id]))
 	}
 	return out
+}
+
+func (p *Engine) createOneByOne(ctx context.Context, ws []*work) []result {
+	results := make([]result, len(ws))
+	op := jira.OpCreate
+	if p.cfg.Mapping.Mode() == mapping.ModeJSM {
+		op = jira.OpRequestCreate
+	}
+	g := errgroup.Group{}
+	g.SetLimit(p.cfg.Concurrency)
+	for i, w := range ws {
+		g.Go(func() error {
+			pctx, err := p.takeTurn(ctx, op)
+			if err != nil {
+				results[i] = result{w, "", err}
+				return nil
+			}
+			if !p.stamp(ctx, w) {
+				return nil
+			}
+			w.sent = true
+			key, err := p.cfg.Jira.Create(pctx, w.req)
+			results[i] = result{w, key, err}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return slices.DeleteFunc(results, func(r result) bool { return r.w == nil })
+}
+
+func (p *Engine) createInBulk(ctx context.Context, ws []*work) []result {
+	var results []result
+	for chunk := range slices.Chunk(ws, p.cfg.BatchSize) {
+		pctx, err := p.takeTurn(ctx, jira.OpBulkCreate)
+		if err != nil {
+			for _, w := range chunk {
+				results = append(results, result{w, "", err})
+			}
+			continue
+		}
+		var reqs []*ticket.Request
+		var sent []*work
+		for _, w := range chunk {
+			if p.stamp(ctx, w) {
+				reqs, w.sent = append(reqs, w.req), true
+				sent = append(sent, w)
+			}
+		}
+		if len(reqs) == 0 {
+			continue
+		}
+		rs, _ := p.cfg.Jira.BulkCreate(pctx, reqs)
+		for i, w := range sent {
+			results = append(results, result{w, rs[i].Key, rs[i].Err})
+		}
+	}
+	return results
 }

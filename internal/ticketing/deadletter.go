@@ -20,7 +20,7 @@ func (p *Engine) deadLetter(ctx context.Context, w *work, reason string, cause e
 		Reason:         reason,
 		Error:          cause.Error(),
 		FieldErrors:    fieldErrs,
-		Attempts:       max(w.it.Delivery, 1),
+		Attempts:       max(w.failures(), 1),
 		OrigStream:     w.it.Stream,
 		OrigSeq:        w.it.Seq,
 		OrigSubject:    w.it.Subject,
@@ -71,4 +71,13 @@ func (p *Engine) deadLetter(ctx context.Context, w *work, reason string, cause e
 	p.log.Error("event dead-lettered", "hash", w.hash, "stream_seq", w.it.Seq, "reason", reason,
 		"error", cause.Error(), "field_errors", strings.Join(fieldErrs, " | "), "dlq_seq", ack.Sequence, "attempt", dl.Attempts)
 	w.out = &Outcome{Status: StatusDeadLettered, Err: cause, DeadLetter: dl, DLQSeq: ack.Sequence}
+}
+
+// failures is how many of w's deliveries failed (counted in its record), or
+// this one.
+func (w *work) failures() int {
+	if w.rec != nil && w.rec.Failures > 0 {
+		return w.rec.Failures
+	}
+	return 1
 }

@@ -18,6 +18,7 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,9 @@ type Jira interface {
 	FindByLabels(ctx context.Context, labels []string) (map[string][]string, error)
 	FindByText(ctx context.Context, project string, words []string) (map[string][]string, error)
 	AddLabels(ctx context.Context, key string, labels ...string) error
+	// IssuesByKey and LatestKey are direct reads: no search lag.
+	IssuesByKey(ctx context.Context, keys []string) ([]jira.Issue, error)
+	LatestKey(ctx context.Context, project string) (string, error)
 }
 
 // Records is the idempotency record store, with compare-and-set writes
@@ -94,8 +98,12 @@ type Config struct {
 	// when an unknown attempt's empty search can be trusted.
 	JiraTimeout time.Duration
 	// RetryWindow bounds retrying within one Process call; what is still
-	// failing then is left for redelivery (or dead-lettered when Final).
+	// failing then is left for redelivery, and counted as a failure of the
+	// event when Jira otherwise worked.
 	RetryWindow time.Duration
+	// MaxFailures is how many such failed deliveries dead-letter an event
+	// as exhausted (MAX_DELIVER).
+	MaxFailures int
 	// MinBackoff and MaxBackoff shape the exponential backoff with jitter
 	// [200ms, 10s].
 	MinBackoff, MaxBackoff time.Duration
@@ -112,6 +120,11 @@ type Engine struct {
 	metrics *Metrics
 	labels  *labeler
 
+	// floor is the highest issue number seen (creates, reads, searches);
+	// floorKnown once it was fetched or seen.
+	floor      atomic.Int64
+	floorKnown atomic.Bool
+
 	metaMu  sync.Mutex
 	meta    *ticket.Meta
 	metaAt  time.Time
@@ -127,8 +140,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("ticketing: batch size %d, want 1..%d", cfg.BatchSize, jira.MaxBulk)
 	case cfg.Concurrency < 1:
 		return nil, fmt.Errorf("ticketing: concurrency %d, want at least 1", cfg.Concurrency)
-	case cfg.ReconcileDelay <= 0 || cfg.JiraTimeout <= 0 || cfg.RetryWindow <= 0:
-		return nil, errors.New("ticketing: ReconcileDelay, JiraTimeout and RetryWindow must be positive")
+	case cfg.ReconcileDelay <= 0 || cfg.JiraTimeout <= 0 || cfg.RetryWindow <= 0 || cfg.MaxFailures < 1:
+		return nil, errors.New("ticketing: ReconcileDelay, JiraTimeout, RetryWindow and MaxFailures must be positive")
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -3,6 +3,7 @@ package ticketing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -54,7 +55,7 @@ func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	cfg := Config{
 		Jira: f.jira, Mapping: m, Records: f.records, LabelJobs: f.records, DeadLetters: f.dlq,
 		BatchSize: 50, Concurrency: 2, ReconcileDelay: 200 * time.Millisecond, JiraTimeout: 100 * time.Millisecond,
-		RetryWindow: 400 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		RetryWindow: 400 * time.Millisecond, MaxFailures: 5, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 	}
 	if tune != nil {
 		tune(&cfg)
@@ -196,8 +197,11 @@ func TestServerErrorOnCreateIsNeverRetriedBlind(t *testing.T) {
 	if r.State != stream.StateClaimed || time.Until(r.RecheckAfter) < 50*time.Minute {
 		t.Errorf("record %+v: want the claim kept until the reconcile delay passed", r)
 	}
-	if out.RetryIn < time.Minute {
-		t.Errorf("retry in %v, want about the reconcile delay", out.RetryIn)
+	// The next delivery, sooner: neither search nor the read by key finds
+	// the issue, and the claim is young: still no second create.
+	again := f.process(items(t, ev)...)[0]
+	if again.Status != StatusRetry || len(f.jira.Created) != 1 || f.jira.Count("FindByLabels") == 0 {
+		t.Errorf("second delivery %+v after %d creates and %d searches; want retry, one create", again, len(f.jira.Created), f.jira.Count("FindByLabels"))
 	}
 }
 
@@ -241,29 +245,36 @@ func TestRejectedAndUnmappableAreDeadLetteredNamingTheField(t *testing.T) {
 	}
 }
 
-func TestRefusedCredentials(t *testing.T) {
-	for _, final := range []bool{false, true} {
-		f := newFixture(t, nil)
+// Jira refusing us (401, 403 on create, served as anonymous) is no failure
+// of the event: StatusAuth, nothing dead-lettered, nothing counted.
+func TestRefusedCredentialsAndPermissions(t *testing.T) {
+	for _, refusal := range []*jira.APIError{
+		{Op: jira.OpBulkCreate, Status: http.StatusUnauthorized},
+		{Op: jira.OpBulkCreate, Status: http.StatusForbidden},
+		{Op: jira.OpBulkCreate, Status: http.StatusOK, Anonymous: true},
+	} {
+		f := newFixture(t, func(c *Config) { c.MaxFailures = 1 })
 		ev := events(t, 1)[0]
-		auth := &jira.APIError{Op: "bulk create", Status: http.StatusUnauthorized}
 		f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
-			return []jira.Result{{Err: auth}}, auth
+			return []jira.Result{{Err: refusal}}, refusal
 		}
-		it := items(t, ev)[0]
-		it.Final = final
-		out := f.process(it)[0]
-		switch {
-		case !final && (out.Status != StatusAuth || len(f.dlq.Msgs) != 0):
-			t.Errorf("401: %+v, %d dead letters; want StatusAuth and none", out, len(f.dlq.Msgs))
-		case final && (out.Status != StatusDeadLettered || f.dlq.DeadLetters()[0].Reason != stream.ReasonExhausted):
-			t.Errorf("401 on the last delivery: %+v; want dead-lettered as exhausted (no redelivery follows)", out)
+		for range 2 {
+			out := f.process(items(t, ev)...)[0]
+			if out.Status != StatusAuth || len(f.dlq.Msgs) != 0 {
+				t.Errorf("%v: %+v, %d dead letters; want StatusAuth and none", refusal, out, len(f.dlq.Msgs))
+			}
 		}
-		if r := f.records.Record(ev.GetHash()); final && r != nil {
-			t.Errorf("claim kept after a 401 that created nothing: %+v", r)
+		if r := f.records.Record(ev.GetHash()); r != nil && r.Failures != 0 {
+			t.Errorf("%v counted as the event's failure: %+v", refusal, r)
 		}
+	}
+	if err := (&jira.APIError{Op: jira.OpBulkCreate, Status: http.StatusForbidden}); !strings.Contains(err.Error(), "Create issues") {
+		t.Errorf("403 does not name the permission: %v", err)
 	}
 }
 
+// A transient failure while Jira otherwise works is the event's: counted
+// once per delivery, dead-lettered as exhausted at MaxFailures.
 func TestTransientFailures(t *testing.T) {
 	unavailable := &jira.APIError{Op: "bulk create", Status: http.StatusTooManyRequests}
 	t.Run("retried within the window, then created", func(t *testing.T) {
@@ -280,23 +291,102 @@ func TestTransientFailures(t *testing.T) {
 			t.Errorf("%+v after %d calls", out, calls)
 		}
 	})
-	t.Run("still failing: left for redelivery, or exhausted on the last delivery", func(t *testing.T) {
-		for _, final := range []bool{false, true} {
-			f := newFixture(t, nil)
-			f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
-				return []jira.Result{{Err: unavailable}}, unavailable
-			}
-			it := items(t, events(t, 1)...)[0]
-			it.Final, it.Delivery = final, 3
+	t.Run("still failing: counted, exhausted at MaxFailures", func(t *testing.T) {
+		f := newFixture(t, func(c *Config) { c.MaxFailures = 3 })
+		f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
+			return []jira.Result{{Err: unavailable}}, unavailable
+		}
+		ev := events(t, 1)[0]
+		for delivery := 1; delivery <= 3; delivery++ {
+			it := items(t, ev)[0]
+			it.Delivery = delivery
 			out := f.process(it)[0]
-			if !final && (out.Status != StatusRetry || len(f.dlq.Msgs) != 0) {
-				t.Errorf("not final: %+v", out)
+			if delivery < 3 && (out.Status != StatusRetry || len(f.dlq.Msgs) != 0 || f.records.Record(ev.GetHash()).Failures != delivery) {
+				t.Fatalf("delivery %d: %+v, record %+v", delivery, out, f.records.Record(ev.GetHash()))
 			}
-			if final && (out.Status != StatusDeadLettered || f.dlq.DeadLetters()[0].Reason != stream.ReasonExhausted || f.dlq.DeadLetters()[0].Attempts != 3) {
-				t.Errorf("final: %+v %+v", out, f.dlq.DeadLetters())
+			if delivery == 3 && (out.Status != StatusDeadLettered || f.dlq.DeadLetters()[0].Reason != stream.ReasonExhausted || f.dlq.DeadLetters()[0].Attempts != 3) {
+				t.Errorf("delivery 3: %+v %+v", out, f.dlq.DeadLetters())
 			}
 		}
 	})
+}
+
+// Jira down (the circuit's gate refuses calls): the event is held, not
+// failed; nothing is counted however often it comes.
+func TestOutageHoldsWithoutCounting(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxFailures = 1 })
+	down := fmt.Errorf("jira bulk create: %w", jira.ErrCircuitOpen)
+	f.jira.MetaFunc = func(context.Context, ticket.Target) (*ticket.Meta, error) { return nil, down }
+	ev := events(t, 1)[0]
+	for range 3 {
+		out := f.process(items(t, ev)...)[0]
+		if out.Status != StatusHeld || len(f.dlq.Msgs) != 0 {
+			t.Fatalf("%+v, %d dead letters; want held, none", out, len(f.dlq.Msgs))
+		}
+	}
+	if r := f.records.Record(ev.GetHash()); r != nil && r.Failures > 0 {
+		t.Errorf("outage counted: %+v", r)
+	}
+}
+
+// A bulk refused as a whole (400 naming no element) is sent one by one:
+// the good requests get their tickets, the bad one is dead-lettered alone.
+func TestBatchRejectedAsAWholeGoesOneByOne(t *testing.T) {
+	f := newFixture(t, nil)
+	evs := events(t, 3)
+	f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
+		err := fmt.Errorf("%w: %w", jira.ErrBatchRejected, &jira.APIError{Op: jira.OpBulkCreate, Status: 400})
+		return []jira.Result{{Err: err}, {Err: err}, {Err: err}}, err
+	}
+	f.jira.CreateFunc = func(_ context.Context, req *ticket.Request) (string, error) {
+		if req.Hash == evs[1].GetHash() {
+			return "", &jira.APIError{Op: jira.OpCreate, Status: 400, Messages: []string{"Field 'priority' is required"}}
+		}
+		return f.jira.NextKey(), nil
+	}
+	outs := f.process(items(t, evs...)...)
+	if outs[0].Status != StatusCreated || outs[1].Status != StatusDeadLettered || outs[2].Status != StatusCreated {
+		t.Errorf("outcomes %v %v %v; want created, dead-lettered, created", outs[0].Status, outs[1].Status, outs[2].Status)
+	}
+	if f.jira.Count("Create") != 3 {
+		t.Errorf("%d single creates, want 3", f.jira.Count("Create"))
+	}
+}
+
+// A create that answered 500 after creating is found at once by reading the
+// keys above the claim's floor, though search lags: recorded, never created
+// twice, and no wait for the reconcile window.
+func TestCreatedBehind500IsFoundByKeyWithoutSearch(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.ReconcileDelay = time.Hour; c.RetryWindow = 2 * time.Second })
+	ev := events(t, 1)[0]
+	label := ticket.HashLabel(ev.GetHash())
+	f.jira.LatestKeyFunc = func(context.Context, string) (string, error) { return "CP-41", nil }
+	f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
+		err := &jira.APIError{Op: jira.OpBulkCreate, Status: 500}
+		return []jira.Result{{Err: err}}, err // created CP-42 nevertheless
+	}
+	var read []string
+	f.jira.IssuesByKeyFunc = func(_ context.Context, keys []string) ([]jira.Issue, error) {
+		read = append(read, keys[0])
+		if keys[0] == "CP-42" {
+			return []jira.Issue{{ID: "10042", Key: "CP-42", Labels: []string{"web-form", label}}}, nil
+		}
+		return nil, nil
+	}
+	start := time.Now()
+	out := f.process(items(t, ev)...)[0]
+	if out.Status != StatusCreated || out.Key != "CP-42" || len(f.jira.Created) != 1 {
+		t.Fatalf("%+v after %d creates; want CP-42, one create", out, len(f.jira.Created))
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("took %v: the read by key should settle it at once", d)
+	}
+	if len(read) == 0 || read[0] != "CP-42" {
+		t.Errorf("read windows from %v, want from CP-42 (one above the floor)", read)
+	}
+	if r := f.records.Record(ev.GetHash()); r.State != stream.StateCreated || r.Key != "CP-42" {
+		t.Errorf("record %+v", r)
+	}
 }
 
 func TestDeadLetterPublishIsRetriedWithinTheDelivery(t *testing.T) {

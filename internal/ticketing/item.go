@@ -14,10 +14,10 @@ type Item struct {
 	Subject string // original subject
 	Stream  string // original stream, normally FORMS
 	Seq     uint64 // original stream sequence
-	// Delivery is the 1-based delivery count; Final says no redelivery
-	// follows, so a transient failure dead-letters (ReasonExhausted).
+	// Delivery is the 1-based delivery count, for the logs. What dead-letters
+	// an event is the count of its failures (Config.MaxFailures), not of its
+	// deliveries, which outages and restarts also use up.
 	Delivery int
-	Final    bool
 	// Force creates a ticket even when one is recorded (replay --force).
 	Force bool
 	// NoDeadLetter reports permanent failures (StatusRejected) instead of
@@ -37,11 +37,12 @@ const (
 	StatusSkipped                    // a ticket already existed (Key; "" for an in-batch duplicate)
 	StatusDeadLettered               // published to FORMS_DLQ (DLQSeq): terminate the original
 	StatusRejected                   // permanent failure, not published (Item.NoDeadLetter)
-	StatusAuth                       // Jira refused the credentials: stop consuming
+	StatusAuth                       // Jira refused the credentials or a permission: stop consuming
+	StatusHeld                       // Jira is down (circuit open): keep the message, try again when it is back; no failure counted
 )
 
 func (s Status) String() string {
-	return [...]string{"retry", "created", "skipped", "dead_lettered", "rejected", "auth_failed"}[s]
+	return [...]string{"retry", "created", "skipped", "dead_lettered", "rejected", "auth_failed", "held"}[s]
 }
 
 // Outcome is what became of an item.

@@ -37,6 +37,8 @@ type work struct {
 	wait       time.Time // retry not before
 	reconcile  bool
 	resolved   bool  // the requester's account is in req
+	held       bool  // Jira is down: wait for the circuit to close
+	single     bool  // create alone, not in a bulk (a bulk could not settle it)
 	authErr    error // Jira refused the credentials for this work
 	out        *Outcome
 }
@@ -77,23 +79,10 @@ func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
 	for pass := 0; ; pass++ {
 		if auth := p.pass(ctx, ws); auth != nil {
 			for _, w := range ws {
-				if w.out != nil {
-					continue
+				if w.out == nil {
+					w.out = &Outcome{Status: StatusAuth, Err: auth}
+					p.metrics.failed("auth")
 				}
-				if w.it.Final {
-					// No redelivery follows a Nak of the last delivery: the
-					// event would stay in FORMS unflagged. Dead-letter it so an
-					// operator replays it once the credentials are fixed.
-					p.freeClaim(ctx, w)
-					p.deadLetter(ctx, w, stream.ReasonExhausted, fmt.Errorf(
-						"Jira refused the credentials during the last delivery (%d); fix JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT, then `ticketer dlq replay`: %w",
-						w.it.Delivery, auth), nil)
-					if w.out != nil {
-						continue
-					}
-				}
-				w.out = &Outcome{Status: StatusAuth, Err: auth}
-				p.metrics.failed("auth")
 			}
 			break
 		}
@@ -121,6 +110,11 @@ func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
 			}
 		}
 	}
+	for _, w := range ws {
+		if w.out == nil && w.held {
+			w.out = &Outcome{Status: StatusHeld, Err: w.lastErr}
+		}
+	}
 	out := make([]Outcome, len(ws))
 	for i, w := range ws {
 		if w.out == nil { // cannot happen; never lose an event silently
@@ -136,10 +130,12 @@ func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
 	return out
 }
 
+// pendingOf are the works still to try: neither resolved nor held for an
+// outage.
 func pendingOf(ws []*work) []*work {
 	var out []*work
 	for _, w := range ws {
-		if w.out == nil {
+		if w.out == nil && !w.held {
 			out = append(out, w)
 		}
 	}
@@ -198,9 +194,11 @@ func (p *Engine) keepAlive(ws []*work) func() {
 	return func() { close(done) }
 }
 
-// giveUp ends the call for items still failing: redelivery later, or the
-// dead-letter stream when this was the last delivery, also when shutdown
-// cut it short (a Nak of the last delivery is never redelivered).
+// giveUp ends the call for items still failing: redelivery later. A
+// failure of the event itself — our claim, a real error, Jira otherwise
+// working, the retry window used up rather than cut short by shutdown — is
+// counted in its record, and at MaxFailures the event is dead-lettered as
+// exhausted.
 func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration) {
 	stopping := ctx.Err() != nil
 	select {
@@ -210,7 +208,7 @@ func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration
 	}
 	dctx := ctx
 	if ctx.Err() != nil {
-		// The dead-letter publish outlives a cancelled ctx, briefly.
+		// The writes outlive a cancelled ctx, briefly.
 		var cancel context.CancelFunc
 		dctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -220,12 +218,9 @@ func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration
 		if err == nil {
 			err = errors.New("ticket outcome still unknown (waiting for Jira's search to catch up)")
 		}
-		if w.it.Final {
-			cause := fmt.Errorf("gave up after %d deliveries: %w", w.it.Delivery, err)
-			if stopping {
-				cause = fmt.Errorf("shutdown during the last delivery (%d), still failing: %w", w.it.Delivery, err)
-			}
-			p.deadLetter(dctx, w, stream.ReasonExhausted, cause, nil)
+		if n := p.countFailure(dctx, w, stopping); n >= p.cfg.MaxFailures {
+			p.freeClaim(dctx, w)
+			p.deadLetter(dctx, w, stream.ReasonExhausted, fmt.Errorf("gave up after %d failed deliveries while Jira otherwise worked: %w", n, err), nil)
 			if w.out != nil {
 				continue
 			}
@@ -233,6 +228,25 @@ func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration
 		w.out = &Outcome{Status: StatusRetry, Err: err, RetryIn: max(next, time.Until(w.wait))}
 		p.metrics.failed("transient")
 	}
+}
+
+// countFailure adds this delivery's failure to w's record when it is the
+// event's own (see giveUp) and returns the count; 0 when it does not count.
+// A delivery that only waited (for a young claim's search window) made no
+// failed call (attempts 0) and counts nothing.
+func (p *Engine) countFailure(ctx context.Context, w *work, stopping bool) int {
+	if stopping || w.it.NoDeadLetter || w.attempts == 0 || w.lastErr == nil || w.rev == 0 || w.rec == nil {
+		return 0
+	}
+	r := *w.rec
+	r.Failures++
+	rev, err := p.cfg.Records.Put(ctx, w.hash, &r, w.rev)
+	if err != nil {
+		p.log.Warn("could not count the event's failure; it is retried all the same", "hash", w.hash, "err", err)
+		return 0
+	}
+	w.rev, w.rec = rev, &r
+	return r.Failures
 }
 
 // freeClaim deletes w's own claim when its last attempt provably created

@@ -3,17 +3,23 @@ package ticketing
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cowjacket/formjira/internal/stream"
 )
 
-// reconcile searches Jira for the tickets of claims whose outcome is
+// reconcile looks in Jira for the tickets of claims whose outcome is
 // unknown, by what the create itself carried: the hash label, or, for a
 // JSM request whose labels follow in a later edit (LabelsPending), the
-// record hash in its description. Found: the ticket exists, record it. Not
-// found: trust it only once the claim's RecheckAfter has passed, then take
-// the claim over.
+// record hash in its description. It searches (JQL), and reads the
+// project's issues created from the claim's KeyFrom directly by key,
+// which sees a create at once where search may lag for minutes. Found: the
+// ticket exists, record it. Not found: no proof (a read can miss an issue
+// moved away, search lags), so trust it only once the claim's RecheckAfter
+// (JIRA_TIMEOUT + RECONCILE_DELAY) has passed, then take the claim over.
 func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 	var labels, hashes []string
 	for _, w := range ws {
@@ -35,11 +41,21 @@ func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 			return err
 		}
 	}
+	for _, keys := range byLabel {
+		p.seeKeys(keys...)
+	}
+	read, err := p.readSince(ctx, ws, byLabel, byText)
+	if err != nil {
+		return err
+	}
 	now := time.Now()
 	for _, w := range ws {
 		keys := byLabel[w.req.HashLabel]
 		if w.req.LabelsPending {
 			keys = byText[w.hash]
+		}
+		if len(keys) == 0 && read[w.hash] != "" {
+			keys = []string{read[w.hash]}
 		}
 		if len(keys) > 0 {
 			if len(keys) > 1 {
@@ -66,4 +82,100 @@ func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 		w.rev, w.reconcile = rev, false
 	}
 	return nil
+}
+
+// walkWindows bounds the read by key: 100 keys a call.
+const walkWindows = 5
+
+// readSince reads, for the works that search did not find, the project's
+// issues numbered from their claims' KeyFrom (bulkfetch, up to 100 keys a
+// call, missing keys simply absent), window after window until one holds
+// no issue: hash → key of the issues carrying a work's hash label, or its
+// record hash in the text (a JSM request before its label edit).
+func (p *Engine) readSince(ctx context.Context, ws []*work, byLabel, byText map[string][]string) (map[string]string, error) {
+	from, want := 0, map[string]*work{}
+	for _, w := range ws {
+		found := len(byLabel[w.req.HashLabel]) > 0 || len(byText[w.hash]) > 0
+		if found || w.rec == nil || w.rec.KeyFrom <= 0 {
+			continue
+		}
+		want[w.hash] = w
+		if from == 0 || w.rec.KeyFrom < from {
+			from = w.rec.KeyFrom
+		}
+	}
+	out := map[string]string{}
+	if len(want) == 0 {
+		return out, nil
+	}
+	project := p.cfg.Mapping.Project()
+	for win := range walkWindows {
+		keys := make([]string, 100)
+		for i := range keys {
+			keys[i] = project + "-" + strconv.Itoa(from+win*100+i)
+		}
+		issues, err := p.cfg.Jira.IssuesByKey(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, is := range issues {
+			p.seeKeys(is.Key)
+			text := strings.ToLower(is.Text)
+			for hash, w := range want {
+				if slices.Contains(is.Labels, w.req.HashLabel) || (w.req.LabelsPending && strings.Contains(text, hash)) {
+					out[hash] = is.Key
+				}
+			}
+		}
+		if len(issues) == 0 || len(out) == len(want) {
+			break
+		}
+	}
+	return out, nil
+}
+
+// keyFrom is the lowest issue number a create sent now may get (0:
+// unknown).
+func (p *Engine) keyFrom() int {
+	if !p.floorKnown.Load() {
+		return 0
+	}
+	return int(p.floor.Load()) + 1
+}
+
+// seeKeys raises the key floor to the highest of keys (of the project).
+func (p *Engine) seeKeys(keys ...string) {
+	prefix := p.cfg.Mapping.Project() + "-"
+	for _, k := range keys {
+		n, err := strconv.Atoi(strings.TrimPrefix(k, prefix))
+		if err != nil || !strings.HasPrefix(k, prefix) {
+			continue
+		}
+		for {
+			cur := p.floor.Load()
+			if int64(n) <= cur || p.floor.CompareAndSwap(cur, int64(n)) {
+				break
+			}
+		}
+		p.floorKnown.Store(true)
+	}
+}
+
+// knowFloor fetches a key floor before the first create, from search: it
+// lags, so its newest key is no higher than the true one, which is what a
+// floor needs. Without one, a create's unknown outcome waits for the
+// reconcile window.
+func (p *Engine) knowFloor(ctx context.Context) {
+	if p.floorKnown.Load() {
+		return
+	}
+	key, err := p.cfg.Jira.LatestKey(ctx, p.cfg.Mapping.Project())
+	switch {
+	case err != nil:
+		p.log.Debug("no key floor yet", "err", err)
+	case key == "":
+		p.floorKnown.Store(true) // an empty project: every key is above 0
+	default:
+		p.seeKeys(key)
+	}
 }

@@ -195,6 +195,8 @@ type Jira struct {
 	FindByLabelsFunc func(ctx context.Context, labels []string) (map[string][]string, error)
 	FindByTextFunc   func(ctx context.Context, project string, words []string) (map[string][]string, error)
 	AddLabelsFunc    func(ctx context.Context, key string, labels ...string) error
+	IssuesByKeyFunc  func(ctx context.Context, keys []string) ([]jira.Issue, error)
+	LatestKeyFunc    func(ctx context.Context, project string) (string, error)
 
 	mu      sync.Mutex
 	n       int
@@ -284,4 +286,20 @@ func (j *Jira) AddLabels(ctx context.Context, key string, labels ...string) erro
 		return j.AddLabelsFunc(ctx, key, labels...)
 	}
 	return nil
+}
+
+func (j *Jira) IssuesByKey(ctx context.Context, keys []string) ([]jira.Issue, error) {
+	j.call("IssuesByKey")
+	if j.IssuesByKeyFunc != nil {
+		return j.IssuesByKeyFunc(ctx, keys)
+	}
+	return nil, nil
+}
+
+func (j *Jira) LatestKey(ctx context.Context, project string) (string, error) {
+	j.call("LatestKey")
+	if j.LatestKeyFunc != nil {
+		return j.LatestKeyFunc(ctx, project)
+	}
+	return "", nil
 }
