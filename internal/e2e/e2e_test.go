@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -28,7 +27,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	ns := localnats.StartTB(t)
 	sb, jiraURL := sandbox(t, jirasandbox.Options{})
 
-	start(t, "capture", capture.Run, captureEnv(dsn, ns.URL()))
+	start(t, "capture", captureRun, captureEnv(dsn, ns.URL()))
 	start(t, "ticketer", ticketer.Run, ticketerEnv(ns.URL(), jiraURL, mappingFile(t, "mapping.yaml")))
 	c := connect(t, dsn)
 	testsupport.WaitFor(t, "capture streaming from the slot", 20*time.Second, func() bool { return walsenderPID(c) != 0 })

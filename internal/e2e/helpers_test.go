@@ -146,6 +146,11 @@ func tail(s string, n int) string {
 	return "…" + s[len(s)-n:]
 }
 
+// captureRun is the capture service (capture.Run) in start's shape.
+func captureRun(ctx context.Context, _ []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return capture.Run(ctx, getenv, stdout, stderr)
+}
+
 func captureEnv(dsn, natsURL string) map[string]string {
 	return map[string]string{
 		"DATABASE_URL":        dsn,
