@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"os"
 	"runtime/pprof"
@@ -15,17 +14,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/form"
-	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
+	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/stream"
+)
 
 // drained is one capture drain of a backlog.
 type drained struct {

@@ -225,13 +225,9 @@ type proc struct {
 func (b *bench) startCapture(ctx context.Context, w *world) (*proc, error) {
 	env := b.captureEnv(w)
 	if b.o.inProcess {
-		cfg, err := capture.LoadConfig(func(k string) string { return env[k] })
-		if err != nil {
-			return nil, err
-		}
 		cctx, cancel := context.WithCancel(ctx)
 		p := &proc{cancel: cancel, done: make(chan error, 1)}
-		go func() { p.done <- capture.Serve(cctx, cfg, newLogger(b.log), nil) }()
+		go func() { p.done <- capture.Run(cctx, func(k string) string { return env[k] }, io.Discard, b.log) }()
 		return p, nil
 	}
 	cmd := exec.Command(b.o.captureBin)

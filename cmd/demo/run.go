@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	earlier := len(sandbox.Issues())
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return service("capture", capture.Run(gctx, nil, captureEnv, captureLog, captureLog)) })
+	g.Go(func() error { return service("capture", capture.Run(gctx, captureEnv, captureLog, captureLog)) })
 	g.Go(func() error {
 		return service("ticketer", ticketer.Run(gctx, ticketerEnv, ticketerLog, ticketerLog))
 	})

@@ -41,7 +41,7 @@ type watcher struct {
 	flight  func() int           // rows published, not yet acknowledged
 
 	mu       sync.Mutex
-	polled   SlotInfo // the last successful slot poll
+	polled   pgcdc.SlotInfo // the last successful slot poll
 	polledOK bool
 
 	// Only check's goroutine touches these.
@@ -70,13 +70,13 @@ func newWatcher(cfg Config, a alert.Notifier, st *pgcdc.Stream, pub *publisher, 
 		state:   st.State,
 		natsUp:  natsUp,
 		confirm: pub.Confirmed,
-		flight:  func() int { return len(pub.slots) },
+		flight:  pub.inFlight,
 		now:     time.Now,
 	}
 }
 
-// slotPolled is pollSlot's callback.
-func (w *watcher) slotPolled(s SlotInfo) {
+// slotPolled hears every reading of pgcdc.WatchSlot.
+func (w *watcher) slotPolled(s pgcdc.SlotInfo) {
 	w.mu.Lock()
 	w.polled, w.polledOK = s, true
 	w.mu.Unlock()

@@ -22,14 +22,14 @@ func TestSamplesBecome197Messages(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	r := e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 	ctx := context.Background()
 	if err := insertSamples(ctx, c, samples(t), nil); err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 197, 30*time.Second)
 
 	want := map[string]bool{}
@@ -39,20 +39,20 @@ func TestSamplesBecome197Messages(t *testing.T) {
 	}
 	got := map[string]bool{}
 	for _, m := range readAll(t, js, stream.Forms) {
-		h := m.ev.GetHash()
-		if m.hdr.Get(nats.MsgIdHdr) != h {
-			t.Errorf("seq %d: Nats-Msg-Id %q, hash %q", m.seq, m.hdr.Get(nats.MsgIdHdr), h)
+		h := m.Ev.GetHash()
+		if m.Hdr.Get(nats.MsgIdHdr) != h {
+			t.Errorf("seq %d: Nats-Msg-Id %q, hash %q", m.Seq, m.Hdr.Get(nats.MsgIdHdr), h)
 		}
 		if !want[h] {
-			t.Errorf("seq %d: unexpected hash %s (%s)", m.seq, h, form.String(m.ev, "newusername"))
+			t.Errorf("seq %d: unexpected hash %s (%s)", m.Seq, h, form.String(m.Ev, "newusername"))
 		}
 		if got[h] {
-			t.Errorf("seq %d: hash %s twice", m.seq, h)
+			t.Errorf("seq %d: hash %s twice", m.Seq, h)
 		}
 		got[h] = true
-		src := m.ev.GetSource()
+		src := m.Ev.GetSource()
 		if src.GetOrigin() != "capture" || src.GetCommitLsn() == "" || src.GetSlot() != "cowjacket" || len(src.GetPrimaryKey()) != 1 {
-			t.Errorf("seq %d: source %v", m.seq, src)
+			t.Errorf("seq %d: source %v", m.Seq, src)
 		}
 	}
 	if len(got) != 197 || len(want) != 197 {
@@ -66,13 +66,13 @@ func TestSamplesBecome197Messages(t *testing.T) {
 		t.Fatal(err)
 	}
 	walEnd, _ = pglogrepl.ParseLSN(s)
-	r.stop(t)
-	if got := e.slotLSN(c); got < walEnd {
+	r.Stop(t)
+	if got := e.SlotLSN(c); got < walEnd {
 		// Everything up to the last row's commit must be confirmed; the WAL
 		// end read above lies after the last commit.
 		var last pglogrepl.LSN
 		for _, m := range readAll(t, js, stream.Forms) {
-			l, _ := pglogrepl.ParseLSN(m.ev.GetSource().GetCommitLsn())
+			l, _ := pglogrepl.ParseLSN(m.Ev.GetSource().GetCommitLsn())
 			last = max(last, l)
 		}
 		if got <= last {
@@ -87,16 +87,16 @@ func TestOnlyCommittedInsertsOfTheTable(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	e.exec("CREATE TABLE public.other (id serial PRIMARY KEY, note text)")
-	e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	e.Exec("CREATE TABLE public.other (id serial PRIMARY KEY, note text)")
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 	ctx := context.Background()
 	s := samples(t)
 	if err := insertSamples(ctx, c, s[:2], nil); err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 2, 20*time.Second)
 
 	tx, err := c.Begin(ctx)
@@ -125,7 +125,7 @@ func TestOnlyCommittedInsertsOfTheTable(t *testing.T) {
 	}
 	waitMsgs(t, js, stream.Forms, 3, 20*time.Second)
 	msgs := readAll(t, js, stream.Forms)
-	if name := form.String(msgs[2].ev, "newusername"); name != *s[3]["newusername"] {
+	if name := form.String(msgs[2].Ev, "newusername"); name != *s[3]["newusername"] {
 		t.Errorf("third message is %q, want the row inserted last (%q)", name, *s[3]["newusername"])
 	}
 }
@@ -136,35 +136,35 @@ func TestAddColumnMidStream(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 	ctx := context.Background()
 	s := samples(t)
 	if err := insertSamples(ctx, c, s[:1], nil); err != nil {
 		t.Fatal(err)
 	}
-	e.exec(`ALTER TABLE public.form_submissions ADD COLUMN priority int`)
+	e.Exec(`ALTER TABLE public.form_submissions ADD COLUMN priority int`)
 	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, priority) VALUES ('Late Column', 7)`); err != nil {
 		t.Fatal(err)
 	}
 	if err := insertSamples(ctx, c, s[1:3], nil); err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 4, 20*time.Second)
 	msgs := readAll(t, js, stream.Forms)
-	if v := form.Lookup(msgs[0].ev, "priority"); v != nil {
+	if v := form.Lookup(msgs[0].Ev, "priority"); v != nil {
 		t.Errorf("row before ALTER carries priority = %v", v)
 	}
-	v := form.Lookup(msgs[1].ev, "priority")
+	v := form.Lookup(msgs[1].Ev, "priority")
 	if v.GetInteger() != 7 {
 		t.Errorf("row after ALTER: priority = %v, want integer 7", v)
 	}
-	if !slices.Contains(msgs[1].ev.GetHashFields(), "priority") {
-		t.Errorf("hash fields %v lack the new column", msgs[1].ev.GetHashFields())
+	if !slices.Contains(msgs[1].Ev.GetHashFields(), "priority") {
+		t.Errorf("hash fields %v lack the new column", msgs[1].Ev.GetHashFields())
 	}
-	if v := form.Lookup(msgs[3].ev, "priority"); v == nil || v.GetNull() != true {
+	if v := form.Lookup(msgs[3].Ev, "priority"); v == nil || v.GetNull() != true {
 		t.Errorf("later row: priority = %v, want null", v)
 	}
 }
@@ -179,12 +179,12 @@ func TestOtherTableTrafficAdvancesSlot(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	e.exec("CREATE TABLE public.other (id serial PRIMARY KEY, note text)")
-	e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	e.Exec("CREATE TABLE public.other (id serial PRIMARY KEY, note text)")
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 	ctx := context.Background()
-	start := e.slotLSN(c)
+	start := e.SlotLSN(c)
 	deadline := time.Now().Add(4 * time.Second)
 	for time.Now().Before(deadline) {
 		if _, err := c.Exec(ctx, `INSERT INTO public.other (note) SELECT repeat('x', 200) FROM generate_series(1, 50)`); err != nil {
@@ -198,9 +198,9 @@ func TestOtherTableTrafficAdvancesSlot(t *testing.T) {
 	}
 	end, _ := pglogrepl.ParseLSN(s)
 	testsupport.WaitFor(t, "confirmed_flush_lsn to reach the WAL end of the other-table traffic", 15*time.Second, func() bool {
-		return e.slotLSN(c) >= end
+		return e.SlotLSN(c) >= end
 	})
-	t.Logf("confirmed_flush_lsn moved from %s to %s (%d bytes) with no form rows", start, e.slotLSN(c), e.slotLSN(c)-start)
+	t.Logf("confirmed_flush_lsn moved from %s to %s (%d bytes) with no form rows", start, e.SlotLSN(c), e.SlotLSN(c)-start)
 }
 
 // A value that cannot be decoded goes to FORMS_DLQ naming the column, and
@@ -210,9 +210,9 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 	ctx := context.Background()
 	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, dateneededby) VALUES ('Poison Pill', 'infinity')`); err != nil {
 		t.Fatal(err)
@@ -221,23 +221,41 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 	if err := insertSamples(ctx, c, s[:2], nil); err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 2, 20*time.Second)
 	waitMsgs(t, js, stream.DLQ, 1, 10*time.Second)
 	dl := readAll(t, js, stream.DLQ)[0]
-	d := stream.ParseDeadLetter(dl.hdr)
+	d := stream.ParseDeadLetter(dl.Hdr)
 	if d.Reason != stream.ReasonUndecodable || !strings.Contains(d.Error, "dateneededby") || d.DeadLetteredBy != "capture" {
 		t.Errorf("dead letter %+v: want reason %s naming dateneededby", d, stream.ReasonUndecodable)
 	}
-	if got := form.String(dl.ev, "newusername"); got != "Poison Pill" {
+	if got := form.String(dl.Ev, "newusername"); got != "Poison Pill" {
 		t.Errorf("dead letter body newusername = %q", got)
 	}
-	if got := form.String(dl.ev, "dateneededby"); got != "infinity" {
+	if got := form.String(dl.Ev, "dateneededby"); got != "infinity" {
 		t.Errorf("dead letter body keeps the raw value: dateneededby = %q", got)
 	}
 	last := readAll(t, js, stream.Forms)[1]
-	commit, _ := pglogrepl.ParseLSN(last.ev.GetSource().GetCommitLsn())
+	commit, _ := pglogrepl.ParseLSN(last.Ev.GetSource().GetCommitLsn())
 	testsupport.WaitFor(t, "slot confirmed past the rows after the poison row", 10*time.Second, func() bool {
-		return e.slotLSN(c) > commit
+		return e.SlotLSN(c) > commit
 	})
+}
+
+// SIGTERM while nats is down: in-flight rows cannot be acknowledged, yet
+// capture still stops within 10 s (bounded drain) and cleanly.
+func TestGracefulStopWithNATSDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := newEnv(t)
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	e.NATS.Shutdown()
+	if err := insertSamples(context.Background(), c, samples(t)[:20], nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	r.Stop(t)
 }

@@ -13,16 +13,17 @@ import (
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/localpg"
+	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // load inserts n distinct rows (one transaction each) in the background and
 // reports how many are in.
-func (e *env) load(n int) (inserted func() int, done chan error) {
-	e.t.Helper()
-	c := e.conn()
-	rows := many(e.t, n)
+func load(e *env, n int) (inserted func() int, done chan error) {
+	e.T.Helper()
+	c := e.Conn()
+	rows := many(e.T, n)
 	var count atomicInt
 	done = make(chan error, 1)
 	go func() {
@@ -48,24 +49,24 @@ func TestAbandonMidLoadThenRestart(t *testing.T) {
 	}
 	const n = 5000
 	e := newEnv(t)
-	e.vars["MAX_IN_FLIGHT"] = "256"
-	r := e.start()
-	c := e.conn()
-	e.waitStreaming(c)
-	inserted, done := e.load(n)
+	e.Vars["MAX_IN_FLIGHT"] = "256"
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	inserted, done := load(e, n)
 	testsupport.WaitFor(t, "a third of the load", 60*time.Second, func() bool { return inserted() >= n/3 })
-	r.abandon(t)
+	r.Abandon(t)
 	t.Logf("abandoned after %d rows inserted", inserted())
 	time.Sleep(500 * time.Millisecond) // rows keep arriving while no capture runs
-	e.start()
+	e.Start()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, n, 90*time.Second)
 	seen := map[string]bool{}
 	for _, m := range readAll(t, js, stream.Forms) {
-		id := pkOf(m.ev)
+		id := pkOf(m.Ev)
 		if seen[id] {
 			t.Errorf("row id %s twice", id)
 		}
@@ -84,24 +85,24 @@ func TestNATSOutageDuringLoad(t *testing.T) {
 	}
 	const n = 2000
 	e := newEnv(t)
-	e.vars["MAX_IN_FLIGHT"] = "100"
-	e.start()
-	c := e.conn()
-	e.waitStreaming(c)
-	js := e.js()
-	inserted, done := e.load(n)
+	e.Vars["MAX_IN_FLIGHT"] = "100"
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	js := e.JS()
+	inserted, done := load(e, n)
 	testsupport.WaitFor(t, "some rows in FORMS", 30*time.Second, func() bool { return streamMsgs(context.Background(), js, stream.Forms) >= 200 })
 
 	down := time.Now()
-	e.nats.Shutdown()
+	e.NATS.Shutdown()
 	t.Logf("nats down with %d rows inserted", inserted())
 	// Acks already on the wire may still confirm for a moment; after that
 	// the position must stand still until nats is back.
 	time.Sleep(1500 * time.Millisecond)
-	frozen := e.slotLSN(c)
+	frozen := e.SlotLSN(c)
 	var maxSeen pglogrepl.LSN
 	for time.Since(down) < 10*time.Second {
-		l := e.slotLSN(c)
+		l := e.SlotLSN(c)
 		maxSeen = max(maxSeen, l)
 		if l != frozen {
 			t.Errorf("confirmed_flush_lsn moved from %s to %s while nats was down", frozen, l)
@@ -109,7 +110,7 @@ func TestNATSOutageDuringLoad(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	up := time.Now()
-	if err := e.nats.Restart(); err != nil {
+	if err := e.NATS.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -119,15 +120,15 @@ func TestNATSOutageDuringLoad(t *testing.T) {
 
 	seen := map[string]bool{}
 	for _, m := range readAll(t, js, stream.Forms) {
-		id := pkOf(m.ev)
+		id := pkOf(m.Ev)
 		if seen[id] {
 			t.Errorf("row id %s twice", id)
 		}
 		seen[id] = true
 		// A row first stored after the outage was not in JetStream while the
 		// slot stood at maxSeen: its commit must lie beyond that position.
-		if m.time.After(up) {
-			commit, _ := pglogrepl.ParseLSN(m.ev.GetSource().GetCommitLsn())
+		if m.Time.After(up) {
+			commit, _ := pglogrepl.ParseLSN(m.Ev.GetSource().GetCommitLsn())
 			if commit < maxSeen {
 				t.Errorf("row %s (commit %s) stored after the outage, but the slot was confirmed to %s during it", id, commit, maxSeen)
 			}
@@ -145,29 +146,29 @@ func TestStandbyTakesOver(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	first := e.start()
-	c := e.conn()
-	e.waitStreaming(c)
-	s1, err := ReadSlot(context.Background(), c, "cowjacket")
+	first := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	s1, err := pgcdc.ReadSlot(context.Background(), c, "cowjacket")
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := e.start()
+	second := e.Start()
 	testsupport.WaitFor(t, "second capture to report standby", 10*time.Second, func() bool {
-		return strings.Contains(second.logs.String(), "standby")
+		return strings.Contains(second.Logs.String(), "standby")
 	})
 	ctx := context.Background()
 	s := samples(t)
 	if err := insertSamples(ctx, c, s[:1], nil); err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 1, 10*time.Second)
 
-	first.stop(t)
+	first.Stop(t)
 	stopped := time.Now()
 	testsupport.WaitFor(t, "standby to take the slot", 10*time.Second, func() bool {
-		s2, err := ReadSlot(ctx, c, "cowjacket")
+		s2, err := pgcdc.ReadSlot(ctx, c, "cowjacket")
 		return err == nil && s2.Active && s2.ActivePID != s1.ActivePID
 	})
 	t.Logf("standby took over %v after the first stopped", time.Since(stopped).Round(time.Millisecond))
@@ -175,7 +176,7 @@ func TestStandbyTakesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitMsgs(t, js, stream.Forms, 2, 10*time.Second)
-	if n := strings.Count(second.logs.String(), `"msg":"standby`); n != 1 {
+	if n := strings.Count(second.Logs.String(), `"msg":"standby`); n != 1 {
 		t.Errorf("standby logged %d times, want once", n)
 	}
 }
@@ -185,9 +186,9 @@ func TestStandbyTakesOver(t *testing.T) {
 // is retried (same values) on a new connection. A retried insert whose
 // first attempt did commit leaves two rows with one hash, which must still
 // be one message.
-func (e *env) loadThroughOutages(n int, prefix string) (inserted func() int, done chan error) {
-	e.t.Helper()
-	rows := many(e.t, n)
+func loadThroughOutages(e *env, n int, prefix string) (inserted func() int, done chan error) {
+	e.T.Helper()
+	rows := many(e.T, n)
 	var count atomicInt
 	done = make(chan error, 1)
 	go func() {
@@ -203,7 +204,7 @@ func (e *env) loadThroughOutages(n int, prefix string) (inserted func() int, don
 			if c == nil {
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				var err error
-				c, err = pgx.Connect(cctx, e.dsn)
+				c, err = pgx.Connect(cctx, e.DSN)
 				cancel()
 				if err != nil {
 					c = nil
@@ -240,19 +241,19 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 	srv := localpg.StartTB(t) // ours alone: killing the package's server would break other tests
 	e := newEnvOn(t, srv, localnats.StartTB(t))
 	addr := testsupport.FreeAddr(t)
-	e.vars["HTTP_ADDR"] = addr
-	e.vars["MAX_IN_FLIGHT"] = "128"
-	r := e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	e.Vars["HTTP_ADDR"] = addr
+	e.Vars["MAX_IN_FLIGHT"] = "128"
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 	c.Close(context.Background()) // dies with the server anyway
 
-	inserted, done := e.loadThroughOutages(n, "kill")
+	inserted, done := loadThroughOutages(e, n, "kill")
 	testsupport.WaitFor(t, "a third of the load", 60*time.Second, func() bool { return inserted() >= n/3 })
 	srv.Kill()
 	t.Logf("postgres killed after %d rows inserted", inserted())
 	testsupport.WaitFor(t, "capture to notice the lost session", 10*time.Second, func() bool {
-		return strings.Contains(r.logs.String(), "replication session lost; reconnecting")
+		return strings.Contains(r.Logs.String(), "replication session lost; reconnecting")
 	})
 	time.Sleep(time.Second) // a few reconnect attempts fail meanwhile
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -265,7 +266,7 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 	}
 
 	// Every distinct row the table holds (by Comments, hence by hash).
-	c = e.conn()
+	c = e.Conn()
 	var distinct int
 	if err := c.QueryRow(context.Background(), `SELECT count(DISTINCT "Comments") FROM public.form_submissions`).Scan(&distinct); err != nil {
 		t.Fatal(err)
@@ -273,17 +274,17 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 	if distinct != n {
 		t.Fatalf("table holds %d distinct rows, want %d", distinct, n)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, uint64(n), 60*time.Second)
 	seen := map[string]bool{}
 	for _, m := range readAll(t, js, stream.Forms) {
-		h := m.ev.GetHash()
+		h := m.Ev.GetHash()
 		if seen[h] {
 			t.Errorf("hash %s twice", h)
 		}
 		seen[h] = true
-		if !strings.HasPrefix(form.String(m.ev, "Comments"), "kill row ") {
-			t.Errorf("seq %d: unexpected row %q", m.seq, form.String(m.ev, "Comments"))
+		if !strings.HasPrefix(form.String(m.Ev, "Comments"), "kill row ") {
+			t.Errorf("seq %d: unexpected row %q", m.Seq, form.String(m.Ev, "Comments"))
 		}
 	}
 	if len(seen) != n {
@@ -292,7 +293,7 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 
 	// Reconnected (with backoff: the log names it), counted, and streaming
 	// again from the confirmed position, which then moves on to the end.
-	logs := r.logs.String()
+	logs := r.Logs.String()
 	if !strings.Contains(logs, `"backoff"`) {
 		t.Errorf("reconnect log does not name the backoff:\n%s", logs)
 	}
@@ -312,7 +313,7 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 	}
 	end, _ := pglogrepl.ParseLSN(s)
 	testsupport.WaitFor(t, "the slot to be confirmed to the end of the load", 20*time.Second, func() bool {
-		return e.slotLSN(c) >= end
+		return e.SlotLSN(c) >= end
 	})
 }
 
@@ -330,9 +331,9 @@ func TestTooLargeRowDeadLettered(t *testing.T) {
 	}
 	t.Cleanup(ns.Close)
 	e := newEnvOn(t, pg, ns)
-	e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 	ctx := context.Background()
 	huge := strings.Repeat("0123456789abcdef", 100<<10/16) // 100 KiB
 	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, "Comments") VALUES ('Huge Comment', $1)`, huge); err != nil {
@@ -342,7 +343,7 @@ func TestTooLargeRowDeadLettered(t *testing.T) {
 	if err := insertSamples(ctx, c, s[:2], nil); err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 2, 20*time.Second)
 	waitMsgs(t, js, stream.DLQ, 1, 10*time.Second)
 
@@ -358,25 +359,25 @@ func TestTooLargeRowDeadLettered(t *testing.T) {
 		t.Errorf("dead letter is %d bytes, over the %d max payload", size, maxPayload)
 	}
 	dl := readAll(t, js, stream.DLQ)[0]
-	d := stream.ParseDeadLetter(dl.hdr)
+	d := stream.ParseDeadLetter(dl.Hdr)
 	if d.Reason != stream.ReasonTooLarge || d.DeadLetteredBy != "capture" || !strings.Contains(d.Error, "max_payload") {
 		t.Errorf("dead letter %+v: want reason %s naming max_payload", d, stream.ReasonTooLarge)
 	}
-	if d.Hash == "" || dl.ev.GetHash() != d.Hash {
-		t.Errorf("dead letter hash header %q, body hash %q", d.Hash, dl.ev.GetHash())
+	if d.Hash == "" || dl.Ev.GetHash() != d.Hash {
+		t.Errorf("dead letter hash header %q, body hash %q", d.Hash, dl.Ev.GetHash())
 	}
-	if got := form.String(dl.ev, "newusername"); got != "Huge Comment" {
+	if got := form.String(dl.Ev, "newusername"); got != "Huge Comment" {
 		t.Errorf("small values are kept: newusername = %q", got)
 	}
-	if got := form.String(dl.ev, "Comments"); !strings.HasPrefix(got, huge[:100]) || !strings.Contains(got, "truncated") || len(got) > 2048 {
+	if got := form.String(dl.Ev, "Comments"); !strings.HasPrefix(got, huge[:100]) || !strings.Contains(got, "truncated") || len(got) > 2048 {
 		t.Errorf("Comments kept as %d bytes %.80q…, want its start, marked truncated", len(got), got)
 	}
-	if len(dl.ev.GetSource().GetPrimaryKey()) != 1 || dl.ev.GetSource().GetCommitLsn() == "" {
-		t.Errorf("dead letter lacks the row's source: %v", dl.ev.GetSource())
+	if len(dl.Ev.GetSource().GetPrimaryKey()) != 1 || dl.Ev.GetSource().GetCommitLsn() == "" {
+		t.Errorf("dead letter lacks the row's source: %v", dl.Ev.GetSource())
 	}
 	last := readAll(t, js, stream.Forms)[1]
-	commit, _ := pglogrepl.ParseLSN(last.ev.GetSource().GetCommitLsn())
+	commit, _ := pglogrepl.ParseLSN(last.Ev.GetSource().GetCommitLsn())
 	testsupport.WaitFor(t, "slot confirmed past the rows after the big one", 10*time.Second, func() bool {
-		return e.slotLSN(c) > commit
+		return e.SlotLSN(c) > commit
 	})
 }

@@ -19,13 +19,13 @@ func TestStartsBeforeNATS(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	e.nats.Shutdown()
+	e.NATS.Shutdown()
 	addr := testsupport.FreeAddr(t)
-	e.vars["HTTP_ADDR"] = addr
-	r := e.start()
+	e.Vars["HTTP_ADDR"] = addr
+	r := e.Start()
 
 	testsupport.WaitFor(t, "the retry to be logged", 15*time.Second, func() bool {
-		return strings.Contains(r.logs.String(), "NATS unreachable")
+		return strings.Contains(r.Logs.String(), "NATS unreachable")
 	})
 	if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 		resp.Body.Close()
@@ -33,13 +33,13 @@ func TestStartsBeforeNATS(t *testing.T) {
 			t.Error("/readyz answers 200 while NATS is unreachable")
 		}
 	}
-	if err := e.nats.Restart(); err != nil {
+	if err := e.NATS.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	c := e.conn()
-	e.waitStreaming(c)
+	c := e.Conn()
+	e.WaitStreaming(c)
 	if err := insertSamples(context.Background(), c, samples(t)[:5], nil); err != nil {
 		t.Fatal(err)
 	}
-	waitMsgs(t, e.js(), stream.Forms, 5, 20*time.Second)
+	waitMsgs(t, e.JS(), stream.Forms, 5, 20*time.Second)
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,40 +12,45 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
-	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 // publisher is the pgcdc.Sink that delivers rows to JetStream and tracks
-// the LSN the slot may be confirmed to (design guarantee 1).
+// the LSN the slot may be confirmed to (design guarantee 1). Streaming and
+// backfill both publish through it.
 //
 // Rows are published asynchronously, at most maxInFlight unacknowledged.
 // The window holds them in WAL order, with commit markers between them; the
-// acker walks the window from its head, so the confirmed LSN moves to a
-// commit's end only after every row before that marker was acknowledged.
+// acker (run) walks the window from its head, so the confirmed LSN moves to
+// a commit's end only after every row before that marker was acknowledged.
 // A failed acknowledgement is re-published (same Nats-Msg-Id) until it
-// succeeds: nothing is skipped, so nothing is confirmed past it.
+// succeeds (deliver): nothing is skipped, so nothing is confirmed past it.
 type publisher struct {
-	js          jetstream.JetStream
-	subject     string
-	maxPayload  int
-	ackTimeout  time.Duration
-	log         *slog.Logger
-	m           *metrics
-	slots       chan struct{} // one token per unacknowledged row
-	wake        chan struct{}
-	confirmed   atomic.Uint64
-	paused      atomic.Bool // new publishes wait while a failed row is retried
-	mu          sync.Mutex
-	window      []*entry
-	retryPause  time.Duration
-	maxInFlight int
+	js         jetstream.JetStream
+	subject    string
+	maxPayload int
+	ackTimeout time.Duration
+	retryPause time.Duration
+	log        *slog.Logger
+	m          *metrics
 	// onDead, when set, hears of every dead letter FORMS_DLQ stored.
 	onDead func(reason, hash, text string, dlqSeq uint64)
+
+	slots     chan struct{} // one token per unacknowledged row
+	wake      chan struct{} // tells the acker the window grew
+	confirmed atomic.Uint64
+	tally     tally
+
+	mu      sync.Mutex
+	window  []*entry
+	paused  bool          // new publishes wait while a failed row is retried
+	changed chan struct{} // closed and replaced when the window shrinks or a pause ends
 }
+
+// tally counts what JetStream acknowledged, for backfill's summary.
+type tally struct{ stored, duplicates, deadLettered atomic.Int64 }
 
 // entry is a row in flight, or (msg nil) a commit marker.
 type entry struct {
@@ -60,130 +63,27 @@ type entry struct {
 	lsn  pglogrepl.LSN
 }
 
+var _ pgcdc.Sink = (*publisher)(nil)
+
 func newPublisher(js jetstream.JetStream, subject string, maxPayload, maxInFlight int, ackTimeout time.Duration, log *slog.Logger, m *metrics) *publisher {
 	return &publisher{
 		js: js, subject: subject, maxPayload: maxPayload, ackTimeout: ackTimeout, log: log, m: m,
 		slots: make(chan struct{}, maxInFlight), wake: make(chan struct{}, 1),
-		retryPause: 250 * time.Millisecond, maxInFlight: maxInFlight,
+		retryPause: 250 * time.Millisecond, changed: make(chan struct{}),
 	}
-}
-
-// message turns a decoded row into the FORMS message, or into a dead letter
-// for FORMS_DLQ when it cannot be an event.
-func (p *publisher) message(row pgcdc.Decoded) (msg *nats.Msg, reason string) {
-	ev := row.Event
-	if row.Err != nil {
-		return deadLetter(ev, stream.ReasonUndecodable, row.Err.Error()), stream.ReasonUndecodable
-	}
-	msg, err := newMsg(p.subject, ev)
-	if err != nil {
-		return deadLetter(ev, stream.ReasonUndecodable, err.Error()), stream.ReasonUndecodable
-	}
-	if size := msgSize(msg); p.maxPayload > 0 && size > p.maxPayload {
-		text := fmt.Sprintf("event is %d bytes, the NATS server's max_payload is %d", size, p.maxPayload)
-		return tooLarge(ev, text, p.maxPayload), stream.ReasonTooLarge
-	}
-	return msg, ""
-}
-
-// keepBytes is how much of an oversized value a too_large dead letter keeps.
-const keepBytes = 1024
-
-// tooLarge is the dead letter for an event bigger than max payload: every
-// value that is small is kept as it is, and each big one is cut to its first
-// keepBytes as a raw value saying how long it was (raw, so nobody mistakes
-// it for the real text). If that is still too big, only what identifies the
-// row (hash, source, primary key) is kept.
-func tooLarge(ev *formsv1.FormSubmission, text string, maxPayload int) *nats.Msg {
-	slim := proto.Clone(ev).(*formsv1.FormSubmission)
-	var cut []string
-	for _, c := range slim.Columns {
-		var s string
-		switch v := c.GetValue().GetKind().(type) {
-		case *formsv1.Value_Text:
-			s = v.Text
-		case *formsv1.Value_Raw:
-			s = v.Raw
-		default:
-			continue
-		}
-		if len(s) <= keepBytes {
-			continue
-		}
-		cut = append(cut, c.GetName())
-		kept := strings.ToValidUTF8(s[:keepBytes], "")
-		c.Value = &formsv1.Value{Kind: &formsv1.Value_Raw{Raw: fmt.Sprintf("%s… [truncated by capture: %d bytes]", kept, len(s))}}
-	}
-	if len(cut) > 0 {
-		text += "; truncated to " + strconv.Itoa(keepBytes) + " bytes: " + strings.Join(cut, ", ")
-	}
-	m := deadLetter(slim, stream.ReasonTooLarge, text)
-	if msgSize(m) > maxPayload {
-		slim.Columns = nil
-		m = deadLetter(slim, stream.ReasonTooLarge, text+"; values dropped")
-	}
-	return m
-}
-
-// newMsg is stream.NewMsg with the body written by pgcdc.AppendJSON, which
-// is several times cheaper than protojson per row; an event it cannot
-// encode goes through protojson, which then says why.
-func newMsg(subject string, ev *formsv1.FormSubmission) (*nats.Msg, error) {
-	body, err := pgcdc.AppendJSON(make([]byte, 0, 2048), ev)
-	if err != nil {
-		return stream.NewMsg(subject, ev)
-	}
-	h := ev.GetHash()
-	return &nats.Msg{Subject: subject, Data: body, Header: nats.Header{
-		stream.HeaderContentType: {stream.ContentType},
-		nats.MsgIdHdr:            {h},
-		stream.HeaderHash:        {h},
-	}}, nil
-}
-
-func deadLetter(ev *formsv1.FormSubmission, reason, text string) *nats.Msg {
-	body, err := stream.Marshal(ev)
-	if err != nil {
-		ev = proto.Clone(ev).(*formsv1.FormSubmission)
-		ev.Columns = nil
-		body, _ = stream.Marshal(ev)
-	}
-	now := time.Now()
-	m := stream.DeadLetter{
-		Reason: reason, Error: text, Attempts: 1, Hash: ev.GetHash(),
-		FirstFailure: now, LastFailure: now, DeadLetteredBy: "capture",
-	}.Msg(stream.DLQCapture, body)
-	// The row is re-read after a crash before confirmation: a stable id
-	// makes that re-send collapse instead of adding a second dead letter.
-	m.Header.Set(nats.MsgIdHdr, "dlq:capture:"+ev.GetHash())
-	return m
-}
-
-func msgSize(m *nats.Msg) int {
-	n := len(m.Subject) + len(m.Data) + 64
-	for k, vs := range m.Header {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	return n
 }
 
 // Publish implements pgcdc.Sink.
 func (p *publisher) Publish(ctx context.Context, row pgcdc.Decoded) error {
-	msg, reason := p.message(row)
+	msg, reason := message(p.subject, p.maxPayload, row)
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	for p.paused.Load() {
-		select {
-		case <-ctx.Done():
-			<-p.slots
-			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := p.waitUntil(ctx, func() bool { return !p.paused }); err != nil {
+		<-p.slots
+		return err
 	}
 	e := &entry{msg: msg, dead: reason, hash: row.Event.GetHash(), sent: time.Now()}
 	e.fut, e.err = p.js.PublishMsgAsync(msg)
@@ -225,6 +125,39 @@ func (p *publisher) signal() {
 	}
 }
 
+// broadcastLocked wakes every waitUntil; p.mu is held.
+func (p *publisher) broadcastLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// waitUntil waits until cond, checked under p.mu, holds, or ctx ends.
+func (p *publisher) waitUntil(ctx context.Context, cond func() bool) error {
+	for {
+		p.mu.Lock()
+		if cond() {
+			p.mu.Unlock()
+			return nil
+		}
+		changed := p.changed
+		p.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *publisher) setPaused(paused bool) {
+	p.mu.Lock()
+	if p.paused != paused {
+		p.paused = paused
+		p.broadcastLocked()
+	}
+	p.mu.Unlock()
+}
+
 func (p *publisher) advance(lsn pglogrepl.LSN) {
 	for {
 		cur := p.confirmed.Load()
@@ -241,21 +174,18 @@ func (p *publisher) advance(lsn pglogrepl.LSN) {
 // Confirmed implements pgcdc.Sink.
 func (p *publisher) Confirmed() pglogrepl.LSN { return pglogrepl.LSN(p.confirmed.Load()) }
 
+// inFlight is the number of rows published and not yet acknowledged.
+func (p *publisher) inFlight() int { return len(p.slots) }
+
 // Drain implements pgcdc.Sink.
 func (p *publisher) Drain(ctx context.Context) error {
-	for {
+	if err := p.waitUntil(ctx, func() bool { return len(p.window) == 0 }); err != nil {
 		p.mu.Lock()
 		n := len(p.window)
 		p.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d entries unacknowledged: %w", n, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
+		return fmt.Errorf("%d entries unacknowledged: %w", n, err)
 	}
+	return nil
 }
 
 func (p *publisher) head(ctx context.Context) (*entry, error) {
@@ -285,6 +215,7 @@ func (p *publisher) pop() pglogrepl.LSN {
 	if len(p.window) == 0 {
 		p.window = nil // let the backing array go
 	}
+	p.broadcastLocked()
 	p.mu.Unlock()
 	return lsn
 }
@@ -301,57 +232,76 @@ func (p *publisher) run(ctx context.Context) error {
 			p.advance(p.pop())
 			continue
 		}
-		ack, err := p.await(ctx, e)
-		for attempt := 2; err != nil; attempt++ {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Re-sending what the server refuses as too big would stall the
-			// slot for ever (a server with a smaller max_payload than the one
-			// we measured at start-up): dead-letter it instead.
-			if errors.Is(err, nats.ErrMaxPayload) && e.dead == "" {
-				if ev, uerr := stream.Unmarshal(e.msg.Data); uerr == nil {
-					limit := int(p.js.Conn().MaxPayload())
-					e.msg = tooLarge(ev, fmt.Sprintf("NATS refused the %d-byte event: %v", len(e.msg.Data), err), limit)
-					e.dead = stream.ReasonTooLarge
-					p.log.Warn("dead-lettering row", "hash", e.hash, "reason", e.dead, "error", e.msg.Header.Get(stream.HeaderError))
-				}
-			}
-			// Hold back new rows so the retried one is not overtaken more
-			// than by what is already in flight.
-			p.paused.Store(true)
-			p.m.retries.Inc()
-			p.log.Warn("publish failed; retrying the same message", "hash", e.hash, "attempt", attempt, "error", err.Error())
-			if attempt > 2 {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(min(p.retryPause*time.Duration(attempt-2), 2*time.Second)):
-				}
-			}
-			actx, cancel := context.WithTimeout(ctx, p.ackTimeout)
-			ack, err = p.js.PublishMsg(actx, e.msg)
-			cancel()
+		ack, ok := p.deliver(ctx, e)
+		if !ok {
+			return nil
 		}
-		p.paused.Store(false)
 		p.pop()
 		<-p.slots
-		p.m.inFlight.Set(float64(len(p.slots)))
-		p.m.latency.Observe(time.Since(e.sent).Seconds())
-		result := "stored"
-		if ack.Duplicate {
-			result = "duplicate"
-		}
-		if e.dead != "" {
-			p.m.deadLettered.WithLabelValues(e.dead).Inc()
-			if p.onDead != nil && !ack.Duplicate {
-				p.onDead(e.dead, e.hash, e.msg.Header.Get(stream.HeaderError), ack.Sequence)
-			}
-		} else {
-			p.m.published.WithLabelValues(result).Inc()
-		}
-		p.log.Debug("acked", "hash", e.hash, "stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
+		p.account(e, ack)
 	}
+}
+
+// deliver is the one "publish until acknowledged" loop: it waits for the
+// row's asynchronous acknowledgement and, when that fails, re-publishes the
+// same message (same Nats-Msg-Id) with a growing pause until JetStream
+// takes it. ok is false only when ctx ended first.
+func (p *publisher) deliver(ctx context.Context, e *entry) (ack *jetstream.PubAck, ok bool) {
+	ack, err := p.await(ctx, e)
+	for attempt := 2; err != nil; attempt++ {
+		if ctx.Err() != nil {
+			return nil, false
+		}
+		// Re-sending what the server refuses as too big would stall the
+		// slot for ever (a server with a smaller max_payload than the one
+		// we measured at start-up): dead-letter it instead.
+		if errors.Is(err, nats.ErrMaxPayload) && e.dead == "" {
+			if ev, uerr := stream.Unmarshal(e.msg.Data); uerr == nil {
+				limit := int(p.js.Conn().MaxPayload())
+				e.msg = tooLarge(ev, fmt.Sprintf("NATS refused the %d-byte event: %v", len(e.msg.Data), err), limit)
+				e.dead = stream.ReasonTooLarge
+				p.log.Warn("dead-lettering row", "hash", e.hash, "reason", e.dead, "error", e.msg.Header.Get(stream.HeaderError))
+			}
+		}
+		// Hold back new rows so the retried one is not overtaken more
+		// than by what is already in flight.
+		p.setPaused(true)
+		p.m.retries.Inc()
+		p.log.Warn("publish failed; retrying the same message", "hash", e.hash, "attempt", attempt, "error", err.Error())
+		if attempt > 2 {
+			select {
+			case <-ctx.Done():
+				return nil, false
+			case <-time.After(min(p.retryPause*time.Duration(attempt-2), 2*time.Second)):
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, p.ackTimeout)
+		ack, err = p.js.PublishMsg(actx, e.msg)
+		cancel()
+	}
+	p.setPaused(false)
+	return ack, true
+}
+
+// account records an acknowledged row in the metrics and the tally.
+func (p *publisher) account(e *entry, ack *jetstream.PubAck) {
+	p.m.inFlight.Set(float64(len(p.slots)))
+	p.m.latency.Observe(time.Since(e.sent).Seconds())
+	switch {
+	case e.dead != "":
+		p.tally.deadLettered.Add(1)
+		p.m.deadLettered.WithLabelValues(e.dead).Inc()
+		if p.onDead != nil && !ack.Duplicate {
+			p.onDead(e.dead, e.hash, e.msg.Header.Get(stream.HeaderError), ack.Sequence)
+		}
+	case ack.Duplicate:
+		p.tally.duplicates.Add(1)
+		p.m.published.WithLabelValues("duplicate").Inc()
+	default:
+		p.tally.stored.Add(1)
+		p.m.published.WithLabelValues("stored").Inc()
+	}
+	p.log.Debug("acked", "hash", e.hash, "stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
 }
 
 var errNoFuture = errors.New("async publish not accepted")

@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/natsconn"
+	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 )
 
@@ -29,13 +31,13 @@ func Status(ctx context.Context, cfg Config, w io.Writer) error {
 
 	fmt.Fprintf(tw, "database\t%s\n", config.Redact(cfg.DatabaseURL))
 	fmt.Fprintf(tw, "table\t%s\n", cfg.Table)
-	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	conn, err := pgcdc.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {
 		fmt.Fprintf(tw, "postgres\tunreachable: %v\n", err)
 		errs = append(errs, fmt.Errorf("postgres: %w", err))
 	} else {
 		defer conn.Close(context.Background())
-		s, err := ReadSlot(ctx, conn, cfg.Slot)
+		s, err := pgcdc.ReadSlot(ctx, conn, cfg.Slot)
 		switch {
 		case err != nil:
 			fmt.Fprintf(tw, "slot %s\terror: %v\n", cfg.Slot, err)
@@ -52,37 +54,28 @@ func Status(ctx context.Context, cfg Config, w io.Writer) error {
 			fmt.Fprintf(tw, "lag\t%d bytes (current WAL - confirmed)\n", s.LagBytes)
 			fmt.Fprintf(tw, "retained WAL\t%d bytes (current WAL - restart_lsn)\n", s.RetainedBytes)
 		}
-		var tables []string
-		err = conn.QueryRow(ctx, `SELECT coalesce(array_agg(schemaname || '.' || tablename ORDER BY 1), '{}')
-			FROM pg_publication_tables WHERE pubname = $1`, cfg.Publication).Scan(&tables)
-		var exists bool
-		if err == nil {
-			err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", cfg.Publication).Scan(&exists)
-		}
+		pub, err := pgcdc.ReadPublication(ctx, conn, cfg.Publication)
 		switch {
 		case err != nil:
 			fmt.Fprintf(tw, "publication %s\terror: %v\n", cfg.Publication, err)
 			errs = append(errs, err)
-		case !exists:
+		case !pub.Exists:
 			fmt.Fprintf(tw, "publication %s\tabsent (capture creates it at start-up)\n", cfg.Publication)
 		default:
-			fmt.Fprintf(tw, "publication %s\t%s\n", cfg.Publication, strings.Join(tables, ", "))
+			fmt.Fprintf(tw, "publication %s\t%s\n", cfg.Publication, strings.Join(pub.Tables, ", "))
 		}
 	}
 
-	nc, err := nats.Connect(cfg.NATS.URL, nats.Timeout(3*time.Second))
+	nc, js, err := natsconn.JetStream(ctx, cfg.NATS, "cowjacket-capture-status", slog.New(slog.DiscardHandler), nats.Timeout(3*time.Second))
 	if err == nil {
 		defer nc.Close()
-		var js jetstream.JetStream
-		if js, err = jetstream.New(nc); err == nil {
-			var st jetstream.Stream
-			if st, err = js.Stream(ctx, stream.Forms); err == nil {
-				var info *jetstream.StreamInfo
-				if info, err = st.Info(ctx); err == nil {
-					s := info.State
-					fmt.Fprintf(tw, "stream %s\t%d messages, %d bytes, first seq %d, last seq %d, %d consumers\n",
-						stream.Forms, s.Msgs, s.Bytes, s.FirstSeq, s.LastSeq, s.Consumers)
-				}
+		var st jetstream.Stream
+		if st, err = js.Stream(ctx, stream.Forms); err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = st.Info(ctx); err == nil {
+				s := info.State
+				fmt.Fprintf(tw, "stream %s\t%d messages, %d bytes, first seq %d, last seq %d, %d consumers\n",
+					stream.Forms, s.Msgs, s.Bytes, s.FirstSeq, s.LastSeq, s.Consumers)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
@@ -182,7 +183,7 @@ func BenchmarkCommitToTicket(b *testing.B) {
 		dsn := database(b)
 		ns := localnats.StartTB(b)
 		sb, jiraURL := sandbox(b, jirasandbox.Options{Latency: 50 * time.Millisecond})
-		start(b, "capture", captureService, captureEnv(dsn, ns.URL()))
+		start(b, "capture", capture.Run, captureEnv(dsn, ns.URL()))
 		env := ticketerEnv(ns.URL(), jiraURL, mappingFile(b, "mapping.yaml"))
 		env["BATCH_WAIT"] = "50ms" // the default
 		env["CONCURRENCY"] = "4"   // the default

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -27,7 +28,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	ns := localnats.StartTB(t)
 	sb, jiraURL := sandbox(t, jirasandbox.Options{})
 
-	start(t, "capture", captureService, captureEnv(dsn, ns.URL()))
+	start(t, "capture", capture.Run, captureEnv(dsn, ns.URL()))
 	start(t, "ticketer", ticketer.Run, ticketerEnv(ns.URL(), jiraURL, mappingFile(t, "mapping.yaml")))
 	c := connect(t, dsn)
 	testsupport.WaitFor(t, "capture streaming from the slot", 20*time.Second, func() bool { return walsenderPID(c) != 0 })

@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
@@ -605,7 +606,7 @@ func TestTicketerKeepsCapturesDuplicateWindow(t *testing.T) {
 
 	cenv := captureEnv(dsn, ns.URL())
 	cenv["DUPLICATE_WINDOW"] = "48h"
-	start(t, "capture", captureService, cenv)
+	start(t, "capture", capture.Run, cenv)
 	c := connect(t, dsn)
 	testsupport.WaitFor(t, "capture streaming", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
 	if d := streamInfo(t, js, stream.Forms).Config.Duplicates; d != 48*time.Hour {

@@ -353,8 +353,3 @@ func dlq(tb testing.TB, js jetstream.JetStream) []*jetstream.RawStreamMsg {
 	}
 	return out
 }
-
-// captureService is the capture service in the runFunc shape.
-func captureService(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	return capture.Run(ctx, nil, getenv, stdout, stderr)
-}

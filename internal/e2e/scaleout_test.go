@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -49,10 +50,10 @@ func scaleOut(t *testing.T, victim string) {
 	tenv["CONCURRENCY"] = "2"
 
 	c := connect(t, dsn)
-	active := start(t, "capture-active", captureService, cenv)
+	active := start(t, "capture-active", capture.Run, cenv)
 	testsupport.WaitFor(t, "the active capture streaming", 30*time.Second, func() bool { return walsenderPID(c) != 0 })
 	activePID := walsenderPID(c)
-	standby := start(t, "capture-standby", captureService, cenv)
+	standby := start(t, "capture-standby", capture.Run, cenv)
 	// The replicas start one after the other, so that start-up retries
 	// (TestTicketerReplicasStartTogether) do not blur the faults measured
 	// here.

@@ -5,11 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/stream"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
-	"github.com/jackc/pglogrepl"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // insertMessage is the pgoutput Insert message for a tuple of relation rel.
@@ -29,7 +31,7 @@ func insertMessage(rel uint32, tup *pglogrepl.TupleData) []byte {
 }
 
 type benchRow struct {
-	rel *pglogrepl.RelationMessage
+	rel *Relation
 	msg []byte
 	src *formsv1.Source
 }
@@ -43,7 +45,7 @@ func benchRows(b *testing.B) []benchRow {
 	rel := formRelation()
 	rows := make([]benchRow, len(samples))
 	for i, s := range samples {
-		rows[i] = benchRow{rel: rel, msg: insertMessage(rel.RelationID, sampleTuple(s, 1000+i))}
+		rows[i] = benchRow{rel: rel, msg: insertMessage(rel.ID, sampleTuple(s, 1000+i))}
 	}
 	return rows
 }
@@ -65,57 +67,20 @@ func BenchmarkParseInsert(b *testing.B) {
 	}
 }
 
-func BenchmarkDecodeTuple(b *testing.B) {
+func BenchmarkDecode(b *testing.B) {
 	rows := benchRows(b)
-	tuples := make([]*pglogrepl.TupleData, len(rows))
+	tuples := make([]Row, len(rows))
 	for i, r := range rows {
 		m, _ := parse(r.msg)
-		tuples[i] = m.(*pglogrepl.InsertMessage).Tuple
+		tuples[i] = rowOf(m.(*pglogrepl.InsertMessage).Tuple)
 	}
 	rel := formRelation()
 	now := time.Now()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if d := DecodeTuple(rel, tuples[i%len(tuples)], nil, source(), now); d.Err != nil {
+		if d := rel.Decode(tuples[i%len(tuples)], source(), now); d.Err != nil {
 			b.Fatal(d.Err)
 		}
-	}
-}
-
-func events(b *testing.B) []*formsv1.FormSubmission {
-	b.Helper()
-	rows := benchRows(b)
-	evs := make([]*formsv1.FormSubmission, len(rows))
-	for i, r := range rows {
-		m, _ := parse(r.msg)
-		evs[i] = DecodeTuple(r.rel, m.(*pglogrepl.InsertMessage).Tuple, nil, source(), time.Now()).Event
-	}
-	return evs
-}
-
-// BenchmarkMarshalProtojson is what capture used to do per row.
-func BenchmarkMarshalProtojson(b *testing.B) {
-	evs := events(b)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		body, err := stream.Marshal(evs[i%len(evs)])
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(len(body)))
-	}
-}
-
-// BenchmarkAppendJSON is what capture does now.
-func BenchmarkAppendJSON(b *testing.B) {
-	evs := events(b)
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		body, err := AppendJSON(make([]byte, 0, 2048), evs[i%len(evs)])
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.SetBytes(int64(len(body)))
 	}
 }
 
@@ -126,8 +91,10 @@ func BenchmarkRow(b *testing.B) {
 		name string
 		fn   func(*formsv1.FormSubmission) ([]byte, error)
 	}{
-		{"protojson", stream.Marshal},
-		{"AppendJSON", func(ev *formsv1.FormSubmission) ([]byte, error) { return AppendJSON(make([]byte, 0, 2048), ev) }},
+		{"protojson", func(ev *formsv1.FormSubmission) ([]byte, error) {
+			return protojson.MarshalOptions{UseProtoNames: true}.Marshal(ev)
+		}},
+		{"AppendEvent", func(ev *formsv1.FormSubmission) ([]byte, error) { return stream.AppendEvent(make([]byte, 0, 2048), ev) }},
 	} {
 		b.Run(enc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -137,7 +104,7 @@ func BenchmarkRow(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				d := DecodeTuple(r.rel, m.(*pglogrepl.InsertMessage).Tuple, nil, source(), time.Now())
+				d := r.rel.Decode(rowOf(m.(*pglogrepl.InsertMessage).Tuple), source(), time.Now())
 				if _, err := enc.fn(d.Event); err != nil {
 					b.Fatal(err)
 				}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cowjacket/formjira/internal/form"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
-	"github.com/jackc/pglogrepl"
 )
 
 // ErrShape marks a tuple that does not match its relation (more columns than
@@ -37,55 +36,51 @@ type Decoded struct {
 	Err   error
 }
 
-// DecodeTuple converts a pgoutput tuple of rel into an event. src is filled
-// in with the primary key; hashFields empty means every column but the key.
-// It never panics on malformed input: the fuzz test holds it to that.
-func DecodeTuple(rel *pglogrepl.RelationMessage, tuple *pglogrepl.TupleData, hashFields []string, src *formsv1.Source, now time.Time) Decoded {
+// Decode converts a row of rel into an event. src is filled in with the
+// primary key. It never panics on malformed input: the fuzz test holds it
+// to that.
+func (rel *Relation) Decode(row Row, src *formsv1.Source, now time.Time) Decoded {
 	var firstErr error
 	var cols []*formsv1.Column
 	var pk []string
-	if tuple == nil {
-		tuple = &pglogrepl.TupleData{}
-	}
-	if len(tuple.Columns) > len(rel.Columns) {
-		firstErr = fmt.Errorf("%w: %d values for %d columns", ErrShape, len(tuple.Columns), len(rel.Columns))
+	if len(row) > len(rel.Columns) {
+		firstErr = fmt.Errorf("%w: %d values for %d columns", ErrShape, len(row), len(rel.Columns))
 	}
 	for i, rc := range rel.Columns {
-		if rc.Flags&1 != 0 {
+		if rc.Key {
 			pk = append(pk, rc.Name)
 		}
-		if i >= len(tuple.Columns) {
+		if i >= len(row) {
 			// A column the tuple does not carry (never in an INSERT from
 			// pgoutput) hashes like NULL: leave it out rather than invent one.
 			continue
 		}
-		tc := tuple.Columns[i]
-		typ := form.TypeName(rc.DataType)
-		col := &formsv1.Column{Name: rc.Name, PgType: typ}
+		f := row[i]
+		col := &formsv1.Column{Name: rc.Name, PgType: rc.Type}
 		var err error
-		switch tc.DataType {
-		case pglogrepl.TupleDataTypeNull:
+		switch f.Kind {
+		case FieldNull:
 			col.Value = form.Null()
-		case pglogrepl.TupleDataTypeText:
-			if !utf8.Valid(tc.Data) {
+		case FieldText:
+			if !utf8.Valid(f.Data) {
 				// protojson cannot carry it; a UTF8 database never sends it.
 				err = fmt.Errorf("%w: invalid UTF-8", form.ErrDecode)
 			} else {
-				col.Value, err = form.DecodeText(rc.DataType, string(tc.Data))
+				col.Value, err = form.DecodeText(rc.OID, string(f.Data))
 			}
 			if err != nil {
-				col.Value = raw(tc.Data)
+				col.Value = raw(f.Data)
 			}
 		default:
-			err = fmt.Errorf("%w: value kind %q", ErrShape, tc.DataType)
-			col.Value = raw(tc.Data)
+			err = fmt.Errorf("%w: value kind %q", ErrShape, f.Kind)
+			col.Value = raw(f.Data)
 		}
 		if err != nil && firstErr == nil {
-			firstErr = &ColumnError{Column: rc.Name, Type: typ, Err: err}
+			firstErr = &ColumnError{Column: rc.Name, Type: rc.Type, Err: err}
 		}
 		cols = append(cols, col)
 	}
-	ev := form.NewEvent(cols, pk, hashFields, src, now)
+	ev := form.NewEvent(cols, pk, rel.HashFields, src, now)
 	return Decoded{Event: ev, Err: firstErr}
 }
 

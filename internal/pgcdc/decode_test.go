@@ -7,14 +7,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
+
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/stream"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
-	"github.com/jackc/pglogrepl"
 )
 
-// formRelation is the Relation message pgoutput sends for the form table.
-func formRelation() *pglogrepl.RelationMessage {
+// formRelation is the relation of the Relation message pgoutput sends for
+// the form table.
+func formRelation() *Relation { return relationOf(formRelationMessage(), nil) }
+
+// formRelationMessage is the Relation message pgoutput sends for the form table.
+func formRelationMessage() *pglogrepl.RelationMessage {
 	rel := &pglogrepl.RelationMessage{RelationID: 16385, Namespace: "public", RelationName: "form_submissions",
 		Columns: []*pglogrepl.RelationMessageColumn{{Flags: 1, Name: "id", DataType: 20}}}
 	for _, c := range form.FormColumns {
@@ -50,7 +55,7 @@ func TestDecodeTupleMatchesSampleHash(t *testing.T) {
 	}
 	rel := formRelation()
 	for i, s := range samples {
-		d := DecodeTuple(rel, sampleTuple(s, 1000+i), nil, &formsv1.Source{}, time.Now())
+		d := rel.Decode(rowOf(sampleTuple(s, 1000+i)), &formsv1.Source{}, time.Now())
 		if d.Err != nil {
 			t.Fatalf("sample %d: %v", i+1, d.Err)
 		}
@@ -67,7 +72,7 @@ func TestDecodeTupleMatchesSampleHash(t *testing.T) {
 func TestDecodeTuplePoison(t *testing.T) {
 	rel := formRelation()
 	s := form.Sample{"newusername": ptr("Poison"), "dateneededby": ptr("infinity")}
-	d := DecodeTuple(rel, sampleTuple(s, 1), nil, nil, time.Now())
+	d := rel.Decode(rowOf(sampleTuple(s, 1)), nil, time.Now())
 	var ce *ColumnError
 	if !errors.As(d.Err, &ce) || ce.Column != "dateneededby" || !errors.Is(d.Err, form.ErrDecode) {
 		t.Fatalf("err = %v, want a ColumnError for dateneededby wrapping form.ErrDecode", d.Err)
@@ -114,7 +119,7 @@ func encodeInsert(relID uint32, tup *pglogrepl.TupleData) []byte {
 }
 
 // FuzzDecodeInsert feeds pgoutput Insert messages built from the sample
-// rows, then mutated, through parse and DecodeTuple: whatever arrives, the
+// rows, then mutated, through parse and Relation.Decode: whatever arrives, the
 // conversion must not panic, and every event it accepts must encode and
 // carry a hash that is recomputable from its columns.
 func FuzzDecodeInsert(f *testing.F) {
@@ -124,7 +129,7 @@ func FuzzDecodeInsert(f *testing.F) {
 	}
 	rel := formRelation()
 	for i, s := range samples {
-		f.Add(encodeInsert(rel.RelationID, sampleTuple(s, i+1)), "", uint8(0))
+		f.Add(encodeInsert(rel.ID, sampleTuple(s, i+1)), "", uint8(0))
 	}
 	f.Add([]byte{'I', 0, 0, 64, 1, 'N', 0, 2, 't', 0, 0, 0, 1, '7', 'n'}, "infinity", uint8(11))
 	f.Fuzz(func(t *testing.T, wire []byte, value string, col uint8) {
@@ -140,7 +145,7 @@ func FuzzDecodeInsert(f *testing.F) {
 		if n := len(ins.Tuple.Columns); n > 0 {
 			ins.Tuple.Columns[int(col)%n] = &pglogrepl.TupleDataColumn{DataType: 't', Data: []byte(value)}
 		}
-		d := DecodeTuple(rel, ins.Tuple, nil, &formsv1.Source{}, time.Unix(0, 0))
+		d := rel.Decode(rowOf(ins.Tuple), &formsv1.Source{}, time.Unix(0, 0))
 		if d.Event == nil {
 			t.Fatal("nil event")
 		}

@@ -3,9 +3,10 @@ package stream
 import (
 	"fmt"
 
-	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
 // ContentType names the body's encoding and message type, so a reader of the
@@ -18,16 +19,36 @@ const (
 	HeaderHash        = "Cowjacket-Hash"
 )
 
+// The reference encoding: appendJSON writes the same JSON value, and is the
+// one used; protojson only speaks when appendJSON cannot (it then names the
+// problem).
 var marshal = protojson.MarshalOptions{UseProtoNames: true}
 
 // Newer producers may add fields; an older ticketer must still read them.
 var unmarshal = protojson.UnmarshalOptions{DiscardUnknown: true}
 
-// Marshal encodes an event as protojson.
-func Marshal(ev *formsv1.FormSubmission) ([]byte, error) {
-	b, err := marshal.Marshal(ev)
+// AppendEvent appends the event's wire form (protojson with proto field
+// names) to dst. It is the one event encoder: capture's hot path reuses dst
+// across rows.
+func AppendEvent(dst []byte, ev *formsv1.FormSubmission) ([]byte, error) {
+	b, err := appendJSON(dst, ev)
+	if err == nil {
+		return b, nil
+	}
+	// Only protojson can say what is wrong (and it might accept what the
+	// fast path is unsure of).
+	pb, err := marshal.Marshal(ev)
 	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.GetHash(), err)
+		return dst, fmt.Errorf("encode event %s: %w", ev.GetHash(), err)
+	}
+	return append(dst, pb...), nil
+}
+
+// Marshal encodes an event.
+func Marshal(ev *formsv1.FormSubmission) ([]byte, error) {
+	b, err := AppendEvent(make([]byte, 0, 2048), ev)
+	if err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -41,17 +62,26 @@ func Unmarshal(data []byte) (*formsv1.FormSubmission, error) {
 	return ev, nil
 }
 
-// NewMsg is the JetStream message for an event: protojson body, Content-Type,
+// NewMsg is the JetStream message for an event: its encoding, Content-Type,
 // and the record hash as Nats-Msg-Id so re-sends collapse in the stream.
 func NewMsg(subject string, ev *formsv1.FormSubmission) (*nats.Msg, error) {
 	b, err := Marshal(ev)
 	if err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(subject)
-	m.Data = b
-	m.Header.Set(HeaderContentType, ContentType)
-	m.Header.Set(nats.MsgIdHdr, ev.GetHash())
-	m.Header.Set(HeaderHash, ev.GetHash())
-	return m, nil
+	return EventMsg(subject, ev.GetHash(), b), nil
+}
+
+// EventMsg is the message carrying an encoded event body with its hash.
+func EventMsg(subject, hash string, body []byte) *nats.Msg {
+	return &nats.Msg{Subject: subject, Data: body, Header: EventHeader(hash)}
+}
+
+// EventHeader is the header of an event with this record hash.
+func EventHeader(hash string) nats.Header {
+	return nats.Header{
+		HeaderContentType: {ContentType},
+		nats.MsgIdHdr:     {hash},
+		HeaderHash:        {hash},
+	}
 }

@@ -1,25 +1,15 @@
-package capture
+package main
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/stream"
 )
-
-func (e *env) run(args ...string) (string, error) {
-	e.t.Helper()
-	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	err := Run(ctx, args, e.getenv, &out, io.Discard)
-	return out.String(), err
-}
 
 // Rows inserted before the slot existed reach FORMS through backfill, with
 // the same hashes; running it again adds nothing, and a capture started
@@ -29,32 +19,32 @@ func TestBackfill(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	c := e.conn()
+	c := e.Conn()
 	if err := insertSamples(context.Background(), c, samples(t), nil); err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.run("backfill")
+	out, err := run(e, "backfill")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "200 rows read, 197 published, 3 duplicates collapsed, 0 dead-lettered"; !strings.Contains(out, want) {
 		t.Errorf("backfill printed %q, want %q", out, want)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 197, 5*time.Second)
 	for _, m := range readAll(t, js, stream.Forms) {
-		if m.ev.GetSource().GetOrigin() != "backfill" {
-			t.Fatalf("origin %q", m.ev.GetSource().GetOrigin())
+		if m.Ev.GetSource().GetOrigin() != "backfill" {
+			t.Fatalf("origin %q", m.Ev.GetSource().GetOrigin())
 		}
 	}
-	out, err = e.run("backfill")
+	out, err = run(e, "backfill")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := "200 rows read, 0 published, 200 duplicates collapsed"; !strings.Contains(out, want) {
 		t.Errorf("second backfill printed %q, want %q", out, want)
 	}
-	out, err = e.run("backfill", "--since", "2025-10-15")
+	out, err = run(e, "backfill", "--since", "2025-10-15")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,14 +54,14 @@ func TestBackfill(t *testing.T) {
 
 	// The stream and the backfill agree on hashes: a capture started now and
 	// fed the same rows again (as a re-insert) collapses them too.
-	e.start()
-	e.waitStreaming(c)
+	e.Start()
+	e.WaitStreaming(c)
 	if err := insertSamples(context.Background(), c, samples(t)[:5], nil); err != nil {
 		t.Fatal(err)
 	}
 	waitMsgs(t, js, stream.Forms, 197, 10*time.Second)
 
-	out, err = e.run("status")
+	out, err = run(e, "status")
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
@@ -87,7 +77,7 @@ func TestStartupChecks(t *testing.T) {
 		t.Skip("integration test")
 	}
 	e := newEnv(t)
-	e.exec("CREATE ROLE norepl LOGIN NOREPLICATION")
+	e.Exec("CREATE ROLE norepl LOGIN NOREPLICATION")
 	t.Cleanup(func() {
 		c, err := pg.Connect(context.Background(), "postgres")
 		if err == nil {
@@ -95,7 +85,7 @@ func TestStartupChecks(t *testing.T) {
 			c.Close(context.Background())
 		}
 	})
-	noRepl := strings.Replace(e.dsn, "postgres@", "norepl@", 1)
+	noRepl := strings.Replace(e.DSN, "postgres@", "norepl@", 1)
 
 	tests := []struct {
 		name string
@@ -112,14 +102,8 @@ func TestStartupChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sub := &env{t: t, dsn: e.dsn, nats: e.nats, vars: map[string]string{}}
-			for k, v := range e.vars {
-				sub.vars[k] = v
-			}
-			for k, v := range tt.vars {
-				sub.vars[k] = v
-			}
-			_, err := sub.run()
+			sub := e.With(t, tt.vars)
+			_, err := run(sub)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one naming %q", err, tt.want)
 			}
@@ -137,20 +121,20 @@ func TestStartupChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { srv.Stop() })
-		sub := &env{t: t, vars: map[string]string{"DATABASE_URL": srv.DSN("postgres"), "HTTP_ADDR": "off"}}
-		_, err = sub.run()
+		sub := &env{T: t, Vars: map[string]string{"DATABASE_URL": srv.DSN("postgres"), "HTTP_ADDR": "off"}}
+		_, err = run(sub)
 		if err == nil || !strings.Contains(err.Error(), "set wal_level=logical in postgresql.conf and restart") {
 			t.Fatalf("error %v, want the wal_level fix", err)
 		}
 	})
 
 	t.Run("help", func(t *testing.T) {
-		sub := &env{t: t, vars: map[string]string{"DATABASE_URL": "postgres://u:hunter2@h/db"}}
-		out, err := sub.run("--help")
+		sub := &env{T: t, Vars: map[string]string{"DATABASE_URL": "postgres://u:hunter2@h/db"}}
+		out, err := run(sub, "--help")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, v := range Vars {
+		for _, v := range capture.Vars {
 			if !strings.Contains(out, v.Name) {
 				t.Errorf("--help lacks %s", v.Name)
 			}
@@ -162,22 +146,4 @@ func TestStartupChecks(t *testing.T) {
 			t.Error("--help shows a secret")
 		}
 	})
-}
-
-// SIGTERM while nats is down: in-flight rows cannot be acknowledged, yet
-// capture still stops within 10 s (bounded drain) and cleanly.
-func TestGracefulStopWithNATSDown(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test")
-	}
-	e := newEnv(t)
-	r := e.start()
-	c := e.conn()
-	e.waitStreaming(c)
-	e.nats.Shutdown()
-	if err := insertSamples(context.Background(), c, samples(t)[:20], nil); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	r.stop(t)
 }

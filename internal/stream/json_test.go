@@ -1,4 +1,4 @@
-package pgcdc
+package stream
 
 import (
 	"encoding/json"
@@ -7,30 +7,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/form"
-	"github.com/cowjacket/formjira/internal/stream"
-	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cowjacket/formjira/internal/form"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
 
-// checkJSON holds AppendJSON to protojson (stream.Marshal): the bytes decode
-// (with stream.Unmarshal, which is protojson) to the same message, and are
-// the same JSON value as protojson's own encoding.
+// checkJSON holds appendJSON to protojson: the bytes decode (with
+// Unmarshal, which is protojson) to the same message, and are the same JSON
+// value as protojson's own encoding.
 func checkJSON(t *testing.T, ev *formsv1.FormSubmission) {
 	t.Helper()
-	want, werr := stream.Marshal(ev)
-	got, err := AppendJSON(nil, ev)
+	want, werr := marshal.Marshal(ev)
+	got, err := appendJSON(nil, ev)
 	if werr != nil {
 		if err == nil {
-			t.Fatalf("protojson refuses the event (%v), AppendJSON wrote %s", werr, got)
+			t.Fatalf("protojson refuses the event (%v), appendJSON wrote %s", werr, got)
 		}
 		return
 	}
 	if err != nil {
-		t.Fatalf("AppendJSON: %v (protojson: %s)", err, want)
+		t.Fatalf("appendJSON: %v (protojson: %s)", err, want)
 	}
-	back, err := stream.Unmarshal(got)
+	back, err := Unmarshal(got)
 	if err != nil {
 		t.Fatalf("protojson cannot read %s: %v", got, err)
 	}
@@ -54,12 +54,8 @@ func TestAppendJSONMatchesProtojsonOnSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel := formRelation()
 	for i, s := range samples {
-		src := &formsv1.Source{Origin: "capture", Database: "forms", Schema: "public", Table: "form_submissions",
-			CommitLsn: "0/16B3748", CommitTime: timestamppb.New(time.Date(2025, 10, 15, 9, 30, 0, 123456000, time.UTC)), Xid: uint32(700 + i), Slot: "cowjacket"}
-		d := DecodeTuple(rel, sampleTuple(s, 1000+i), nil, src, time.Date(2025, 10, 15, 9, 30, 1, int(i)*1000, time.UTC))
-		checkJSON(t, d.Event)
+		checkJSON(t, sampleEvent(s, i))
 	}
 }
 
@@ -120,4 +116,13 @@ func FuzzAppendJSON(f *testing.F) {
 		}, Source: &formsv1.Source{Slot: typ, Xid: uint32(i)}, CapturedAt: &timestamppb.Timestamp{Seconds: sec, Nanos: nanos}}
 		checkJSON(t, ev)
 	})
+}
+
+// sampleEvent is the event capture makes of sample s, stored with id 1000+i.
+func sampleEvent(s form.Sample, i int) *formsv1.FormSubmission {
+	src := &formsv1.Source{Origin: "capture", Database: "forms", Schema: "public", Table: "form_submissions",
+		CommitLsn: "0/16B3748", CommitTime: timestamppb.New(time.Date(2025, 10, 15, 9, 30, 0, 123456000, time.UTC)), Xid: uint32(700 + i), Slot: "cowjacket"}
+	id := &formsv1.Column{Name: "id", PgType: "int8", Value: &formsv1.Value{Kind: &formsv1.Value_Integer{Integer: int64(1000 + i)}}}
+	cols := append([]*formsv1.Column{id}, s.Columns()...)
+	return form.NewEvent(cols, []string{"id"}, nil, src, time.Date(2025, 10, 15, 9, 30, 1, int(i)*1000, time.UTC))
 }

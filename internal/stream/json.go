@@ -1,4 +1,4 @@
-package pgcdc
+package stream
 
 import (
 	"errors"
@@ -11,17 +11,18 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// errJSON makes AppendJSON give up on an event it cannot encode exactly as
-// protojson would accept it (invalid UTF-8, a timestamp out of range); the
-// caller then uses protojson itself, which reports the problem.
+// errJSON makes appendJSON give up on an event it cannot encode exactly as
+// protojson would accept it (invalid UTF-8, a timestamp out of range);
+// AppendEvent then uses protojson itself, which reports the problem.
 var errJSON = errors.New("event needs protojson")
 
-// AppendJSON appends ev as protojson with proto field names (what
-// stream.Marshal writes, minus protojson's deliberately random spacing) to
-// dst. It is the capture hot path: protojson's reflection made encoding the
-// largest cost per row (see BENCHMARKS.md). The test holds it to
-// protojson: same message after protojson.Unmarshal, same JSON value.
-func AppendJSON(dst []byte, ev *formsv1.FormSubmission) ([]byte, error) {
+// appendJSON appends ev as protojson with proto field names (minus
+// protojson's deliberately random spacing) to dst. It is capture's hot path:
+// protojson's reflection made encoding the largest cost per row (see
+// BENCHMARKS.md). The tests hold it to protojson: same message after
+// protojson.Unmarshal, same JSON value, on samples, edge cases and
+// generated events of every kind.
+func appendJSON(dst []byte, ev *formsv1.FormSubmission) ([]byte, error) {
 	e := jsonEnc{b: dst}
 	e.open()
 	if v := ev.GetSchemaVersion(); v != 0 {

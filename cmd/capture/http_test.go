@@ -1,4 +1,4 @@
-package capture
+package main
 
 import (
 	"context"
@@ -21,16 +21,16 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 	}
 	e := newEnv(t)
 	active := testsupport.FreeAddr(t)
-	e.vars["HTTP_ADDR"] = active
-	e.start()
-	c := e.conn()
-	e.waitStreaming(c)
+	e.Vars["HTTP_ADDR"] = active
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
 
 	const n = 10 // the first ten samples are distinct
 	if err := insertSamples(context.Background(), c, samples(t)[:n], nil); err != nil {
 		t.Fatal(err)
 	}
-	js := e.js()
+	js := e.JS()
 	waitMsgs(t, js, stream.Forms, n, 20*time.Second)
 	var page string
 	testsupport.WaitFor(t, "published counter to reach the rows", 5*time.Second, func() bool {
@@ -73,10 +73,10 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 
 	// A second capture on the same slot is alive but not ready.
 	standby := testsupport.FreeAddr(t)
-	e.vars["HTTP_ADDR"] = standby
-	second := e.start()
+	e.Vars["HTTP_ADDR"] = standby
+	second := e.Start()
 	testsupport.WaitFor(t, "second capture to report standby", 10*time.Second, func() bool {
-		return strings.Contains(second.logs.String(), "standby")
+		return strings.Contains(second.Logs.String(), "standby")
 	})
 	if code, body := get(t, standby, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "standby") {
 		t.Errorf("/readyz of the standby: %d %q, want 503 naming standby", code, body)
@@ -88,15 +88,15 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 	// `capture healthcheck` with each capture's HTTP_ADDR, written the way
 	// a container sets it (":port") and literally.
 	for _, addr := range []string{active, standby, ":" + active[strings.LastIndex(active, ":")+1:]} {
-		e.vars["HTTP_ADDR"] = addr
-		out, err := e.run("healthcheck")
+		e.Vars["HTTP_ADDR"] = addr
+		out, err := run(e, "healthcheck")
 		if err != nil || !strings.Contains(out, "healthy") {
 			t.Errorf("healthcheck HTTP_ADDR=%s: %v, %q", addr, err, out)
 		}
 	}
-	e.vars["HTTP_ADDR"] = testsupport.FreeAddr(t) // nobody listens
+	e.Vars["HTTP_ADDR"] = testsupport.FreeAddr(t) // nobody listens
 	begin := time.Now()
-	if _, err := e.run("healthcheck"); err == nil {
+	if _, err := run(e, "healthcheck"); err == nil {
 		t.Error("healthcheck of a port nobody listens on succeeded")
 	}
 	if d := time.Since(begin); d > 3*time.Second {
@@ -143,9 +143,9 @@ func TestHealthcheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
-			e := &env{t: t, vars: map[string]string{"HTTP_ADDR": tt.addr}} // no DATABASE_URL: not needed
+			e := &env{T: t, Vars: map[string]string{"HTTP_ADDR": tt.addr}} // no DATABASE_URL: not needed
 			begin := time.Now()
-			out, err := e.run("healthcheck")
+			out, err := run(e, "healthcheck")
 			took := time.Since(begin)
 			switch {
 			case tt.wantErr == "" && err != nil:
@@ -160,8 +160,8 @@ func TestHealthcheck(t *testing.T) {
 			}
 		})
 	}
-	e := &env{t: t, vars: map[string]string{"HTTP_ADDR": okAddr}}
-	if _, err := e.run("healthcheck", "extra"); err == nil {
+	e := &env{T: t, Vars: map[string]string{"HTTP_ADDR": okAddr}}
+	if _, err := run(e, "healthcheck", "extra"); err == nil {
 		t.Error("healthcheck accepted an argument")
 	}
 }

@@ -1,0 +1,181 @@
+// Package capture is the capture service and its operations: it streams
+// committed rows of the form table from PostgreSQL (pgcdc) into JetStream
+// stream FORMS and confirms the replication slot only as far as JetStream
+// has acknowledged (see design.md, guarantee 1); Backfill and Status are
+// the operations behind `capture backfill` and `capture status`.
+//
+// The data's path: pgcdc.Stream reads and decodes rows → publisher (a
+// pgcdc.Sink) encodes them (stream's codec) and publishes them until
+// JetStream acknowledges them → the stream confirms what the publisher says
+// is delivered. serve wires them together.
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/natsconn"
+	"github.com/cowjacket/formjira/internal/pgcdc"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/telemetry"
+)
+
+// ErrAbandon, as the cause of Run's context cancellation, stops the service
+// without draining or confirming: the in-process equivalent of kill -9.
+var ErrAbandon = pgcdc.ErrAbandon
+
+// Run is the capture service: configuration from getenv (a bad one is a
+// one-line error naming the variable), JSON logs to stderr, serving until
+// ctx ends. cmd/capture, the end-to-end tests, the demo and the benchmark
+// all run it.
+func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := LoadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, telemetry.NewLogger(stderr, cfg.LogLevel), nil)
+}
+
+// serve runs the capture service until ctx ends. reg may be nil (a new
+// registry with the Go and process collectors).
+func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry) error {
+	if reg == nil {
+		reg = telemetry.NewRegistry()
+	}
+	m := newMetrics(reg)
+
+	// A stop signal while still retrying start-up is a clean exit.
+	if err := pgcdc.Prepare(ctx, cfg.DatabaseURL, cfg.Table, cfg.HashFields, cfg.Publication, cfg.Slot, log); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	nc, js, err := connectNATS(ctx, cfg, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer nc.Close()
+
+	pub := newPublisher(js, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), cfg.MaxInFlight, cfg.AckTimeout, log, m)
+	st := pgcdc.New(pgcdc.Options{
+		DSN: cfg.DatabaseURL, Table: cfg.Table, Slot: cfg.Slot, Publication: cfg.Publication,
+		HashFields: cfg.HashFields, StatusInterval: cfg.StatusInterval, StandbyPoll: cfg.StandbyPoll,
+		DrainTimeout: 5 * time.Second, Log: log,
+		OnReconnect: m.reconnects.Inc,
+		OnCaptured:  m.captured.Inc,
+	})
+
+	ready := func() error {
+		if s := st.State(); s != pgcdc.StateStreaming {
+			return errors.New(s.String())
+		}
+		if !nc.IsConnected() {
+			return errors.New("NATS disconnected")
+		}
+		return nil
+	}
+	httpWait, err := telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, ready), log)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+
+	// Alerts are off (a no-op Alerter, no watcher) without an ALERT_* sink.
+	alerter := alert.New(cfg.Alert, log)
+	var watch *watcher
+	if alerter.Enabled() {
+		watch = newWatcher(cfg, alerter, st, pub, nc.IsConnected)
+		pub.onDead = watch.deadLettered
+		log.Info("alerts on", "alerts", cfg.Alert, "stall_after", cfg.Alert.CaptureStallAfter.String(), "slot_lag_bytes", cfg.Alert.SlotLagBytes)
+	}
+
+	// The acker outlives the stream: the stream drains through it on
+	// shutdown, then the acker stops. The Alerter outlives both, so dead
+	// letters of the drain are still reported, then flushes (bounded).
+	ackCtx, stopAcker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAcker()
+	alertCtx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAlerts()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return pub.run(ackCtx) })
+	g.Go(func() error {
+		defer stopAlerts()
+		defer stopAcker()
+		return st.Run(gctx, pub)
+	})
+	g.Go(func() error { pgcdc.Heartbeat(gctx, cfg.DatabaseURL, cfg.HeartbeatInterval, log); return nil })
+	g.Go(func() error {
+		pgcdc.WatchSlot(gctx, cfg.DatabaseURL, cfg.Slot, min(10*time.Second, cfg.StatusInterval), log, func(s pgcdc.SlotInfo) {
+			m.lagBytes.Set(float64(s.LagBytes))
+			m.retainedWAL.Set(float64(s.RetainedBytes))
+			if watch != nil {
+				watch.slotPolled(s)
+			}
+		})
+		return nil
+	})
+	if watch != nil {
+		g.Go(func() error { watch.run(gctx); return nil })
+		g.Go(func() error { return alerter.Run(alertCtx) })
+	}
+	err = g.Wait()
+	if herr := httpWait(); err == nil {
+		err = herr
+	}
+	return err
+}
+
+// connectNATS connects (retrying for ever: capture is useless without NATS
+// and says so) and creates or updates the streams.
+func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := natsconn.Connect(cfg.NATS, "cowjacket-capture", log,
+		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
+		// A lost acknowledgement must surface so the row is re-published.
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	sc := cfg.Streams
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err1 := stream.EnsureForms(sctx, js, sc)
+		var err2 error
+		if err1 == nil {
+			_, err2 = stream.EnsureDLQ(sctx, js, sc)
+		}
+		cancel()
+		err := errors.Join(err1, err2)
+		if err == nil {
+			// Wait for the first connection so MaxPayload is the server's.
+			return nc, js, nil
+		}
+		if ctx.Err() != nil {
+			nc.Close()
+			return nil, nil, ctx.Err()
+		}
+		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", cfg.NATS.Redacted(), "error", err.Error(), "attempt", attempt)
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package pgcdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cowjacket/formjira/internal/config"
+)
+
+// Connect opens a regular (SQL) session to the form database.
+func Connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", config.Redact(dsn), err)
+	}
+	return conn, nil
+}
+
+// Prepare runs every start-up check and creates what is missing: logical
+// WAL, a role allowed to replicate, the table, the HASH_FIELDS columns, the
+// publication and the slot. An unreachable server is retried (it may be
+// starting; each failure goes to log); an answer that says no is returned.
+func Prepare(ctx context.Context, dsn string, t Table, hashFields []string, publication, slot string, log *slog.Logger) error {
+	for attempt := 1; ; attempt++ {
+		err := prepareOnce(ctx, dsn, t, hashFields, publication, slot)
+		var pgErr *pgconn.PgError
+		if err == nil || errors.Is(err, ErrStartup) || errors.As(err, &pgErr) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("PostgreSQL unreachable; retrying", "error", err.Error(), "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Duration(attempt)*time.Second, 5*time.Second)):
+		}
+	}
+}
+
+func prepareOnce(ctx context.Context, dsn string, t Table, hashFields []string, publication, slot string) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := Connect(cctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if err := Check(cctx, conn, t); err != nil {
+		return err
+	}
+	if err := CheckColumns(cctx, conn, t, "HASH_FIELDS", hashFields); err != nil {
+		return err
+	}
+	return Setup(cctx, conn, t, publication, slot)
+}
+
+// SlotInfo is the slot as pg_replication_slots shows it.
+type SlotInfo struct {
+	Exists        bool
+	Active        bool
+	ActivePID     int32
+	Confirmed     pglogrepl.LSN
+	LagBytes      int64         // pg_current_wal_lsn() - confirmed_flush_lsn
+	RetainedBytes int64         // pg_current_wal_lsn() - restart_lsn
+	WALEnd        pglogrepl.LSN // pg_current_wal_lsn()
+}
+
+// ReadSlot reads the slot's state.
+func ReadSlot(ctx context.Context, conn *pgx.Conn, slot string) (SlotInfo, error) {
+	var s SlotInfo
+	var pid *int32
+	var confirmed *string
+	var lag, retained *int64
+	var end string
+	err := conn.QueryRow(ctx, `SELECT active, active_pid, confirmed_flush_lsn::text,
+			(pg_current_wal_lsn() - confirmed_flush_lsn)::bigint,
+			(pg_current_wal_lsn() - restart_lsn)::bigint,
+			pg_current_wal_lsn()::text
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.Active, &pid, &confirmed, &lag, &retained, &end)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("read slot %s: %w", slot, err)
+	}
+	s.Exists = true
+	if pid != nil {
+		s.ActivePID = *pid
+	}
+	if confirmed != nil {
+		s.Confirmed, _ = pglogrepl.ParseLSN(*confirmed)
+	}
+	if lag != nil {
+		s.LagBytes = *lag
+	}
+	if retained != nil {
+		s.RetainedBytes = *retained
+	}
+	s.WALEnd, _ = pglogrepl.ParseLSN(end)
+	return s, nil
+}
+
+// PublicationInfo is a publication as pg_publication shows it.
+type PublicationInfo struct {
+	Exists bool
+	Tables []string // schema.table, sorted
+}
+
+// ReadPublication reads the publication and the tables it covers.
+func ReadPublication(ctx context.Context, conn *pgx.Conn, name string) (PublicationInfo, error) {
+	var p PublicationInfo
+	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),
+			coalesce((SELECT array_agg(schemaname || '.' || tablename ORDER BY 1) FROM pg_publication_tables WHERE pubname = $1), '{}')`,
+		name).Scan(&p.Exists, &p.Tables)
+	if err != nil {
+		return p, fmt.Errorf("read publication %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// lazyConn is a session that is opened when needed and dropped after a
+// failure, for the loops that outlive any one connection.
+type lazyConn struct {
+	dsn  string
+	conn *pgx.Conn
+}
+
+// do runs fn on the session (connecting first if needed), each attempt
+// bounded by 5 s; a failure drops the session so the next do reconnects.
+func (l *lazyConn) do(ctx context.Context, fn func(context.Context, *pgx.Conn) error) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if l.conn == nil {
+		c, err := Connect(cctx, l.dsn)
+		if err != nil {
+			return err
+		}
+		l.conn = c
+	}
+	err := fn(cctx, l.conn)
+	if err != nil {
+		l.close()
+	}
+	return err
+}
+
+func (l *lazyConn) close() {
+	if l.conn != nil {
+		l.conn.Close(context.Background())
+		l.conn = nil
+	}
+}
+
+// Heartbeat writes a logical decoding message every interval until ctx
+// ends: with no WAL activity at all the server sends nothing to confirm,
+// and the slot's position would stay where the last form row left it.
+func Heartbeat(ctx context.Context, dsn string, every time.Duration, log *slog.Logger) {
+	l := &lazyConn{dsn: dsn}
+	defer l.close()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := l.do(ctx, func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, "SELECT pg_logical_emit_message(false, 'cowjacket', 'heartbeat')")
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Debug("heartbeat failed", "error", err.Error())
+		}
+	}
+}
+
+// WatchSlot reads the slot now and every interval until ctx ends, handing
+// every reading to polled.
+func WatchSlot(ctx context.Context, dsn, slot string, every time.Duration, log *slog.Logger, polled func(SlotInfo)) {
+	l := &lazyConn{dsn: dsn}
+	defer l.close()
+	for {
+		var s SlotInfo
+		err := l.do(ctx, func(ctx context.Context, c *pgx.Conn) (err error) {
+			s, err = ReadSlot(ctx, c, slot)
+			return err
+		})
+		switch {
+		case err == nil:
+			polled(s)
+		case ctx.Err() == nil:
+			log.Debug("slot metrics failed", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}

@@ -1,0 +1,49 @@
+package stream
+
+import (
+	"testing"
+
+	"github.com/cowjacket/formjira/internal/form"
+	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+)
+
+func benchEvents(b *testing.B) []*formsv1.FormSubmission {
+	b.Helper()
+	samples, err := form.Samples()
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := make([]*formsv1.FormSubmission, len(samples))
+	for i, s := range samples {
+		evs[i] = sampleEvent(s, i)
+	}
+	return evs
+}
+
+// BenchmarkMarshalProtojson is the reference encoding, what capture once
+// did per row.
+func BenchmarkMarshalProtojson(b *testing.B) {
+	evs := benchEvents(b)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		body, err := marshal.Marshal(evs[i%len(evs)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(body)))
+	}
+}
+
+// BenchmarkAppendEvent is the encoder in use, into a reused buffer.
+func BenchmarkAppendEvent(b *testing.B) {
+	evs := benchEvents(b)
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		body, err := AppendEvent(buf[:0], evs[i%len(evs)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(body)))
+	}
+}
