@@ -258,7 +258,8 @@ func TestRateLimit(t *testing.T) {
 			t.Errorf("missing %s", h)
 		}
 	}
-	if res.Header.Get("X-RateLimit-Limit") != "2" || res.Header.Get("X-RateLimit-Remaining") != "0" {
+	// X-RateLimit-Limit "reflects the allowed requests per second".
+	if res.Header.Get("X-RateLimit-Limit") != "1" || res.Header.Get("X-RateLimit-Remaining") != "0" {
 		t.Errorf("limit %s remaining %s", res.Header.Get("X-RateLimit-Limit"), res.Header.Get("X-RateLimit-Remaining"))
 	}
 	if _, err := time.Parse(time.RFC3339, res.Header.Get("X-RateLimit-Reset")); err != nil {
