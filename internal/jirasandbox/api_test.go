@@ -40,7 +40,7 @@ func TestCreateMetaAndFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := meta.Get("values.#").Int(); n != 21 || meta.Get("total").Int() != 21 || !meta.Get("isLast").Bool() {
+	if n := meta.Get("values.#").Int(); n != 22 || meta.Get("total").Int() != 22 || !meta.Get("isLast").Bool() {
 		t.Errorf("createmeta values = %d total %d", n, meta.Get("total").Int())
 	}
 	if !meta.Get(`values.#(fieldId=="customfield_10078").allowedValues.#(value=="SIM card only")`).Exists() {
@@ -50,7 +50,7 @@ func TestCreateMetaAndFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if page.Get("values.#").Int() != 1 || page.Get("values.0.fieldId").String() != "customfield_10083" {
+	if page.Get("values.#").Int() != 2 || page.Get("values.1.fieldId").String() != "customfield_10010" || page.Get("isLast").Bool() != true {
 		t.Errorf("paged createmeta = %s", page.Raw)
 	}
 	if _, res, err := c.Issue.Metadata.FetchFieldMappings(ctx, "CP", "10001", 0, 50); !errors.Is(err, models.ErrNotFound) {
@@ -68,7 +68,7 @@ func TestCreateMetaAndFields(t *testing.T) {
 	for _, f := range fields {
 		byID[f.ID] = f
 	}
-	if len(fields) != 21 || byID["customfield_10078"] == nil || byID["customfield_10078"].Schema.Custom != "com.atlassian.jira.plugin.system.customfieldtypes:multicheckboxes" {
+	if len(fields) != 22 || byID["customfield_10010"] == nil || byID["customfield_10078"] == nil || byID["customfield_10078"].Schema.Custom != "com.atlassian.jira.plugin.system.customfieldtypes:multicheckboxes" {
 		t.Errorf("fields: %d, checkbox %+v", len(fields), byID["customfield_10078"])
 	}
 
