@@ -34,6 +34,7 @@ type sandboxConfig struct {
 	Outage             *string  `json:"outage,omitempty"`
 	OutageRetryAfter   *string  `json:"outageRetryAfter,omitempty"`
 
+	RequestTypeForm        *string `json:"requestTypeForm,omitempty"`
 	StrictCustomers        *bool   `json:"strictCustomers,omitempty"`
 	DeskAccess             *string `json:"deskAccess,omitempty"`
 	RestrictedAddsCustomer *bool   `json:"restrictedAddsCustomer,omitempty"`
@@ -79,7 +80,7 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 		Error5xxRate: &o.Error5xxRate, CreatedBut500Rate: &o.CreatedBut500Rate, Latency: d(o.Latency), SearchDelay: d(o.SearchDelay),
 		ShuffleBulk: &o.ShuffleBulk, BulkReject400Count: &o.BulkReject400Count, BulkReject400Rate: &o.BulkReject400Rate,
 		Outage: str(string(o.Outage)), OutageRetryAfter: d(o.OutageRetryAfter),
-		StrictCustomers: &o.StrictCustomers, DeskAccess: &o.DeskAccess, RestrictedAddsCustomer: &o.RestrictedAddsCustomer,
+		RequestTypeForm: &o.RequestTypeForm, StrictCustomers: &o.StrictCustomers, DeskAccess: &o.DeskAccess, RestrictedAddsCustomer: &o.RestrictedAddsCustomer,
 		NotCustomerStatus: &o.NotCustomerStatus, ForbidCreateCustomer: &o.ForbidCreateCustomer, ForbidAddCustomer: &o.ForbidAddCustomer,
 		HideEmails: &o.HideEmails, HideCustomerEmails: &o.HideCustomerEmails, CustomerPageMax: &o.CustomerPageMax,
 		DenyCreate: &o.DenyCreate, AnonymousFallback: &o.AnonymousFallback, AnonymousMyself401: &o.AnonymousMyself401, AuthFailure: &auth,
@@ -135,6 +136,7 @@ func (s *Server) applyConfig(in sandboxConfig) error {
 	if in.Outage != nil {
 		o.Outage = Outage(*in.Outage)
 	}
+	set(&o.RequestTypeForm, in.RequestTypeForm)
 	set(&o.StrictCustomers, in.StrictCustomers)
 	set(&o.DeskAccess, in.DeskAccess)
 	set(&o.RestrictedAddsCustomer, in.RestrictedAddsCustomer)
@@ -182,6 +184,7 @@ func (o Options) Validate() error {
 		{"rateLimitResetLayout", o.RateLimitResetLayout, []string{"", ResetLayoutSeconds, ResetLayoutMinutes}},
 		{"outage", string(o.Outage), []string{string(OutageNone), string(Outage503), string(Outage502), string(OutageDrop)}},
 		{"deskAccess", o.DeskAccess, []string{"", DeskOpen, DeskRestricted}},
+		{"requestTypeForm", o.RequestTypeForm, []string{"", RequestTypeFormID, RequestTypeFormPortalKey}},
 		{"denyCreate", o.DenyCreate, []string{"", DenyCreate403, DenyCreate403Access, DenyCreate400Project}},
 		{"createMetaList", o.CreateMetaList, []string{"", CreateMetaValues, CreateMetaFields, CreateMetaResults}},
 		{"issueTypesList", o.IssueTypesList, []string{"", IssueTypesCloud, IssueTypesValues}},

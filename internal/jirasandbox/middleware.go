@@ -123,8 +123,10 @@ func serveOutage(w *statusRecorder, o Options) {
 }
 
 // authenticate decides who r is served as, answering 401 itself when it
-// is served as nobody. Authenticated answers carry X-AAccountId (platform
-// intro, "Special headers") and X-Seraph-LoginReason: OK. Wrong or missing
+// is served as nobody. Authenticated answers carry X-AAccountId, "the
+// Atlassian account ID of the authenticated user" (platform intro,
+// "Special headers", https://developer.atlassian.com/cloud/jira/platform/rest/v3/intro/),
+// and X-Seraph-LoginReason: OK. Wrong or missing
 // credentials are 401, except: serverInfo can be accessed anonymously, so
 // without credentials it is served to an anonymous user; and with
 // AnonymousFallback every anonymous-capable endpoint serves them as an

@@ -75,6 +75,12 @@ const (
 	DenyCreate400Project = issues.DenyCreate400Project
 )
 
+// Forms of the Customer Request Type value, for RequestTypeForm.
+const (
+	RequestTypeFormID        = issues.RequestTypeFormID        // "41" only
+	RequestTypeFormPortalKey = issues.RequestTypeFormPortalKey // "cp/phone-equipment" only
+)
+
 // Service desk channel access, for StrictCustomers.
 const (
 	DeskOpen       = issues.DeskOpen
@@ -162,6 +168,12 @@ type Options struct {
 	// OutageRetryAfter, when positive, is sent as Retry-After on an
 	// Outage503's answers. Runtime: SetOutageRetryAfter.
 	OutageRetryAfter time.Duration
+
+	// RequestTypeForm, when set, accepts only one form of the Customer
+	// Request Type value on create: RequestTypeFormID ("41") or
+	// RequestTypeFormPortalKey ("cp/phone-equipment"); "" accepts both.
+	// Atlassian documents neither form. Runtime: Update.
+	RequestTypeForm string
 
 	// Customers are accounts that exist before the sandbox starts (an
 	// empty AccountID gets one generated; AccountType "" = "customer").

@@ -92,6 +92,24 @@ func TestRequestTypeAndReporterOnCreate(t *testing.T) {
 		})
 	}
 
+	t.Run("one form only", func(t *testing.T) {
+		for form, accepted := range map[string]string{jirasandbox.RequestTypeFormID: "41", jirasandbox.RequestTypeFormPortalKey: "cp/phone-equipment"} {
+			sb.Update(func(o *jirasandbox.Options) { o.RequestTypeForm = form })
+			for _, v := range []string{"41", "cp/phone-equipment"} {
+				f := row.rawFields(false)
+				f[jirasandbox.RequestTypeField] = v
+				_, res, err := c.Issue.Create(ctx, &models.IssueSchemeV2{}, rawCustomFields(t, f))
+				if (err == nil) != (v == accepted) {
+					t.Errorf("form %s, value %s: %v %s", form, v, err, res.Bytes.String())
+				}
+				if err != nil && decodeErrors(t, res).Errors[jirasandbox.RequestTypeField] == "" {
+					t.Errorf("form %s, value %s: no field error", form, v)
+				}
+			}
+		}
+		sb.Update(func(o *jirasandbox.Options) { o.RequestTypeForm = "" })
+	})
+
 	t.Run("bulk and v3", func(t *testing.T) {
 		f := row.rawFields(true)
 		f[jirasandbox.RequestTypeField] = "cp/phone-equipment"

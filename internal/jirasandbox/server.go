@@ -43,7 +43,9 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 	api *http.ServeMux
-	// anon are the routes Jira documents as "can be accessed anonymously".
+	// anon are the routes Jira documents as "This operation can be accessed
+	// anonymously" (platform intro, "Anonymous operations",
+	// https://developer.atlassian.com/cloud/jira/platform/rest/v3/intro/).
 	anon map[string]bool
 
 	mu          sync.Mutex
@@ -167,6 +169,7 @@ func (s *Server) issuePolicy() issues.Policy {
 		SearchDelay: o.SearchDelay, ShuffleBulk: o.ShuffleBulk, DenyCreate: o.DenyCreate,
 		StrictCustomers: o.StrictCustomers, DeskAccess: o.DeskAccess,
 		RestrictedAddsCustomer: o.RestrictedAddsCustomer, NotCustomerStatus: o.NotCustomerStatus,
+		RequestTypeForm: o.RequestTypeForm,
 	}
 }
 

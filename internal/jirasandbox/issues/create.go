@@ -22,6 +22,7 @@ type issueInput struct {
 // account is "Account ID … does not exist." as Jira Cloud words it
 // (reported in https://github.com/go-jira/jira/issues/333).
 func (s *Service) people(fields map[string]any, errs map[string]string) (reporter, requestType string) {
+	form := s.policy().RequestTypeForm
 	if m, ok := fields["reporter"].(map[string]any); ok && errs["reporter"] == "" {
 		id := wire.IDString(m["accountId"])
 		if id == "" {
@@ -35,6 +36,10 @@ func (s *Service) people(fields map[string]any, errs map[string]string) (reporte
 	}
 	if v, ok := fields[catalog.RequestTypeField].(string); ok && errs[catalog.RequestTypeField] == "" {
 		requestType, _ = catalog.RequestTypeOf(v)
+		if (form == RequestTypeFormID && v != requestType) || (form == RequestTypeFormPortalKey && v == requestType) {
+			errs[catalog.RequestTypeField] = fmt.Sprintf("The request type '%s' does not exist in this service project.", v)
+			requestType = ""
+		}
 	}
 	return reporter, requestType
 }

@@ -101,7 +101,18 @@ type Policy struct {
 	// NotCustomerStatus is the status for raising on behalf of a
 	// non-customer of a restricted desk: 400 (default) or 403.
 	NotCustomerStatus int
+	// RequestTypeForm restricts the Customer Request Type's accepted value
+	// to one form: RequestTypeFormID or RequestTypeFormPortalKey ("" = both).
+	RequestTypeForm string
 }
+
+// Forms of the Customer Request Type value on create. Atlassian's
+// reference documents neither; scripts use the id, JSM's Java API calls
+// "<portal key>/<request type key>" the field's value (research notes §2).
+const (
+	RequestTypeFormID        = "id"
+	RequestTypeFormPortalKey = "portal-key"
+)
 
 // Faults are the server's seeded dice.
 type Faults interface {
