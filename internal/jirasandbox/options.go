@@ -162,8 +162,8 @@ type Options struct {
 	BulkReject400Count int
 	BulkReject400Rate  float64
 	// Outage, when set, makes every API call (myself and serverInfo too)
-	// fail that way until it is cleared; calls are still logged. Runtime:
-	// SetOutage.
+	// fail that way, at once (before Latency), until it is cleared; calls
+	// are still logged. Runtime: SetOutage.
 	Outage Outage
 	// OutageRetryAfter, when positive, is sent as Retry-After on an
 	// Outage503's answers. Runtime: SetOutageRetryAfter.

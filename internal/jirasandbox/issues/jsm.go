@@ -56,7 +56,7 @@ func (s *Service) onBehalfOf(w http.ResponseWriter, pol Policy, rob string) (rep
 			"sd.request.create.error.raiseonbehalfof.invalid", []string{"raiseOnBehalfOf", rob})
 		return "", false
 	}
-	if a.AccountType == accounts.TypeAtlassian && a.AccountID == accounts.BotAccountID {
+	if a.AccountID == accounts.BotAccountID { // the bot raising for itself
 		return a.AccountID, true
 	}
 	if !a.OnDesk(catalog.ServiceDeskID) {
