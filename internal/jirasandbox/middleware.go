@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cowjacket/formjira/internal/jirasandbox/wire"
@@ -41,7 +42,11 @@ func (s *Server) apiMiddleware(next *http.ServeMux) http.Handler {
 		_, endpoint := next.Handler(r)
 		rec := &statusRecorder{ResponseWriter: w}
 		entry := Request{Time: arrived, Method: r.Method, Path: r.URL.Path, Endpoint: endpoint}
-		defer func() {
+		// logged runs once the answer is decided: when the handler returns,
+		// before the server completes the response, or before a dropped
+		// connection is closed, so a client never sees an answer that
+		// Requests() does not list yet.
+		logged := sync.OnceFunc(func() {
 			h := rec.Header()
 			if secs, err := strconv.Atoi(h.Get("Retry-After")); err == nil {
 				entry.RetryAfter = time.Duration(secs) * time.Second
@@ -53,12 +58,13 @@ func (s *Server) apiMiddleware(next *http.ServeMux) http.Handler {
 			s.mu.Lock()
 			s.requests = append(s.requests, entry)
 			s.mu.Unlock()
-		}()
+		})
+		defer logged()
 
 		o, authFailure := s.options()
 		if o.Outage != OutageNone {
 			entry.Outage = o.Outage
-			serveOutage(rec, o)
+			serveOutage(rec, o, logged)
 			return
 		}
 		if o.Latency > 0 {
@@ -100,13 +106,15 @@ func (s *Server) apiMiddleware(next *http.ServeMux) http.Handler {
 // also include a Retry-After header" (rate-limiting page), so the answer
 // is what an edge proxy sends: a 502 or 503 without a JSON body, or no
 // answer at all.
-func serveOutage(w *statusRecorder, o Options) {
+func serveOutage(w *statusRecorder, o Options, logged func()) {
 	switch o.Outage {
 	case OutageDrop:
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			logged()
 			_ = conn.Close()
 			return
 		}
+		logged()
 		panic(http.ErrAbortHandler) // the server closes the connection
 	case Outage502:
 		w.Header().Set("Content-Type", "text/html")
