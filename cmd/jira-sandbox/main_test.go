@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -79,5 +80,57 @@ func TestHelpHidesSecrets(t *testing.T) {
 func TestBadFlag(t *testing.T) {
 	if err := run(context.Background(), []string{"jira-sandbox", "-rate", "fast"}, env(nil), io.Discard, io.Discard); err == nil {
 		t.Error("a bad flag value must fail")
+	}
+}
+
+func TestFlagsSetTheSandbox(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"jira-sandbox", "-addr", "127.0.0.1:0", "-strict-customers", "-desk-access", "restricted",
+			"-429-headers", "reset", "-reset-layout", "minutes", "-shuffle-bulk", "-deny-create", "403", "-anonymous-fallback",
+			"-createmeta-list", "fields", "-createmeta-page-size", "5", "-tenant-rate", "50", "-hide-emails"}, env(nil), outW, io.Discard)
+		outW.Close()
+	}()
+	line, err := bufio.NewReader(outR).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no URL printed: %v", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, outR) }()
+	url := strings.Fields(line)[4]
+	res, err := http.Get(url + "/sandbox/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for k, want := range map[string]any{
+		"strictCustomers": true, "deskAccess": "restricted", "rateLimitHeaders": "reset", "rateLimitResetLayout": "2006-01-02T15:04Z",
+		"shuffleBulk": true, "denyCreate": "403", "anonymousFallback": true, "createMetaList": "fields", "createMetaPageSize": 5.0,
+		"tenantRatePerSecond": 50.0, "hideEmails": true, "hideCustomerEmails": true,
+	} {
+		if cfg[k] != want {
+			t.Errorf("%s = %#v, want %#v", k, cfg[k], want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadChoiceFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-desk-access", "closed"}, {"-429-headers", "sometimes"}, {"-reset-layout", "hours"},
+		{"-deny-create", "401"}, {"-createmeta-list", "items"},
+	} {
+		if err := run(context.Background(), append([]string{"jira-sandbox", "-addr", "127.0.0.1:0"}, args...), env(nil), io.Discard, io.Discard); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
 	}
 }

@@ -219,3 +219,50 @@ func decodeErrors(t *testing.T, res *models.ResponseScheme) jiraErrors {
 	}
 	return e
 }
+
+// jsmError is JSM's ErrorResponse.
+type jsmError struct {
+	ErrorMessage     string `json:"errorMessage"`
+	I18nErrorMessage struct {
+		I18nKey    string   `json:"i18nKey"`
+		Parameters []string `json:"parameters"`
+	} `json:"i18nErrorMessage"`
+}
+
+// decodeJSMError decodes a JSM error body, failing unless it has JSM's
+// shape (errorMessage and i18nErrorMessage.i18nKey present).
+func decodeJSMError(t *testing.T, body []byte) jsmError {
+	t.Helper()
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatalf("decode JSM error %q: %v", body, err)
+	}
+	if _, ok := raw["errorMessage"]; !ok {
+		t.Fatalf("not JSM's error shape: %s", body)
+	}
+	if _, ok := raw["errorMessages"]; ok {
+		t.Fatalf("platform keys in a JSM error: %s", body)
+	}
+	var e jsmError
+	if err := json.Unmarshal(body, &e); err != nil || e.I18nErrorMessage.I18nKey == "" || e.I18nErrorMessage.Parameters == nil {
+		t.Fatalf("JSM error %s: %v", body, err)
+	}
+	return e
+}
+
+// smClientExperimental is a JSM client that sends X-ExperimentalApi: opt-in.
+func smClientExperimental(t *testing.T, url string) *sm.Client {
+	t.Helper()
+	c := smClient(t, url)
+	c.Auth.SetExperimentalFlag()
+	return c
+}
+
+// statuses lists the logged requests' statuses.
+func statuses(reqs []jirasandbox.Request) []int {
+	var out []int
+	for _, r := range reqs {
+		out = append(out, r.Status)
+	}
+	return out
+}

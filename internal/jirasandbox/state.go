@@ -7,15 +7,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+
+	"github.com/cowjacket/formjira/internal/jirasandbox/accounts"
 )
 
 // persisted is what StateFile holds: enough for a restarted demo to keep
-// its tickets, its key counter (no key is ever reused) and the options an
-// operator added.
+// its tickets, its key counter (no key is ever reused), the options an
+// operator added and the customers created.
 type persisted struct {
-	NextNum int           `json:"nextNum"`
-	Issues  []*Issue      `json:"issues"`
-	Options []addedOption `json:"options,omitempty"`
+	NextNum  int                `json:"nextNum"`
+	Issues   []Issue            `json:"issues"`
+	Options  []addedOption      `json:"options,omitempty"`
+	Accounts *accounts.Snapshot `json:"accounts,omitempty"`
 }
 
 type addedOption struct {
@@ -37,32 +41,43 @@ func (s *Server) loadState() error {
 		return fmt.Errorf("decode state %s: %w", s.opts.StateFile, err)
 	}
 	for _, o := range st.Options {
-		if err := s.cat.addOption(o.FieldID, o.Value); err != nil {
+		if err := s.cat.AddOption(o.FieldID, o.Value); err != nil {
 			return fmt.Errorf("state %s: %w", s.opts.StateFile, err)
 		}
 	}
 	s.added = st.Options
-	s.issues = st.Issues
-	s.nextNum = max(s.nextNum, st.NextNum)
+	s.iss.Restore(st.NextNum, st.Issues)
+	if st.Accounts != nil {
+		s.dir.Restore(*st.Accounts)
+	}
 	return nil
 }
 
 // saveState writes StateFile atomically (temp file, then rename) so a
-// crash mid-write never leaves a truncated file. Callers hold s.mu.
+// crash mid-write never leaves a truncated file. Writes are serialized and
+// each takes its snapshot inside, so the last write holds the last state.
+// Callers hold no locks.
 func (s *Server) saveState() {
-	if s.opts.StateFile == "" {
+	s.mu.Lock()
+	file, added := s.opts.StateFile, slices.Clone(s.added)
+	s.mu.Unlock()
+	if file == "" {
 		return
 	}
-	b, err := json.Marshal(persisted{NextNum: s.nextNum, Issues: s.issues, Options: s.added})
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	next, issues := s.iss.Snapshot()
+	acc := s.dir.Snapshot()
+	b, err := json.Marshal(persisted{NextNum: next, Issues: issues, Options: added, Accounts: &acc})
 	if err == nil {
-		tmp := s.opts.StateFile + ".tmp"
+		tmp := file + ".tmp"
 		if err = os.MkdirAll(filepath.Dir(tmp), 0o755); err == nil {
 			if err = os.WriteFile(tmp, b, 0o644); err == nil {
-				err = os.Rename(tmp, s.opts.StateFile)
+				err = os.Rename(tmp, file)
 			}
 		}
 	}
 	if err != nil {
-		s.log.Error("jira sandbox save state", "file", s.opts.StateFile, "err", err)
+		s.log.Error("jira sandbox save state", "file", file, "err", err)
 	}
 }

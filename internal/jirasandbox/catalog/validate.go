@@ -1,4 +1,4 @@
-package jirasandbox
+package catalog
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cowjacket/formjira/internal/jirasandbox/wire"
 )
 
 // Jira's texts for field errors, as Jira Cloud words them where we could
@@ -14,7 +16,7 @@ const (
 	msgProject        = "Specify a valid project ID or key"
 	msgIssueTypeEmpty = "Specify an issue type"
 	msgIssueType      = "The issue type selected is invalid."
-	msgSummaryMissing = "You must specify a summary of the issue."
+	MsgSummaryMissing = "You must specify a summary of the issue."
 	msgSummaryLong    = "Summary can't exceed 255 characters."
 	msgSummaryNewline = "The summary is invalid because it contains newline characters."
 	msgNotOnScreen    = "Field '%s' cannot be set. It is not on the appropriate screen, or unknown."
@@ -32,6 +34,8 @@ const (
 	msgLabelSpaces    = "The label '%s' contains spaces which is invalid."
 	msgLabelLong      = "The label '%s' exceeds the maximum length for a single label of 255 characters."
 	msgUser           = "Specify a valid value for %s"
+	// The wording for a request type that does not exist is not published.
+	msgRequestType = "The request type '%s' does not exist in this service project."
 )
 
 const (
@@ -39,10 +43,11 @@ const (
 	maxTextArea = 32767
 )
 
-// validateCreate checks an issue's fields against createmeta the way Jira
+// ValidateCreate checks an issue's fields against createmeta the way Jira
 // does: every problem is reported at once, keyed by field id. projectOK is
 // false when the project itself is wrong (no issue number is then used).
-func (c *catalog) validateCreate(fields map[string]any, adf bool) (errs map[string]string, projectOK bool) {
+// Whether a user field names an existing account is the caller's check.
+func (c *Catalog) ValidateCreate(fields map[string]any, adf bool) (errs map[string]string, projectOK bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	errs = map[string]string{}
@@ -73,8 +78,8 @@ func (c *catalog) validateCreate(fields map[string]any, adf bool) (errs map[stri
 	return errs, true
 }
 
-// validateEdit checks the fields of an edit: no required check.
-func (c *catalog) validateEdit(fields map[string]any, adf bool) map[string]string {
+// ValidateEdit checks the fields of an edit: no required check.
+func (c *Catalog) ValidateEdit(fields map[string]any, adf bool) map[string]string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	errs := map[string]string{}
@@ -91,8 +96,8 @@ func (c *catalog) validateEdit(fields map[string]any, adf bool) map[string]strin
 	return errs
 }
 
-// validateRequest checks JSM requestFieldValues against the request type.
-func (c *catalog) validateRequest(values map[string]any, adf bool) map[string]string {
+// ValidateRequest checks JSM requestFieldValues against the request type.
+func (c *Catalog) ValidateRequest(values map[string]any, adf bool) map[string]string {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	errs := map[string]string{}
@@ -110,7 +115,7 @@ func (c *catalog) validateRequest(values map[string]any, adf bool) map[string]st
 	return errs
 }
 
-func (c *catalog) requireFields(meta []*fieldMeta, fields map[string]any, errs map[string]string) {
+func (c *Catalog) requireFields(meta []*fieldMeta, fields map[string]any, errs map[string]string) {
 	for _, f := range meta {
 		if !f.Required || f.HasDefault || f.Kind == kindProject || f.Kind == kindIssueType {
 			continue
@@ -122,7 +127,7 @@ func (c *catalog) requireFields(meta []*fieldMeta, fields map[string]any, errs m
 			continue
 		}
 		if f.Kind == kindSummary {
-			errs[f.ID] = msgSummaryMissing
+			errs[f.ID] = MsgSummaryMissing
 		} else {
 			errs[f.ID] = fmt.Sprintf(msgRequired, f.Name)
 		}
@@ -160,7 +165,7 @@ func checkValue(f *fieldMeta, v any, adf, lenient bool) string {
 			if !isADF(v) {
 				return msgNotADF
 			}
-			text = adfText(v)
+			text = ADFText(v)
 		} else {
 			s, ok := v.(string)
 			if !ok {
@@ -220,12 +225,26 @@ func checkValue(f *fieldMeta, v any, adf, lenient bool) string {
 		if !ok {
 			return msgNotObject
 		}
-		if idString(m["accountId"]) == "" && idString(m["id"]) == "" {
+		if wire.IDString(m["accountId"]) == "" && wire.IDString(m["id"]) == "" {
 			return fmt.Sprintf(msgUser, strings.ToLower(f.Name))
+		}
+	case kindRequestType:
+		s, ok := v.(string)
+		if !ok {
+			return msgNotString
+		}
+		if _, ok := RequestTypeOf(s); !ok {
+			return fmt.Sprintf(msgRequestType, s)
 		}
 	case kindProject, kindIssueType, kindAny:
 	}
 	return ""
+}
+
+// CheckLabels validates a labels value (an array of strings without
+// spaces), as an edit's labels operations need.
+func CheckLabels(v any) string {
+	return checkValue(&fieldMeta{ID: "labels", Kind: kindLabels}, v, false, false)
 }
 
 func checkOption(f *fieldMeta, v any, lenient bool) string {
@@ -240,7 +259,7 @@ func checkOption(f *fieldMeta, v any, lenient bool) string {
 		return msgNotObject
 	}
 	if id, present := m["id"]; present {
-		s := idString(id)
+		s := wire.IDString(id)
 		if !f.optionByID(s) {
 			return fmt.Sprintf(msgOptionID, s)
 		}
@@ -276,7 +295,7 @@ func isEmpty(v any) bool {
 		return len(t) == 0
 	case map[string]any:
 		if t["type"] == "doc" {
-			return strings.TrimSpace(adfText(t)) == ""
+			return strings.TrimSpace(ADFText(t)) == ""
 		}
 		return len(t) == 0
 	}
@@ -309,8 +328,8 @@ func isADF(v any) bool {
 	return true
 }
 
-// adfText flattens an ADF document to text, block nodes on their own lines.
-func adfText(v any) string {
+// ADFText flattens an ADF document to text, block nodes on their own lines.
+func ADFText(v any) string {
 	var b strings.Builder
 	var walk func(n any)
 	walk = func(n any) {
@@ -324,7 +343,7 @@ func adfText(v any) string {
 		if m["type"] == "hardBreak" {
 			b.WriteByte('\n')
 		}
-		for i, c := range asSlice(m["content"]) {
+		for i, c := range wire.AsSlice(m["content"]) {
 			if i > 0 && m["type"] == "doc" {
 				b.WriteByte('\n')
 			}
@@ -335,9 +354,9 @@ func adfText(v any) string {
 	return b.String()
 }
 
-// textADF wraps plain text as an ADF document, one paragraph per line, as
+// TextADF wraps plain text as an ADF document, one paragraph per line, as
 // Jira does when a v2-created field is read through v3.
-func textADF(s string) map[string]any {
+func TextADF(s string) map[string]any {
 	var paras []any
 	for line := range strings.SplitSeq(s, "\n") {
 		p := map[string]any{"type": "paragraph", "content": []any{}}

@@ -1,4 +1,9 @@
-package jirasandbox
+// Package jql is the small part of Jira's query language the sandbox
+// answers: clauses on labels, project and key (or id) joined by AND, each
+// "=" or "in (…)", text searches "text ~ …" / "description ~ …", and an
+// ORDER BY that is accepted and ignored. Anything else is refused with
+// Jira's wording, so a client cannot rely on what real Jira would reject.
+package jql
 
 import (
 	"fmt"
@@ -8,10 +13,15 @@ import (
 	"unicode"
 )
 
-// jqlQuery is the small subset of JQL the ticketer needs for reconciling:
-// clauses on labels, project and key joined by AND, each "=" or "in (…)",
-// and text searches "text ~ …" / "description ~ …".
-type jqlQuery struct {
+// Doc is what a query is evaluated against: one issue as search sees it.
+type Doc struct {
+	Key, ID string
+	Labels  []string
+	Fields  map[string]any
+}
+
+// Query is a parsed JQL query.
+type Query struct {
 	projects [][]string // per clause, any of
 	labels   [][]string
 	keys     [][]string
@@ -29,7 +39,7 @@ type textClause struct {
 	phrase bool
 }
 
-func (c textClause) matches(is *Issue) bool {
+func (c textClause) matches(is Doc) bool {
 	var text []string
 	if c.field == "description" {
 		text = collectWords(is.Fields["description"], nil)
@@ -80,7 +90,19 @@ func words(s string) []string {
 	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
 
-func (q jqlQuery) matches(is *Issue, projectKey, projectID string) bool {
+// Projects lists every value the query's project clauses name, for the
+// caller to check that each exists.
+func (q Query) Projects() []string {
+	var out []string
+	for _, set := range q.projects {
+		out = append(out, set...)
+	}
+	return out
+}
+
+// Matches reports whether the issue satisfies every clause; projectKey and
+// projectID identify the one project the sandbox holds.
+func (q Query) Matches(is Doc, projectKey, projectID string) bool {
 	for _, set := range q.projects {
 		if !slices.ContainsFunc(set, func(p string) bool { return strings.EqualFold(p, projectKey) || p == projectID }) {
 			return false
@@ -104,19 +126,20 @@ func (q jqlQuery) matches(is *Issue, projectKey, projectID string) bool {
 	return true
 }
 
-// jqlError's text is what Jira puts in errorMessages for a bad query.
-type jqlError string
+// Error's text is what Jira puts in errorMessages for a bad query.
+type Error string
 
-func (e jqlError) Error() string { return string(e) }
+func (e Error) Error() string { return string(e) }
 
-func parseJQL(src string) (jqlQuery, error) {
-	var q jqlQuery
+// Parse parses src, or answers the error Jira's parser would.
+func Parse(src string) (Query, error) {
+	var q Query
 	toks, err := lexJQL(src)
 	if err != nil {
 		return q, err
 	}
 	if len(toks) == 0 {
-		return q, jqlError("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
+		return q, Error("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
 	}
 	i := 0
 	next := func() (tok, bool) {
@@ -129,10 +152,10 @@ func parseJQL(src string) (jqlQuery, error) {
 	for {
 		f, ok := next()
 		if !ok {
-			return q, jqlError("Error in the JQL Query: Expecting a field name but got the end of the query.")
+			return q, Error("Error in the JQL Query: Expecting a field name but got the end of the query.")
 		}
 		if f.quoted {
-			return q, jqlError(fmt.Sprintf("Error in the JQL Query: Field '%s' does not exist or you do not have permission to view it.", f.text))
+			return q, Error(fmt.Sprintf("Error in the JQL Query: Field '%s' does not exist or you do not have permission to view it.", f.text))
 		}
 		field := strings.ToLower(f.text)
 		if field == "order" {
@@ -141,17 +164,17 @@ func parseJQL(src string) (jqlQuery, error) {
 		}
 		op, ok := next()
 		if !ok {
-			return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting operator but got the end of the query after '%s'.", f.text))
+			return q, Error(fmt.Sprintf("Error in the JQL Query: Expecting operator but got the end of the query after '%s'.", f.text))
 		}
 		var values []string
 		textField := field == "text" || field == "description"
 		switch {
 		case textField && !(!op.quoted && op.text == "~"):
-			return q, jqlError(fmt.Sprintf("Error in the JQL Query: The operator '%s' is not supported by the '%s' field.", op.text, f.text))
+			return q, Error(fmt.Sprintf("Error in the JQL Query: The operator '%s' is not supported by the '%s' field.", op.text, f.text))
 		case textField:
 			v, ok := next()
 			if !ok || (!v.quoted && isPunct(v.text)) {
-				return q, jqlError("Error in the JQL Query: Expecting either a value, list or function but got the end of the query.")
+				return q, Error("Error in the JQL Query: Expecting either a value, list or function but got the end of the query.")
 			}
 			c := textClause{field: field}
 			val := strings.TrimSpace(v.text)
@@ -159,38 +182,38 @@ func parseJQL(src string) (jqlQuery, error) {
 				c.phrase, val = true, val[1:len(val)-1]
 			}
 			if c.words = words(val); len(c.words) == 0 {
-				return q, jqlError(fmt.Sprintf("Error in the JQL Query: The text query '%s' for field '%s' is not valid.", v.text, f.text))
+				return q, Error(fmt.Sprintf("Error in the JQL Query: The text query '%s' for field '%s' is not valid.", v.text, f.text))
 			}
 			q.texts = append(q.texts, c)
 		case !op.quoted && op.text == "=":
 			v, ok := next()
 			if !ok || (!v.quoted && isPunct(v.text)) {
-				return q, jqlError("Error in the JQL Query: Expecting either a value, list or function but got the end of the query.")
+				return q, Error("Error in the JQL Query: Expecting either a value, list or function but got the end of the query.")
 			}
 			values = []string{v.text}
 		case !op.quoted && strings.EqualFold(op.text, "in"):
 			if p, ok := next(); !ok || p.quoted || p.text != "(" {
-				return q, jqlError("Error in the JQL Query: Expecting '(' after 'in'.")
+				return q, Error("Error in the JQL Query: Expecting '(' after 'in'.")
 			}
 			for {
 				v, ok := next()
 				if !ok || (!v.quoted && isPunct(v.text)) {
-					return q, jqlError("Error in the JQL Query: Expecting a value in the list.")
+					return q, Error("Error in the JQL Query: Expecting a value in the list.")
 				}
 				values = append(values, v.text)
 				sep, ok := next()
 				if !ok {
-					return q, jqlError("Error in the JQL Query: Expecting ')' to close the list.")
+					return q, Error("Error in the JQL Query: Expecting ')' to close the list.")
 				}
 				if !sep.quoted && sep.text == ")" {
 					break
 				}
 				if sep.quoted || sep.text != "," {
-					return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting ',' or ')' but got '%s'.", sep.text))
+					return q, Error(fmt.Sprintf("Error in the JQL Query: Expecting ',' or ')' but got '%s'.", sep.text))
 				}
 			}
 		default:
-			return q, jqlError(fmt.Sprintf("Error in the JQL Query: The operator '%s' is not supported by this sandbox.", op.text))
+			return q, Error(fmt.Sprintf("Error in the JQL Query: The operator '%s' is not supported by this sandbox.", op.text))
 		}
 		switch field {
 		case "text", "description":
@@ -201,7 +224,7 @@ func parseJQL(src string) (jqlQuery, error) {
 		case "key", "issuekey", "id":
 			q.keys = append(q.keys, values)
 		default:
-			return q, jqlError(fmt.Sprintf("Error in the JQL Query: Field '%s' does not exist or you do not have permission to view it.", f.text))
+			return q, Error(fmt.Sprintf("Error in the JQL Query: Field '%s' does not exist or you do not have permission to view it.", f.text))
 		}
 		conj, ok := next()
 		if !ok {
@@ -214,17 +237,17 @@ func parseJQL(src string) (jqlQuery, error) {
 			i--
 			break
 		}
-		return q, jqlError(fmt.Sprintf("Error in the JQL Query: Expecting 'AND' but got '%s'.", conj.text))
+		return q, Error(fmt.Sprintf("Error in the JQL Query: Expecting 'AND' but got '%s'.", conj.text))
 	}
 	if len(q.projects)+len(q.labels)+len(q.keys)+len(q.texts) == 0 {
-		return q, jqlError("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
+		return q, Error("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
 	}
 	// ORDER BY: accepted and ignored (results are newest first).
 	if i < len(toks) {
 		o, _ := next()
 		b, ok := next()
 		if !strings.EqualFold(o.text, "order") || !ok || !strings.EqualFold(b.text, "by") || i >= len(toks) {
-			return q, jqlError("Error in the JQL Query: Expecting 'BY' and a field after 'ORDER'.")
+			return q, Error("Error in the JQL Query: Expecting 'BY' and a field after 'ORDER'.")
 		}
 	}
 	return q, nil
@@ -264,7 +287,7 @@ func lexJQL(src string) ([]tok, error) {
 				b.WriteByte(src[j])
 			}
 			if j >= len(src) {
-				return nil, jqlError(fmt.Sprintf("Error in the JQL Query: The quoted string '%s' has not been completed.", src[i:]))
+				return nil, Error(fmt.Sprintf("Error in the JQL Query: The quoted string '%s' has not been completed.", src[i:]))
 			}
 			toks = append(toks, tok{text: b.String(), quoted: true})
 			i = j + 1
