@@ -60,7 +60,9 @@ type Resolver struct {
 }
 
 // New is a resolver for service desk desk ("" when there is none: then
-// accounts are only found and created, never added to a desk).
+// accounts are only found and created, never added to a desk). cache may be
+// nil (a one-off command before the service made the bucket): accounts are
+// then remembered for the process only.
 func New(j Jira, cache Cache, desk string, log *slog.Logger) *Resolver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -79,16 +81,20 @@ func (r *Resolver) AccountID(ctx context.Context, p ticket.Person) (string, erro
 	if id != "" {
 		return id, nil
 	}
-	if c, ok, err := r.cache.Get(ctx, email); err == nil && ok {
-		r.remember(email, c.AccountID)
-		return c.AccountID, nil
+	if r.cache != nil {
+		if c, ok, err := r.cache.Get(ctx, email); err == nil && ok {
+			r.remember(email, c.AccountID)
+			return c.AccountID, nil
+		}
 	}
 	id, created, err := r.findOrCreate(ctx, email, p.Name)
 	if err != nil {
 		return "", err
 	}
-	if err := r.cache.Put(ctx, stream.Customer{Email: email, AccountID: id, Created: created, At: time.Now().UTC()}); err != nil {
-		r.log.Warn("customer account not cached; found again next time", "err", err)
+	if r.cache != nil {
+		if err := r.cache.Put(ctx, stream.Customer{Email: email, AccountID: id, Created: created, At: time.Now().UTC()}); err != nil {
+			r.log.Warn("customer account not cached; found again next time", "err", err)
+		}
 	}
 	r.remember(email, id)
 	return id, nil

@@ -17,12 +17,12 @@ import (
 // share of the site's rate.
 //
 // The site's rate is configured (JIRA_RATE) or found: a lane starts
-// unpaced, and on a 429 it settles at 90 % of the rate it had reached, then
-// climbs back additively (+1 % a second while callers queue), so it stays
+// unpaced, and on a 429 it settles at 95 % of the rate it had reached, then
+// climbs back additively (+0.5 % a second while callers queue), so it stays
 // close under Jira's limit with few 429s. A 429 whose RateLimit-Reason is a
 // quota (jira-quota-*) stops every lane until Jira's reset ("Pause all API
-// requests until the window resets"); a burst 429 only slows its lane, and
-// its own request waits out Retry-After. With several replicas, each paces
+// requests until the window resets"); a burst 429 stops and slows its own
+// lane only ("Reduce your request rate to the specific endpoint"). With several replicas, each paces
 // at Share of the site rate (SetShare), and decreases are passed on through
 // OnDecrease / Adopt so that one replica's 429 slows all.
 type Pacer struct {
@@ -38,7 +38,8 @@ type Pacer struct {
 // lane is one endpoint's bucket and estimate.
 type lane struct {
 	lim       *rate.Limiter
-	site      float64 // the site's rate for this endpoint; +Inf = unpaced
+	until     time.Time // Retry-After of this endpoint's last 429
+	site      float64   // the site's rate for this endpoint; +Inf = unpaced
 	decreased time.Time
 	recent    []time.Time // sends, to measure the achieved rate
 	waiting   int         // normal-priority callers inside Wait
@@ -154,7 +155,7 @@ func (p *Pacer) Wait(ctx context.Context, op string) error {
 	}()
 	for {
 		p.mu.Lock()
-		d, ch, lim := time.Until(p.until), p.changed, l.lim
+		d, ch, lim := time.Until(laterOf(p.until, l.until)), p.changed, l.lim
 		p.mu.Unlock()
 		if d > 0 {
 			if err := sleepUntil(ctx, d, ch); err != nil {
@@ -170,7 +171,7 @@ func (p *Pacer) Wait(ctx context.Context, op string) error {
 		// A quota 429 may have arrived while this caller waited for its token.
 		p.mu.Lock()
 		now := time.Now()
-		blocked := now.Before(p.until)
+		blocked := now.Before(laterOf(p.until, l.until))
 		if !blocked {
 			l.note(now)
 			l.queued = queued
@@ -209,8 +210,8 @@ func (p *Pacer) WaitLow(ctx context.Context, op string) error {
 		var d time.Duration
 		ch := p.changed
 		switch {
-		case now.Before(p.until):
-			d = p.until.Sub(now)
+		case now.Before(laterOf(p.until, l.until)):
+			d = laterOf(p.until, l.until).Sub(now)
 		case l.waiting > 0:
 			d = lowPoll
 		default:
@@ -257,10 +258,14 @@ func (l *lane) achieved(now time.Time) float64 {
 func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string) {
 	now := time.Now()
 	p.mu.Lock()
+	l := p.laneLocked(op)
 	if strings.HasPrefix(reason, "jira-quota") {
 		p.holdLocked(now.Add(max(retryAfter, time.Second)))
+	} else if u := now.Add(retryAfter); retryAfter > 0 && u.After(l.until) {
+		l.until = u
+		close(p.changed)
+		p.changed = make(chan struct{})
 	}
-	l := p.laneLocked(op)
 	// Concurrent 429s are one event: slow down once per second.
 	if now.Sub(l.decreased) < time.Second {
 		p.mu.Unlock()
@@ -271,7 +276,7 @@ func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string) {
 		// Unpaced: what was really sent is the rate Jira refused.
 		cur = max(l.achieved(now)/p.share, minRate)
 	}
-	next := max(cur*0.9, minRate)
+	next := max(cur*0.95, minRate)
 	p.applyLocked(l, next)
 	l.decreased = now
 	fn := p.decrease
@@ -281,10 +286,10 @@ func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string) {
 	}
 }
 
-// Succeeded lets the lane's rate climb additively, by 1 % a second of the
-// site rate under full load (0.01 per success, divided by the share so that
-// all replicas together climb at that pace), but only while callers queue
-// for it: an idle lane is no evidence that Jira would take more.
+// Succeeded lets the lane's rate climb additively, by 0.5 % a second of
+// the site rate under full load (0.005 per success, divided by the share so
+// that all replicas together climb at that pace), but only while callers
+// queue for it: an idle lane is no evidence that Jira would take more.
 func (p *Pacer) Succeeded(op string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -292,7 +297,7 @@ func (p *Pacer) Succeeded(op string) {
 	if math.IsInf(l.site, 1) || l.site >= p.ceiling || !l.queued {
 		return
 	}
-	p.applyLocked(l, l.site+0.01/p.share)
+	p.applyLocked(l, l.site+0.005/p.share)
 }
 
 // Rate is the site rate of op's lane in requests per second (+Inf when
@@ -308,4 +313,11 @@ func (p *Pacer) Rate(op string) float64 {
 		r = min(r, l.site)
 	}
 	return r
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -96,8 +96,14 @@ func TestPacerBurstThrottleSlowsTheLaneOnly(t *testing.T) {
 	}
 	p.Throttled(op, time.Second, "jira-burst-based")
 	if r := p.Rate(op); r > 20 || r < 0.5 {
-		t.Errorf("rate after a burst 429 = %v, want 90%% of what was achieved (≤ 20)", r)
+		t.Errorf("rate after a burst 429 = %v, want 95%% of what was achieved (≤ 20)", r)
 	}
+	// The lane itself waits out Retry-After.
+	ctx1, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if err := p.Wait(ctx1, op); err == nil {
+		t.Error("the throttled lane sent before Retry-After elapsed")
+	}
+	cancel()
 	if r := p.Rate(OpBulkFetch); r < 1000 {
 		t.Errorf("another lane slowed to %v", r)
 	}
@@ -116,8 +122,8 @@ func TestPacerBurstThrottleSlowsTheLaneOnly(t *testing.T) {
 	}
 	time.Sleep(1100 * time.Millisecond) // one decrease per second per lane
 	p.Throttled(OpSearch, time.Second, "")
-	if site := <-got; site != 2.7 && (site < 2.69 || site > 2.71) {
-		t.Errorf("decrease told %v, want 2.7", site)
+	if site := <-got; site < 2.84 || site > 2.86 {
+		t.Errorf("decrease told %v, want 2.85 (95%% of 3)", site)
 	}
 }
 

@@ -153,6 +153,6 @@ func TestReplicasShareThePace(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond) // a lane slows once a second at most
 	a.pacer.Throttled(jira.OpBulkCreate, time.Second, "jira-burst-based")
 	testsupport.WaitFor(t, "the other replica slows too", 3*time.Second, func() bool {
-		return b.pacer.Rate(jira.OpBulkCreate) == 18
+		return b.pacer.Rate(jira.OpBulkCreate) == 19
 	})
 }

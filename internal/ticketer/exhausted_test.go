@@ -1,8 +1,11 @@
 package ticketer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,16 +16,27 @@ import (
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
-// TestTransientFailuresExhaustMaxDeliver: Jira answers only 5xx; after
-// MAX_DELIVER deliveries the event is in FORMS_DLQ with reason exhausted
-// and attempts = MAX_DELIVER, and the original is terminated (not acked,
-// not left pending), after the dead letter was stored.
+// TestTransientFailuresExhaustMaxDeliver: one event makes Jira answer 5xx
+// (a request Jira cannot handle) while Jira works for the others: the
+// circuit stays closed (its health probe succeeds), the good events get
+// their tickets, and after MAX_DELIVER failed deliveries the bad one is in
+// FORMS_DLQ with reason exhausted and attempts = MAX_DELIVER; its original
+// is terminated, after the dead letter was stored.
 func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
-	h := newHarness(t, jirasandbox.Options{Error5xxRate: 1.0})
+	h := newHarness(t, jirasandbox.Options{})
 	h.Env["MAX_DELIVER"] = "2"
 	h.Env["BACKOFF"] = "200ms"
 	h.Env["RETRY_WINDOW"] = "300ms"
 	h.Env["ACK_WAIT"] = "5s"
+	h.Env["JIRA_TIMEOUT"] = "1s"
+	evs := ticketertest.SampleEvents(t)[:5]
+	ev := evs[0]
+	h.Fault(func(r *http.Request, body []byte) int {
+		if strings.Contains(r.URL.Path, "/issue") && bytes.Contains(body, []byte(ev.GetHash())) {
+			return http.StatusInternalServerError
+		}
+		return 0
+	})
 
 	// The server's advisory of the termination; when it comes, the dead
 	// letter must already be in FORMS_DLQ.
@@ -47,14 +61,13 @@ func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
 
-	ev := ticketertest.SampleEvents(t)[0]
-	h.Publish(ev)
+	h.Publish(evs...)
 	h.Start()
 	var term terminated
 	select {
 	case term = <-terms:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the original was not terminated within 20s")
+	case <-time.After(40 * time.Second):
+		t.Fatal("the original was not terminated within 40s")
 	}
 	if term.dlqMsgs != 1 {
 		t.Errorf("FORMS_DLQ held %d messages when the original was terminated, want 1 (dead letter first)", term.dlqMsgs)
@@ -71,10 +84,12 @@ func TestTransientFailuresExhaustMaxDeliver(t *testing.T) {
 	if d.Error == "" || d.FirstFailure.IsZero() || !d.LastFailure.After(d.FirstFailure) {
 		t.Errorf("dead letter lacks the error or the failure times: %+v", d)
 	}
-	if n := len(h.SB.Issues()); n != 0 {
-		t.Errorf("%d tickets, want none", n)
-	}
+	h.WaitFor("the good events' tickets", 20*time.Second, func() bool { return len(h.SB.Issues()) == ticketertest.DistinctHashes(evs[1:]) })
+	h.AssertOneTicketPerHash(evs[1:])
 	h.WaitFor("nothing pending on the consumer", 5*time.Second, func() bool { return h.Pending() == 0 })
+	if strings.Contains(h.Logs.String(), "JIRA UNREACHABLE") {
+		t.Error("one failing request opened the circuit")
+	}
 	select {
 	case a := <-terms:
 		t.Errorf("terminated twice: %+v", a)

@@ -2,11 +2,10 @@ package ticketer_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -14,12 +13,12 @@ import (
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
-// TestAuthFailureOnFinalDeliveryDeadLetters: Jira refuses the credentials
-// while an event is on its last delivery (MAX_DELIVER). A Nak would never
-// be redelivered, leaving a silent gap; the event must be in FORMS_DLQ
-// instead (reason exhausted, the error naming the refused credentials),
-// the original settled, and consuming stopped all the same.
-func TestAuthFailureOnFinalDeliveryDeadLetters(t *testing.T) {
+// TestRefusedCredentialsCostNoDelivery: Jira refusing the credentials is
+// no failure of the events (issue 14): however many deliveries pass while
+// it lasts, nothing is dead-lettered, consuming stops, and once the
+// credentials work again every event gets its ticket with no operator
+// action. (Earlier, an event on its last delivery was dead-lettered here.)
+func TestRefusedCredentialsCostNoDelivery(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
 	h.Env["MAX_DELIVER"] = "2"
 	h.Env["BACKOFF"] = "100ms"
@@ -27,47 +26,45 @@ func TestAuthFailureOnFinalDeliveryDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := ticketertest.SampleEvents(t)[0]
-	h.Publish(ev)
-	// Delivery 1 goes to a consumer that fails it (as a ticketer that met a
-	// 5xx would); the service then gets delivery 2 of 2.
+	evs := ticketertest.SampleEvents(t)[:3]
+	h.Publish(evs...)
+	// Two deliveries go to a consumer that fails them (as a ticketer that
+	// met 5xx would): by count, every event has used MAX_DELIVER.
 	ctx := context.Background()
 	cons, err := h.JS.CreateOrUpdateConsumer(ctx, stream.Forms, cfg.ConsumerConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := cons.Next()
-	if err != nil {
-		t.Fatal(err)
+	for range 2 {
+		for range evs {
+			msg, err := cons.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := msg.NakWithDelay(10 * time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	if err := msg.Nak(); err != nil {
-		t.Fatal(err)
-	}
-	h.SB.SetAuthFailure(401)
+	// Jira refuses the credentials on create (the start-up check passed).
+	h.Fault(func(r *http.Request, _ []byte) int {
+		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/issue") {
+			return http.StatusUnauthorized
+		}
+		return 0
+	})
 	h.Start()
-	h.WaitFor("a dead letter", 15*time.Second, func() bool { return len(h.DLQ()) > 0 })
-	dl := h.DLQ()
-	if len(dl) != 1 {
-		t.Fatalf("%d dead letters, want 1", len(dl))
-	}
-	d := stream.ParseDeadLetter(nats.Header(dl[0].Header))
-	if d.Reason != stream.ReasonExhausted || d.Hash != ev.GetHash() || d.Attempts != 2 || !strings.Contains(d.Error, "refused the credentials") {
-		t.Errorf("dead letter reason %q hash %s attempts %d error %q; want exhausted, %s, 2, naming the refused credentials",
-			d.Reason, d.Hash, d.Attempts, d.Error, ev.GetHash())
-	}
-	h.WaitFor("nothing pending on the consumer", 5*time.Second, func() bool { return h.Pending() == 0 })
-	h.WaitFor("consuming stopped", 5*time.Second, func() bool {
+	h.WaitFor("consuming stopped", 15*time.Second, func() bool {
 		return strings.Contains(h.Logs.String(), "JIRA REFUSES THE CREDENTIALS")
 	})
-	if n := len(h.SB.Issues()); n != 0 {
-		t.Errorf("%d tickets, want none", n)
+	time.Sleep(time.Second)
+	if dl := h.DLQ(); len(dl) != 0 || len(h.SB.Issues()) != 0 {
+		t.Fatalf("%d dead letters, %d tickets while Jira refuses the credentials; want none", len(dl), len(h.SB.Issues()))
 	}
-	// The claim was freed: nothing was created, so a replay starts clean.
-	kv, err := h.JS.KeyValue(ctx, stream.TicketsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, _, err := (stream.Tickets{KV: kv}).Get(ctx, ev.GetHash()); err != nil || r != nil {
-		t.Errorf("record %+v, %v; want none", r, err)
+	h.Fault(nil)
+	h.WaitFor("every ticket once Jira accepts the credentials", 60*time.Second, func() bool { return len(h.SB.Issues()) == len(evs) })
+	h.AssertOneTicketPerHash(evs)
+	if dl := h.DLQ(); len(dl) != 0 {
+		t.Errorf("%d dead letters, want none", len(dl))
 	}
 }

@@ -97,7 +97,7 @@ func (s *service) waitForAuth(ctx context.Context) error {
 		s.engine.InvalidateMeta()
 		_, err := s.engine.Meta(ctx)
 		if ticketing.Refused(err) {
-			s.log.Error("JIRA REFUSES US: not consuming until fixed", "err", err)
+			s.log.Error(refusalLine(err)+": not consuming until fixed", "err", err)
 			continue
 		}
 		// Jira answers: try again (a missing create permission shows only
@@ -178,4 +178,13 @@ func (s *service) jiraNote() string {
 		return ""
 	}
 	return fmt.Sprintf("Jira unreachable since %s (circuit %s: %s); events are held, none is lost", since.UTC().Format(time.RFC3339), st, reason)
+}
+
+// refusalLine says in capitals what Jira refuses: the credentials (401,
+// served as anonymous) or a permission (403; the error names it).
+func refusalLine(err error) string {
+	if errors.Is(err, jira.ErrPermission) {
+		return "JIRA REFUSES A PERMISSION (the credentials are good; grant what the error names)"
+	}
+	return "JIRA REFUSES THE CREDENTIALS (check JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT)"
 }

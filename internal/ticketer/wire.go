@@ -80,17 +80,18 @@ func (c *Config) Requesters(ctx context.Context, js jetstream.JetStream, m *mapp
 	if !m.HasRequester() {
 		return nil, nil
 	}
-	var cache stream.Customers
-	var err error
-	if ensure {
-		cache, err = stream.EnsureCustomers(ctx, js, c.Streams)
-	} else {
-		cache, err = stream.LookupCustomers(ctx, js)
+	desk, _ := m.ServiceDesk()
+	if !ensure {
+		// Commands only look the cache up; without it they still resolve.
+		if cache, err := stream.LookupCustomers(ctx, js); err == nil {
+			return customers.New(jc, cache, desk, log), nil
+		}
+		return customers.New(jc, nil, desk, log), nil
 	}
+	cache, err := stream.EnsureCustomers(ctx, js, c.Streams)
 	if err != nil {
 		return nil, err
 	}
-	desk, _ := m.ServiceDesk()
 	return customers.New(jc, cache, desk, log), nil
 }
 

@@ -118,8 +118,7 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 		s.refused.reset()
 	}
 	if refusal != nil && !s.authBroken.Swap(true) {
-		s.log.Error("JIRA REFUSES US: stopped consuming; events stay in FORMS. Fix the credentials (JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT) or grant what Jira names",
-			"err", refusal.Error())
+		s.log.Error(refusalLine(refusal)+": stopped consuming; events stay in FORMS", "err", refusal.Error())
 	}
 }
 

@@ -5,13 +5,16 @@
 package ticketertest
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +52,33 @@ type Harness struct {
 	JS   jetstream.JetStream
 	Env  map[string]string // the service's environment
 	Logs *testsupport.Buffer
+
+	fault atomic.Pointer[func(r *http.Request, body []byte) int]
+}
+
+// Fault puts fn in front of the sandbox: a request for which it returns a
+// status is answered that (as a Jira failing for that request alone would),
+// without reaching the sandbox; nil removes it.
+func (h *Harness) Fault(fn func(r *http.Request, body []byte) int) {
+	if fn == nil {
+		h.fault.Store(nil)
+		return
+	}
+	h.fault.Store(&fn)
+}
+
+func (h *Harness) serve(w http.ResponseWriter, r *http.Request) {
+	if fn := h.fault.Load(); fn != nil {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if status := (*fn)(r, body); status != 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, `{"errorMessages":["injected by the test"],"errors":{}}`)
+			return
+		}
+	}
+	h.SB.ServeHTTP(w, r)
 }
 
 // New starts nats-server (with FORMS, FORMS_DLQ and FORMS_TICKETS) and the
@@ -60,7 +90,7 @@ func New(t *testing.T, opts jirasandbox.Options) *Harness {
 	}
 	opts.Email, opts.APIToken = Email, Token
 	h := &Harness{T: t, NS: localnats.StartTB(t), SB: jirasandbox.New(opts), Logs: &testsupport.Buffer{}}
-	srv := httptest.NewServer(h.SB)
+	srv := httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(srv.Close)
 	h.URL = srv.URL
 	nc, err := nats.Connect(h.NS.URL())
