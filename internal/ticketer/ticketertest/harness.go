@@ -7,6 +7,7 @@ package ticketertest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -134,7 +135,14 @@ func (h *Harness) Getenv(k string) string { return h.Env[k] }
 func (h *Harness) Start() (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ticketer.Run(ctx, h.Getenv, io.Discard, h.Logs) }()
+	go func() {
+		err := ticketer.Run(ctx, h.Getenv, io.Discard, h.Logs)
+		if err != nil && ctx.Err() == nil {
+			// The service gave up by itself: the test's setup is wrong.
+			fmt.Fprintf(h.Logs, "ticketer.Run returned: %v\n", err)
+		}
+		done <- err
+	}()
 	var once sync.Once
 	var err error
 	stop = func() error {
