@@ -214,12 +214,20 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 	}
 	if status >= 200 && status < 300 {
 		c.pacer.Succeeded(op)
+		if strings.EqualFold(h.Get("X-RateLimit-NearLimit"), "true") {
+			// Jira says less than a fifth of the capacity is left: pace at
+			// its rate before it refuses (the rate-limiting page).
+			if limit, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Limit")), 64); err == nil {
+				c.pacer.Near(op, limit)
+			}
+		}
 		return status, raw, nil
 	}
 	ae := parseAPIError(op, status, raw)
 	ae.RetryAfter, ae.Reason = retryAfter(h, time.Now()), h.Get("RateLimit-Reason")
 	if status == http.StatusTooManyRequests {
-		c.pacer.Throttled(op, ae.RetryAfter, ae.Reason)
+		limit, _ := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Limit")), 64)
+		c.pacer.Throttled(op, ae.RetryAfter, ae.Reason, limit)
 	}
 	return status, raw, ae
 }

@@ -129,7 +129,7 @@ func TestFindByLabelsAndMeta(t *testing.T) {
 
 func TestPacerHonoursRetryAfter(t *testing.T) {
 	p := NewPacer(0)
-	p.Throttled(op, 300*time.Millisecond, "jira-quota-tenant-based")
+	p.Throttled(op, 300*time.Millisecond, "jira-quota-tenant-based", 0)
 	start := time.Now()
 	if err := p.Wait(context.Background(), op); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cowjacket/formjira/internal/ticket"
 )
@@ -155,7 +156,7 @@ func (c *Client) matchCreated(ctx context.Context, reqs []*ticket.Request, creat
 		ids = append(ids, cmp.Or(is.ID, is.Key))
 	}
 	byLabel := map[string]string{}
-	issues, err := c.IssuesByKey(ctx, ids)
+	issues, err := c.readBack(ctx, ids)
 	for _, is := range issues {
 		for _, l := range is.Labels {
 			byLabel[l] = is.Key
@@ -175,6 +176,27 @@ func (c *Client) matchCreated(ctx context.Context, reqs []*ticket.Request, creat
 			out[i].Err = unknown("no created issue carries the request's hash label")
 		}
 	}
+}
+
+// readBack is IssuesByKey, tried again on a throttled or failed answer: a
+// read may be repeated, and without it the bulk's outcome is unknown and
+// costs a reconciliation.
+func (c *Client) readBack(ctx context.Context, ids []string) ([]Issue, error) {
+	var err error
+	for attempt := 1; attempt <= 4; attempt++ {
+		var issues []Issue
+		if issues, err = c.IssuesByKey(ctx, ids); err == nil || !errors.Is(err, ErrRetryable) {
+			return issues, err
+		}
+		t := time.NewTimer(max(RetryAfter(err), time.Duration(attempt)*250*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+	}
+	return nil, err
 }
 
 // Issue is what the reads by key return: enough to tell which request an

@@ -32,7 +32,7 @@ type Pacer struct {
 	lanes    map[string]*lane
 	until    time.Time     // quota pause: no request before this
 	changed  chan struct{} // closed when until moves, to wake sleepers
-	decrease func(op string, site float64)
+	decrease func(op string, site, refused float64)
 }
 
 // lane is one endpoint's bucket and estimate.
@@ -41,6 +41,8 @@ type lane struct {
 	until     time.Time // Retry-After of this endpoint's last 429
 	site      float64   // the site's rate for this endpoint; +Inf = unpaced
 	decreased time.Time
+	told      float64     // the rate Jira said (X-RateLimit-Limit): climb no higher
+	bad       float64     // the site rate Jira last refused: climb fast far below it
 	recent    []time.Time // sends, to measure the achieved rate
 	waiting   int         // normal-priority callers inside Wait
 	queued    bool        // the last Wait had to wait: the lane is the bottleneck
@@ -108,19 +110,22 @@ func (p *Pacer) SetShare(f float64) {
 }
 
 // OnDecrease is called (outside the pacer's lock) with the new site rate
-// whenever a 429 slows a lane, to tell the other replicas.
-func (p *Pacer) OnDecrease(fn func(op string, site float64)) {
+// and the one Jira refused whenever a 429 slows a lane, to tell the other
+// replicas.
+func (p *Pacer) OnDecrease(fn func(op string, site, refused float64)) {
 	p.mu.Lock()
 	p.decrease = fn
 	p.mu.Unlock()
 }
 
 // Adopt takes another replica's decrease: the lane's site rate drops to
-// site if that is lower (a higher one is this replica's own finding to make).
-func (p *Pacer) Adopt(op string, site float64) {
+// site if that is lower (a higher one is this replica's own finding to make),
+// and climbs as fast as the finder's towards refused.
+func (p *Pacer) Adopt(op string, site, refused float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.laneLocked(op)
+	l.bad = max(l.bad, refused)
 	if site < l.site {
 		p.applyLocked(l, site)
 		l.decreased = time.Now()
@@ -241,21 +246,29 @@ func (l *lane) note(now time.Time) {
 	}
 }
 
-// achieved is the lane's send rate of the last two seconds (this replica).
-func (l *lane) achieved(now time.Time) float64 {
-	n := 0
+// achieved is the lane's send rate of the last two seconds (this replica):
+// over the whole two seconds (steady, conservative: a lane that just
+// started counts as slow), and over the time it was sending in them
+// (burst, what Jira just took, bucket credit included).
+func (l *lane) achieved(now time.Time) (steady, burst float64) {
+	n, oldest := 0, now
 	for _, t := range l.recent {
 		if now.Sub(t) <= 2*time.Second {
 			n++
+			if t.Before(oldest) {
+				oldest = t
+			}
 		}
 	}
-	return float64(n) / 2
+	return float64(n) / 2, float64(n) / max(now.Sub(oldest).Seconds(), 0.25)
 }
 
 // Throttled records a 429 of op. reason is its RateLimit-Reason: a quota
-// stops every lane for retryAfter; otherwise only the lane slows (its
-// request is the caller's to retry after retryAfter).
-func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string) {
+// stops every lane for retryAfter; otherwise the lane waits out retryAfter
+// and slows. limit is the answer's X-RateLimit-Limit, "the allowed requests
+// per second" of a rate limit (the rate-limiting page): when Jira says it,
+// the lane paces at it, no guessing; 0 when absent.
+func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string, limit float64) {
 	now := time.Now()
 	p.mu.Lock()
 	l := p.laneLocked(op)
@@ -271,33 +284,61 @@ func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string) {
 		p.mu.Unlock()
 		return
 	}
-	cur := l.site
+	cur, bad := l.site, l.site
 	if math.IsInf(cur, 1) {
-		// Unpaced: what was really sent is the rate Jira refused.
-		cur = max(l.achieved(now)/p.share, minRate)
+		// Unpaced: Jira refused somewhere between what was sent steadily and
+		// what it took in a burst; start low and climb fast towards that.
+		steady, burst := l.achieved(now)
+		cur, bad = max(steady/p.share, minRate), burst/p.share
 	}
+	l.bad = bad
 	next := max(cur*0.95, minRate)
+	if limit > 0 && !strings.HasPrefix(reason, "jira-quota") {
+		next = max(min(limit, p.ceiling), minRate)
+		l.told = limit
+	}
 	p.applyLocked(l, next)
 	l.decreased = now
 	fn := p.decrease
 	p.mu.Unlock()
 	if fn != nil {
-		fn(op, next)
+		fn(op, next, bad)
+	}
+}
+
+// Near takes a normal answer's X-RateLimit-NearLimit: the endpoint allows
+// limit requests a second and is nearly spent, so the lane paces at that
+// rate (no higher than JIRA_RATE) rather than wait for a 429.
+func (p *Pacer) Near(op string, limit float64) {
+	if limit <= 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.laneLocked(op)
+	l.told = limit
+	if l.site > limit {
+		p.applyLocked(l, limit)
 	}
 }
 
 // Succeeded lets the lane's rate climb additively, by 0.5 % a second of
 // the site rate under full load (0.005 per success, divided by the share so
-// that all replicas together climb at that pace), but only while callers
-// queue for it: an idle lane is no evidence that Jira would take more.
+// that all replicas together climb at that pace) — ten times that while far
+// below the rate Jira last refused — but only while callers queue for it:
+// an idle lane is no evidence that Jira would take more.
 func (p *Pacer) Succeeded(op string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.laneLocked(op)
-	if math.IsInf(l.site, 1) || l.site >= p.ceiling || !l.queued {
+	if math.IsInf(l.site, 1) || l.site >= p.ceiling || !l.queued || (l.told > 0 && l.site >= l.told) {
 		return
 	}
-	p.applyLocked(l, l.site+0.005/p.share)
+	step := 0.005
+	if l.site < 0.9*l.bad {
+		step = 0.05 // well below where Jira refused: that is not the limit
+	}
+	p.applyLocked(l, l.site+step/p.share)
 }
 
 // Rate is the site rate of op's lane in requests per second (+Inf when

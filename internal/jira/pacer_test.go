@@ -65,7 +65,7 @@ func TestPacerLowPriorityYields(t *testing.T) {
 
 func TestPacerLowPriorityHonoursRetryAfter(t *testing.T) {
 	p := NewPacer(0)
-	p.Throttled(op, 200*time.Millisecond, "jira-quota-tenant-based")
+	p.Throttled(op, 200*time.Millisecond, "jira-quota-tenant-based", 0)
 	start := time.Now()
 	if err := p.WaitLow(context.Background(), op); err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestPacerLowPriorityHonoursRetryAfter(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	p.Throttled(op, time.Second, "jira-quota-tenant-based")
+	p.Throttled(op, time.Second, "jira-quota-tenant-based", 0)
 	if err := p.WaitLow(ctx, op); err == nil {
 		t.Error("WaitLow returned before Retry-After elapsed")
 	}
@@ -94,7 +94,7 @@ func TestPacerBurstThrottleSlowsTheLaneOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.Throttled(op, time.Second, "jira-burst-based")
+	p.Throttled(op, time.Second, "jira-burst-based", 0)
 	if r := p.Rate(op); r > 20 || r < 0.5 {
 		t.Errorf("rate after a burst 429 = %v, want 95%% of what was achieved (≤ 20)", r)
 	}
@@ -115,13 +115,13 @@ func TestPacerBurstThrottleSlowsTheLaneOnly(t *testing.T) {
 		t.Errorf("another lane waited %v after a burst 429", d)
 	}
 	got := make(chan float64, 1)
-	p.OnDecrease(func(o string, site float64) { got <- site })
-	p.Adopt(OpSearch, 3)
+	p.OnDecrease(func(o string, site, _ float64) { got <- site })
+	p.Adopt(OpSearch, 3, 0)
 	if r := p.Rate(OpSearch); r != 3 {
 		t.Errorf("adopted rate %v, want 3", r)
 	}
 	time.Sleep(1100 * time.Millisecond) // one decrease per second per lane
-	p.Throttled(OpSearch, time.Second, "")
+	p.Throttled(OpSearch, time.Second, "", 0)
 	if site := <-got; site < 2.84 || site > 2.86 {
 		t.Errorf("decrease told %v, want 2.85 (95%% of 3)", site)
 	}

@@ -87,11 +87,13 @@ func (s *Server) apiMiddleware(next *http.ServeMux) http.Handler {
 		}
 		entry.Anonymous = caller.Anonymous
 		r = r.WithContext(wire.WithCaller(r.Context(), caller))
-		if ref, ok := s.lim.Take(endpoint, arrived); !ok {
+		ref, ok := s.lim.Take(endpoint, arrived)
+		if !ok {
 			s.lim.WriteHeaders(rec.Header(), ref, arrived)
 			wire.Error(rec, r, http.StatusTooManyRequests, "Rate limit exceeded.", "sd.rate.limit.exceeded")
 			return
 		}
+		s.lim.WriteUsage(rec.Header(), ref)
 		if code := s.inject5xx(); code != 0 {
 			s.log.Info("jira sandbox injected error", "status", code, "method", r.Method, "path", r.URL.Path)
 			wire.Error(rec, r, code, http.StatusText(code), "sd.error")

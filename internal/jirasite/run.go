@@ -19,10 +19,11 @@ const (
 
 // pace is a lane's site rate after a 429, shared ("pace.<op>").
 type pace struct {
-	Op   string    `json:"op"`
-	Rate float64   `json:"rate"`
-	At   time.Time `json:"at"`
-	By   string    `json:"by"`
+	Op      string    `json:"op"`
+	Rate    float64   `json:"rate"`
+	Refused float64   `json:"refused"` // the site rate Jira refused
+	At      time.Time `json:"at"`
+	By      string    `json:"by"`
 }
 
 // Attach shares this replica's view through kv (FORMS_JIRA).
@@ -30,8 +31,8 @@ func (s *Site) Attach(kv jetstream.KeyValue) {
 	s.mu.Lock()
 	s.kv = kv
 	s.mu.Unlock()
-	s.pacer.OnDecrease(func(op string, rate float64) {
-		b, _ := json.Marshal(pace{Op: op, Rate: rate, At: time.Now().UTC(), By: s.id})
+	s.pacer.OnDecrease(func(op string, rate, refused float64) {
+		b, _ := json.Marshal(pace{Op: op, Rate: rate, Refused: refused, At: time.Now().UTC(), By: s.id})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		if _, err := kv.Put(ctx, pacePrefix+key(op), b); err != nil {
@@ -193,7 +194,7 @@ func (s *Site) take(k string, v []byte) {
 	case strings.HasPrefix(k, pacePrefix):
 		var p pace
 		if json.Unmarshal(v, &p) == nil && p.By != s.id && time.Since(p.At) < time.Minute {
-			s.pacer.Adopt(p.Op, p.Rate)
+			s.pacer.Adopt(p.Op, p.Rate, p.Refused)
 		}
 	case strings.HasPrefix(k, replicaPrefix):
 		var at time.Time

@@ -149,9 +149,9 @@ func TestReplicasShareThePace(t *testing.T) {
 		defer a.mu.Unlock()
 		return a.lastShare == 0.5
 	})
-	a.pacer.Adopt(jira.OpBulkCreate, 20)
+	a.pacer.Adopt(jira.OpBulkCreate, 20, 0)
 	time.Sleep(1100 * time.Millisecond) // a lane slows once a second at most
-	a.pacer.Throttled(jira.OpBulkCreate, time.Second, "jira-burst-based")
+	a.pacer.Throttled(jira.OpBulkCreate, time.Second, "jira-burst-based", 0)
 	testsupport.WaitFor(t, "the other replica slows too", 3*time.Second, func() bool {
 		return b.pacer.Rate(jira.OpBulkCreate) == 19
 	})

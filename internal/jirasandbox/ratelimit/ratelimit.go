@@ -79,6 +79,7 @@ type Style struct {
 type Refusal struct {
 	Delay     time.Duration // until the bucket has a token again
 	PerSecond float64
+	Burst     int
 	Remaining int
 	Reason    string
 }
@@ -119,7 +120,9 @@ func bucket(lim Limit) *rate.Limiter {
 }
 
 // Take draws a token for endpoint from its bucket and the tenant's; on a
-// refusal nothing is drawn.
+// refusal nothing is drawn. On success the Refusal value describes the
+// endpoint's bucket after the draw (PerSecond 0: unlimited), for the usage
+// headers of a normal answer.
 func (l *Limiter) Take(endpoint string, now time.Time) (Refusal, bool) {
 	l.mu.Lock()
 	b, ok := l.buckets[endpoint]
@@ -153,7 +156,30 @@ func (l *Limiter) Take(endpoint string, now time.Time) (Refusal, bool) {
 			return Refusal{Delay: d, PerSecond: float64(tenant.Limit()), Remaining: max(int(tenant.TokensAt(now)), 0), Reason: ReasonTenant}, false
 		}
 	}
-	return Refusal{}, true
+	if b == nil {
+		return Refusal{}, true
+	}
+	return Refusal{PerSecond: float64(b.Limit()), Burst: b.Burst(), Remaining: max(int(b.TokensAt(now)), 0)}, true
+}
+
+// WriteUsage sets the headers a normal answer of a limited endpoint
+// carries: X-RateLimit-Limit ("for request rate limits … the allowed
+// requests per second"), X-RateLimit-Remaining and X-RateLimit-NearLimit
+// ("true when less than 20% of capacity remains"); the page marks only
+// Retry-After, X-RateLimit-Reset and RateLimit-Reason as 429-only.
+// https://developer.atlassian.com/cloud/jira/platform/rate-limiting/
+// Only in the default style: the other styles stand for sites that send
+// little.
+func (l *Limiter) WriteUsage(h http.Header, usage Refusal) {
+	l.mu.Lock()
+	st := l.style
+	l.mu.Unlock()
+	if usage.PerSecond <= 0 || (st.Headers != "" && st.Headers != HeadersRetryAfter) {
+		return
+	}
+	h.Set("X-RateLimit-Limit", strconv.Itoa(max(int(math.Ceil(usage.PerSecond)), 1)))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(usage.Remaining))
+	h.Set("X-RateLimit-NearLimit", strconv.FormatBool(float64(usage.Remaining) < 0.2*float64(max(usage.Burst, 1))))
 }
 
 // WriteHeaders sets a 429's headers for ref in the limiter's style.

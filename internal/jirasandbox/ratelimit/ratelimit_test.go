@@ -55,3 +55,29 @@ func TestWriteHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A normal answer of a limited endpoint tells the client its rate and how
+// much is left, NearLimit under a fifth.
+func TestUsageHeaders(t *testing.T) {
+	l := New()
+	l.SetLimits(Limits{Endpoint: Limit{PerSecond: 10, Burst: 10}})
+	now := time.Now()
+	var last http.Header
+	for range 9 {
+		u, ok := l.Take("POST /x", now)
+		if !ok {
+			t.Fatal("refused within the burst")
+		}
+		last = http.Header{}
+		l.WriteUsage(last, u)
+	}
+	if last.Get("X-RateLimit-Limit") != "10" || last.Get("X-RateLimit-Remaining") != "1" || last.Get("X-RateLimit-NearLimit") != "true" {
+		t.Errorf("headers %v; want limit 10, remaining 1, near limit", last)
+	}
+	u, _ := New().Take("POST /x", now)
+	h := http.Header{}
+	New().WriteUsage(h, u)
+	if len(h) != 0 {
+		t.Errorf("an unlimited endpoint sent %v", h)
+	}
+}
