@@ -36,7 +36,7 @@ import (
 )
 
 // buildBinary builds ./cmd/<name> into a test folder and returns its path.
-func buildBinary(t *testing.T, name string) string {
+func buildBinary(t testing.TB, name string) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
@@ -62,7 +62,7 @@ type osProc struct {
 
 // startBinary runs bin with exactly env as its environment, in an empty
 // working folder (no .env), until killed or the end of the test.
-func startBinary(t *testing.T, name, bin string, env map[string]string) *osProc {
+func startBinary(t testing.TB, name, bin string, env map[string]string) *osProc {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Dir = t.TempDir()
@@ -85,7 +85,7 @@ func startBinary(t *testing.T, name, bin string, env map[string]string) *osProc 
 }
 
 // kill is kill -9; it returns once the process is gone.
-func (p *osProc) kill(t *testing.T) {
+func (p *osProc) kill(t testing.TB) {
 	t.Helper()
 	select {
 	case <-p.done:

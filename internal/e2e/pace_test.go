@@ -13,7 +13,6 @@ import (
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
-	"github.com/cowjacket/formjira/internal/ticketer"
 )
 
 // paceRun is one run of issue 14's budget test: replicas ticketers drain a
@@ -55,9 +54,12 @@ func (r paceRun) runSB(tb testing.TB) (paceResult, *jirasandbox.Server) {
 	if r.jiraRate != "" {
 		env["JIRA_RATE"] = r.jiraRate
 	}
+	// The real binary, as production runs it: built without the race
+	// detector, whose cost would make the ticketer, not Jira, the limit.
+	bin := buildBinary(tb, "ticketer")
 	begin := time.Now()
 	for i := range r.replicas {
-		start(tb, fmt.Sprintf("ticketer-%d", i+1), ticketer.Run, env)
+		startBinary(tb, fmt.Sprintf("ticketer-%d", i+1), bin, env)
 	}
 	testsupport.WaitFor(tb, fmt.Sprintf("%d tickets", r.n), 3*time.Minute, func() bool { return len(sb.Issues()) >= r.n })
 	issues := sb.Issues()
@@ -104,13 +106,15 @@ func knownRequesters(tb testing.TB, sb *jirasandbox.Server, js jetstream.JetStre
 // three replicas find Jira's pace themselves — throughput at least 0.95 of
 // the bulk ceiling (perSecond × 50 tickets a second), ticketer start to last
 // ticket, with 429s under 5 % of the calls; with JIRA_RATE set to the limit
-// the three share it. BENCHMARKS.md has the figures.
+// the three share it. Jira allows 3 calls a second here (150 tickets a
+// second), with the real binary; BenchmarkJiraBudget measures 10 a second,
+// for BENCHMARKS.md.
 func TestJiraBudgetFoundAndShared(t *testing.T) {
 	integration(t)
 	for _, r := range []paceRun{
-		{replicas: 1, n: 5000, perSecond: 10},
-		{replicas: 3, n: 5000, perSecond: 10},
-		{replicas: 3, n: 5000, perSecond: 10, jiraRate: "10"},
+		{replicas: 1, n: 2500, perSecond: 5},
+		{replicas: 3, n: 2500, perSecond: 5},
+		{replicas: 3, n: 2500, perSecond: 5, jiraRate: "5"},
 	} {
 		t.Run(fmt.Sprintf("%d replicas JIRA_RATE=%s", r.replicas, cmpOr(r.jiraRate, "unset")), func(t *testing.T) {
 			res := r.run(t)

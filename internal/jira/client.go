@@ -192,6 +192,7 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 	}
 	start := time.Now()
 	res, err := via.Call(req, nil)
+	defer c.pacer.Answered(op)
 	status := 0
 	if res != nil {
 		status = res.Code
@@ -214,12 +215,11 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 	}
 	if status >= 200 && status < 300 {
 		c.pacer.Succeeded(op)
-		if strings.EqualFold(h.Get("X-RateLimit-NearLimit"), "true") {
-			// Jira says less than a fifth of the capacity is left: pace at
-			// its rate before it refuses (the rate-limiting page).
-			if limit, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Limit")), 64); err == nil {
-				c.pacer.Near(op, limit)
-			}
+		// Jira says the endpoint's rate ("for request rate limits, this
+		// reflects the allowed requests per second", the rate-limiting
+		// page): pace at it from now on, rather than find it by 429s.
+		if limit, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Limit")), 64); err == nil {
+			c.pacer.Told(op, limit)
 		}
 		return status, raw, nil
 	}

@@ -46,6 +46,11 @@ type lane struct {
 	recent    []time.Time // sends, to measure the achieved rate
 	waiting   int         // normal-priority callers inside Wait
 	queued    bool        // the last Wait had to wait: the lane is the bottleneck
+	// A lane nobody has heard Jira answer yet sends one request and waits
+	// for its answer (which may say the rate): a fleet of workers starting
+	// together would otherwise burst past the limit before any answer.
+	fresh, probing bool
+	answered       chan struct{} // closed on the first answer
 }
 
 // minRate is the floor of the slow-down, per lane and site.
@@ -64,7 +69,7 @@ func NewPacer(perSecond float64) *Pacer {
 func (p *Pacer) laneLocked(op string) *lane {
 	l, ok := p.lanes[op]
 	if !ok {
-		l = &lane{site: p.ceiling}
+		l = &lane{site: p.ceiling, fresh: math.IsInf(p.ceiling, 1), answered: make(chan struct{})}
 		l.lim = rate.NewLimiter(p.limitLocked(l.site), p.burstLocked(l.site))
 		p.lanes[op] = l
 	}
@@ -160,6 +165,26 @@ func (p *Pacer) Wait(ctx context.Context, op string) error {
 	}()
 	for {
 		p.mu.Lock()
+		if l.fresh && l.probing {
+			answered := l.answered
+			p.mu.Unlock()
+			t := time.NewTimer(time.Second)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-answered:
+				t.Stop()
+			case <-t.C:
+				// The first caller never sent (or Jira is slow): stop waiting
+				// for it.
+				p.Answered(op)
+			}
+			continue
+		}
+		if l.fresh {
+			l.probing = true // this caller's request is the first
+		}
 		d, ch, lim := time.Until(laterOf(p.until, l.until)), p.changed, l.lim
 		p.mu.Unlock()
 		if d > 0 {
@@ -306,10 +331,22 @@ func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string, li
 	}
 }
 
-// Near takes a normal answer's X-RateLimit-NearLimit: the endpoint allows
-// limit requests a second and is nearly spent, so the lane paces at that
-// rate (no higher than JIRA_RATE) rather than wait for a 429.
-func (p *Pacer) Near(op string, limit float64) {
+// Answered ends a lane's first-request wait, whatever the answer (the
+// client calls it after every request).
+func (p *Pacer) Answered(op string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.laneLocked(op)
+	if l.fresh {
+		l.fresh = false
+		close(l.answered)
+	}
+}
+
+// Told takes a normal answer's X-RateLimit-Limit: the endpoint allows
+// limit requests a second, so the lane paces at that rate (no higher than
+// JIRA_RATE) rather than wait for a 429.
+func (p *Pacer) Told(op string, limit float64) {
 	if limit <= 0 {
 		return
 	}

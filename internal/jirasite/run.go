@@ -250,5 +250,6 @@ func (s *Site) reshare() {
 	s.mu.Unlock()
 	if changed {
 		s.pacer.SetShare(f)
+		s.log.Info("sharing Jira's pace", "replicas", n)
 	}
 }
