@@ -219,7 +219,7 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 	}
 	s.setState(StateStreaming)
 	s.opt.Log.Info("streaming", "slot", s.opt.Slot, "lsn", sink.Confirmed().String())
-	r := &reader{s: s, conn: conn, sink: sink, relations: map[uint32]*Relation{}, db: cfg.Database}
+	r := newReader(s, conn, sink, cfg.Database)
 	return true, r.loop(ctx)
 }
 
