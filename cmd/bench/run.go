@@ -225,6 +225,7 @@ type proc struct {
 func (b *bench) startCapture(ctx context.Context, w *world) (*proc, error) {
 	env := b.captureEnv(w)
 	if b.o.inProcess {
+		capture.TuneGC() // as cmd/capture does
 		cctx, cancel := context.WithCancel(ctx)
 		p := &proc{cancel: cancel, done: make(chan error, 1)}
 		go func() { p.done <- capture.Run(cctx, func(k string) string { return env[k] }, io.Discard, b.log) }()

@@ -61,7 +61,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Re
 		}
 		return err
 	}
-	nc, js, err := connectNATS(ctx, cfg, log)
+	nc, err := connectNATS(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -70,7 +70,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Re
 	}
 	defer nc.Close()
 
-	pub := newPublisher(js, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), cfg.MaxInFlight, cfg.AckTimeout, log, m)
+	pub, err := newPublisher(nc, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), cfg.MaxInFlight, cfg.AckTimeout, log, m)
+	if err != nil {
+		return err
+	}
+	defer pub.close()
 	st := pgcdc.New(pgcdc.Options{
 		DSN: cfg.DatabaseURL, Table: cfg.Table, Slot: cfg.Slot, Publication: cfg.Publication,
 		HashFields: cfg.HashFields, StatusInterval: cfg.StatusInterval, StandbyPoll: cfg.StandbyPoll,
@@ -140,19 +144,16 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Re
 
 // connectNATS connects (retrying for ever: capture is useless without NATS
 // and says so) and creates or updates the streams.
-func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, error) {
 	nc, err := natsconn.Connect(cfg.NATS, "cowjacket-capture", log,
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
-		// A lost acknowledgement must surface so the row is re-published.
-		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	sc := cfg.Streams
 	for attempt := 1; ; attempt++ {
@@ -166,11 +167,11 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 		err := errors.Join(err1, err2)
 		if err == nil {
 			// Wait for the first connection so MaxPayload is the server's.
-			return nc, js, nil
+			return nc, nil
 		}
 		if ctx.Err() != nil {
 			nc.Close()
-			return nil, nil, ctx.Err()
+			return nil, ctx.Err()
 		}
 		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", cfg.NATS.Redacted(), "error", err.Error(), "attempt", attempt)
 		select {
