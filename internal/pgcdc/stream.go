@@ -177,6 +177,7 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 		return false, fmt.Errorf("%w: DATABASE_URL: %v", ErrStartup, err)
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	pinSession(cfg.RuntimeParams)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgconn.ConnectConfig(cctx, cfg)
 	cancel()

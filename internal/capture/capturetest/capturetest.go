@@ -291,10 +291,11 @@ func WaitMsgs(t *testing.T, js jetstream.JetStream, name string, want uint64, ti
 
 // StoredMsg is a message as the stream stored it, its body decoded.
 type StoredMsg struct {
-	Seq  uint64
-	Time time.Time
-	Hdr  nats.Header
-	Ev   *formsv1.FormSubmission
+	Seq     uint64
+	Subject string
+	Time    time.Time
+	Hdr     nats.Header
+	Ev      *formsv1.FormSubmission
 }
 
 // ReadAll returns every message of a stream in sequence order.
@@ -323,7 +324,7 @@ func ReadAll(t *testing.T, js jetstream.JetStream, name string) []StoredMsg {
 		if err != nil {
 			t.Fatalf("seq %d: %v", seq, err)
 		}
-		out = append(out, StoredMsg{Seq: m.Sequence, Time: m.Time, Hdr: m.Header, Ev: ev})
+		out = append(out, StoredMsg{Seq: m.Sequence, Subject: m.Subject, Time: m.Time, Hdr: m.Header, Ev: ev})
 	}
 	return out
 }
