@@ -183,14 +183,22 @@ func (p *publisher) wakeLocked() {
 	}
 }
 
+// maxKeptBuffer bounds the body storage an entry keeps for the next row: an
+// unusually big row's must not stay pinned MAX_IN_FLIGHT times over.
+const maxKeptBuffer = 64 << 10
+
 func (p *publisher) takeLocked() *entry {
 	if k := len(p.free); k > 0 {
 		e := p.free[k-1]
 		p.free = p.free[:k-1]
-		*e = entry{buf: e.buf, msg: nats.Msg{Header: e.msg.Header}}
+		buf := e.buf
+		if cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
+		*e = entry{buf: buf, msg: nats.Msg{Header: e.msg.Header}}
 		return e
 	}
-	return &entry{buf: make([]byte, 0, 4096)}
+	return &entry{} // its buffer grows to the rows' size
 }
 
 // fill makes the row's message: the event (stream's codec, into the
