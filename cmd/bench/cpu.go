@@ -104,4 +104,6 @@ func procCPU(pid int) (time.Duration, bool) {
 }
 
 // perRow is d per row in microseconds.
-func perRow(d time.Duration, n int) float64 { return float64(d) / float64(time.Microsecond) / float64(n) }
+func perRow(d time.Duration, n int) float64 {
+	return float64(d) / float64(time.Microsecond) / float64(n)
+}
