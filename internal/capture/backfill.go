@@ -39,7 +39,7 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 		return res, err
 	}
 
-	nc, err := connectNATS(ctx, cfg, log)
+	nc, _, err := connectNATS(ctx, cfg, log)
 	if err != nil {
 		return res, err
 	}

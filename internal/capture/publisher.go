@@ -47,6 +47,8 @@ type publisher struct {
 	duplicate  prometheus.Counter
 	// onDead, when set, hears of every dead letter FORMS_DLQ stored.
 	onDead func(reason, hash, text string, dlqSeq uint64)
+	// onError, when set, hears of every failed publish (p.mu held).
+	onError func(error)
 
 	enc       stream.Encoder // Publish's: one goroutine publishes
 	inbox     string         // reply subject prefix; the entry id follows
@@ -247,6 +249,9 @@ func (p *publisher) failLocked(e *entry, err error, now time.Time) {
 	}
 	e.state, e.err = failed, err
 	e.attempts++
+	if p.onError != nil {
+		p.onError(fmt.Errorf("publish %s: %w", e.hash, err))
+	}
 	if !e.failedAt {
 		e.failedAt = true
 		p.failing++

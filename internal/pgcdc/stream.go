@@ -86,6 +86,11 @@ type Options struct {
 	OnCaptured func()
 	// OnStatus is called with every position sent to the server.
 	OnStatus func(pglogrepl.LSN)
+	// OnState is called with every change of State.
+	OnState func(State)
+	// OnError is called with the error that ended a replication session
+	// (not the standby's "slot is active", which is no error).
+	OnError func(error)
 }
 
 // Stream reads committed INSERTs of one table from a logical slot.
@@ -114,7 +119,11 @@ func New(opt Options) *Stream {
 // State reports what the stream is doing.
 func (s *Stream) State() State { return State(s.state.Load()) }
 
-func (s *Stream) setState(st State) { s.state.Store(int32(st)) }
+func (s *Stream) setState(st State) {
+	if State(s.state.Swap(int32(st))) != st && s.opt.OnState != nil {
+		s.opt.OnState(st)
+	}
+}
 
 // Run streams into sink until ctx ends, reconnecting with exponential
 // backoff and jitter after a lost connection, and waiting as a hot standby
@@ -155,6 +164,9 @@ func (s *Stream) Run(ctx context.Context, sink Sink) error {
 			}
 			wait, _ = backoff.Next()
 			log.Warn("replication session lost; reconnecting", "error", err.Error(), "attempt", attempt, "backoff", wait.String())
+			if s.opt.OnError != nil {
+				s.opt.OnError(err)
+			}
 			if s.opt.OnReconnect != nil {
 				s.opt.OnReconnect()
 			}
