@@ -20,7 +20,8 @@ import (
 type Sink interface {
 	// Publish takes one row of the current transaction. It may block while
 	// the sink is full; when ctx ends first it returns ctx's error and has
-	// not taken the row (the stream offers it again).
+	// not taken the row (the stream offers it again). row.Event is the
+	// relation's reused storage: valid only until Publish returns.
 	Publish(ctx context.Context, row Decoded) error
 	// Commit says every row of WAL before end has been offered: once they
 	// are all delivered, the slot may be confirmed up to end.
