@@ -28,6 +28,7 @@ type drained struct {
 	took, confirmTook time.Duration
 	first             time.Duration // until the first message was stored
 	cpu               time.Duration // user+sys of the capture process
+	walsender, self   time.Duration // the walsender's CPU, this process's (nats-server)
 	hwmKB, rssKB      int64         // VmHWM, VmRSS of the capture process (0 in-process)
 }
 
@@ -56,6 +57,10 @@ func (b *bench) drain(ctx context.Context, w *world, n int, end pglogrepl.LSN) (
 			return d, err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	cw, err := b.watchCPU(ctx, w.dsn, captureSlot)
+	if err != nil {
+		return d, err
 	}
 	begin := time.Now()
 	p, err := b.startCapture(ctx, w)
@@ -103,6 +108,7 @@ func (b *bench) drain(ctx context.Context, w *world, n int, end pglogrepl.LSN) (
 		time.Sleep(10 * time.Millisecond)
 	}
 	d.confirmTook = time.Since(begin)
+	d.walsender, d.self = cw.stop()
 	if p.cmd != nil {
 		d.hwmKB, d.rssKB = procMem(p.cmd.Process.Pid)
 	}
@@ -155,7 +161,8 @@ func procMem(pid int) (hwm, rss int64) {
 }
 
 func (b *bench) throughput(ctx context.Context, out io.Writer) error {
-	fmt.Fprintf(out, "## Throughput: %d-row backlog (pgbench, %d clients, one row per transaction)\n\n", b.o.rows, b.o.clients)
+	fmt.Fprintf(out, "## Throughput: %d-row backlog, %s rows (pgbench, %d clients, one row per transaction)\n\n", b.o.rows, b.o.row, b.o.clients)
+	var cpuRows []string
 	fmt.Fprintln(out, "| run | backlog written | first | pg_recvlogical | rows/s | capture → acked | rows/s | capture/pg_recvlogical | slot confirmed to end | capture VmHWM |")
 	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	var refRates, capRates, ratios []float64
@@ -173,12 +180,12 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 		n := b.o.rows / min(b.o.clients, b.o.rows) * min(b.o.clients, b.o.rows)
 		b.logf("run %d: %d rows in %v (end %s)", i+1, n, took.Round(time.Millisecond), end)
 
-		var ref time.Duration
+		var ref, refWalsender time.Duration
 		var refBytes int64
 		var d drained
 		doRef := func() error {
 			b.logf("run %d: pg_recvlogical …", i+1)
-			ref, refBytes, err = b.recvlogical(ctx, w, end)
+			ref, refBytes, refWalsender, err = b.recvlogical(ctx, w, end)
 			return err
 		}
 		doCap := func() error {
@@ -206,8 +213,22 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 			ref.Round(time.Millisecond), refBytes>>20, refRate, d.took.Round(time.Millisecond), capRate, capRate/refRate,
 			d.confirmTook.Round(time.Millisecond), mb(d.hwmKB))
 		b.logf("run %d: pg_recvlogical %.0f rows/s, capture %.0f rows/s (first message after %v), ratio %.2f", i+1, refRate, capRate, d.first.Round(time.Millisecond), capRate/refRate)
+		capCPU := "n/a (in-process: in the bench process)"
+		if d.cpu > 0 {
+			capCPU = fmt.Sprintf("%.1f", perRow(d.cpu, n))
+		}
+		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.1f | %.1f | %.1f | %s |", i+1,
+			perRow(refWalsender, n), perRow(d.walsender, n), perRow(d.self, n), capCPU))
 	}
 	fmt.Fprintf(out, "| **median** | | | | **%.0f** | | **%.0f** | **%.2f** | | |\n\n", median(refRates), median(capRates), median(ratios))
+	fmt.Fprintln(out, "CPU per row (µs; CPU time of the process over the drain ÷ rows):")
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "| run | walsender, pg_recvlogical run | walsender, capture run | bench process (nats-server), capture run | capture process |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- |")
+	for _, r := range cpuRows {
+		fmt.Fprintln(out, r)
+	}
+	fmt.Fprintln(out)
 	return nil
 }
 

@@ -48,10 +48,15 @@ func prepare(ctx context.Context, dsn string) error {
 	return nil
 }
 
-// insertScript is the pgbench script: one realistic form row per
-// transaction (sample 1's values), made distinct by its transaction id so
-// no two rows share a record hash.
-func insertScript() (string, error) {
+// insertScript is the pgbench script: one form row per transaction, made
+// distinct by its transaction id so no two rows share a record hash. The
+// sample shape is a realistic row (sample 1's values); the small shape a
+// handful of short columns, the rest NULL (createdat its default).
+func insertScript(shape string) (string, error) {
+	if shape == "small" {
+		return "INSERT INTO public.form_submissions (newusername, emailaddress, departmentname, \"Comments\") " +
+			"VALUES ('Ada', 'ada@x.io', 'IT', 'r' || pg_current_xact_id());\n", nil
+	}
 	s, err := form.Samples()
 	if err != nil {
 		return "", err
@@ -78,7 +83,7 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // backlog writes n single-row transactions with pgbench while no reader is
 // attached, and returns the WAL position after them.
 func (b *bench) backlog(ctx context.Context, w *world, n int) (end pglogrepl.LSN, took time.Duration, err error) {
-	script, err := insertScript()
+	script, err := insertScript(b.o.row)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -118,25 +123,30 @@ func (b *bench) backlog(ctx context.Context, w *world, n int) (end pglogrepl.LSN
 
 // recvlogical times pg_recvlogical decoding the reader slot (pgoutput,
 // binary messages written to a file) up to end.
-func (b *bench) recvlogical(ctx context.Context, w *world, end pglogrepl.LSN) (time.Duration, int64, error) {
+func (b *bench) recvlogical(ctx context.Context, w *world, end pglogrepl.LSN) (took time.Duration, size int64, walsender time.Duration, err error) {
 	out := filepath.Join(b.tmp, "out.bin")
 	_ = os.Remove(out)
 	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(b.srv.Port()), "-U", "postgres", "-d", w.db,
 		"--slot", readerSlot, "--start", "-o", "proto_version=1", "-o", "publication_names=" + publication,
 		"-f", out, "--endpos", end.String(), "--no-loop"}
+	cw, err := b.watchCPU(ctx, w.dsn, readerSlot)
+	if err != nil {
+		return 0, 0, 0, err
+	}
 	begin := time.Now()
 	cmd := exec.CommandContext(ctx, pgTool("pg_recvlogical"), args...)
 	cmd.Env = cleanEnv()
 	msg, err := cmd.CombinedOutput()
-	took := time.Since(begin)
+	took = time.Since(begin)
+	walsender, _ = cw.stop()
 	if err != nil {
-		return 0, 0, fmt.Errorf("pg_recvlogical: %w\n%s", err, msg)
+		return 0, 0, 0, fmt.Errorf("pg_recvlogical: %w\n%s", err, msg)
 	}
 	st, err := os.Stat(out)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return took, st.Size(), nil
+	return took, st.Size(), walsender, nil
 }
 
 // slotConfirmed reads a slot's confirmed_flush_lsn.

@@ -48,6 +48,8 @@ type options struct {
 	maxInFlight         string
 	only                string
 	keep                bool
+	row                 string
+	captureEnv          string
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	fs.IntVar(&o.rows, "rows", 100_000, "backlog rows for the throughput runs")
+	fs.StringVar(&o.row, "row", "sample", "row shape of the backlog: sample (a realistic row) or small (a few short columns, the rest NULL)")
 	fs.IntVar(&o.runs, "runs", 3, "throughput runs (medians are reported)")
 	fs.IntVar(&o.clients, "clients", 4, "pgbench clients writing the backlog")
 	fs.IntVar(&o.rssRows, "rss-rows", 1_000_000, "backlog rows for the peak-RSS run")
@@ -70,6 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.inProcess, "in-process", false, "run capture inside this process (for -cpuprofile) instead of as its own process")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "with -in-process: write a CPU profile of the capture drains here")
 	fs.StringVar(&o.maxInFlight, "max-in-flight", "", "MAX_IN_FLIGHT for capture (default: capture's)")
+	fs.StringVar(&o.captureEnv, "capture-env", "", "extra variables for capture, comma-separated K=V (e.g. GOGC=200)")
 	fs.StringVar(&o.only, "only", "throughput,rss,latency", "which measurements, comma-separated")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temp folder (pgbench script, pg_recvlogical output)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -77,6 +81,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.cpuProfile != "" && !o.inProcess {
 		return errors.New("-cpuprofile needs -in-process")
+	}
+	if o.row != "sample" && o.row != "small" {
+		return fmt.Errorf("-row: want sample or small, got %q", o.row)
 	}
 
 	tmp, err := os.MkdirTemp("", "capture-bench-")
@@ -210,6 +217,11 @@ func (b *bench) captureEnv(w *world) map[string]string {
 	if b.o.maxInFlight != "" {
 		env["MAX_IN_FLIGHT"] = b.o.maxInFlight
 	}
+	for _, kv := range strings.Split(b.o.captureEnv, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
 	return env
 }
 
@@ -225,6 +237,7 @@ type proc struct {
 func (b *bench) startCapture(ctx context.Context, w *world) (*proc, error) {
 	env := b.captureEnv(w)
 	if b.o.inProcess {
+		capture.TuneGC() // as cmd/capture does
 		cctx, cancel := context.WithCancel(ctx)
 		p := &proc{cancel: cancel, done: make(chan error, 1)}
 		go func() { p.done <- capture.Run(cctx, func(k string) string { return env[k] }, io.Discard, b.log) }()

@@ -13,8 +13,10 @@ import (
 )
 
 // HTTP_ADDR serves Prometheus metrics with the right counts, /healthz, and
-// /readyz: 200 while streaming, 503 naming standby for a standby capture.
-// `capture healthcheck` probes the same /healthz.
+// /readyz: 200 for the streaming capture and for a healthy standby (each
+// naming its role; capture_active 1 and 0), 503 saying why once NATS is
+// gone. `capture status` shows both captures' roles; `capture healthcheck`
+// probes the same /healthz.
 func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -67,22 +69,37 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 	if code, body := get(t, active, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d %q", code, body)
 	}
-	if code, body := get(t, active, "/readyz"); code != http.StatusOK {
-		t.Errorf("/readyz of the streaming capture: %d %q", code, body)
+	if code, body := get(t, active, "/readyz"); code != http.StatusOK || !strings.Contains(body, "active") {
+		t.Errorf("/readyz of the streaming capture: %d %q, want 200 naming active", code, body)
+	}
+	if v := testsupport.Metric(page, "capture_active"); v != 1 {
+		t.Errorf("capture_active of the streaming capture = %v, want 1", v)
 	}
 
-	// A second capture on the same slot is alive but not ready.
+	// A second capture on the same slot is a standby: alive, and ready to
+	// take over (so a rollout can complete with it).
 	standby := testsupport.FreeAddr(t)
 	e.Vars["HTTP_ADDR"] = standby
 	second := e.Start()
 	testsupport.WaitFor(t, "second capture to report standby", 10*time.Second, func() bool {
 		return strings.Contains(second.Logs.String(), "standby")
 	})
-	if code, body := get(t, standby, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "standby") {
-		t.Errorf("/readyz of the standby: %d %q, want 503 naming standby", code, body)
+	if code, body := get(t, standby, "/readyz"); code != http.StatusOK || !strings.Contains(body, "standby") {
+		t.Errorf("/readyz of the standby: %d %q, want 200 naming standby", code, body)
 	}
 	if code, body := get(t, standby, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz of the standby: %d %q", code, body)
+	}
+	if _, page := get(t, standby, "/metrics"); testsupport.Metric(page, "capture_active") != 0 {
+		t.Errorf("capture_active of the standby = %v, want 0", testsupport.Metric(page, "capture_active"))
+	}
+	var out string
+	testsupport.WaitFor(t, "capture status to show both captures", 10*time.Second, func() bool {
+		out, _ = run(e, "status")
+		return strings.Contains(out, "active, streaming") && strings.Contains(out, "standby, standby: another capture holds the replication slot")
+	})
+	if strings.Index(out, "active, streaming") > strings.Index(out, "standby, standby") {
+		t.Errorf("capture status lists the standby before the active capture:\n%s", out)
 	}
 
 	// `capture healthcheck` with each capture's HTTP_ADDR, written the way
@@ -101,6 +118,15 @@ func TestHTTPEndpointsAndHealthcheck(t *testing.T) {
 	}
 	if d := time.Since(begin); d > 3*time.Second {
 		t.Errorf("healthcheck took %v, want at most its 2 s timeout", d)
+	}
+
+	// Without NATS neither capture is ready, and both say why.
+	e.NATS.Shutdown()
+	for _, addr := range []string{active, standby} {
+		testsupport.WaitFor(t, "/readyz to answer 503 without NATS", 10*time.Second, func() bool {
+			code, body := get(t, addr, "/readyz")
+			return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS disconnected")
+		})
 	}
 }
 

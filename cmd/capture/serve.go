@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"runtime/debug"
 
 	"github.com/cowjacket/formjira/internal/capture"
 	"github.com/cowjacket/formjira/internal/cli"
@@ -15,21 +13,7 @@ var serveCommand = cli.Command{
 		if err := cli.NoArgs("capture", args); err != nil {
 			return err
 		}
-		tuneGC()
+		capture.TuneGC()
 		return capture.Run(ctx, env.Getenv, env.Stdout, env.Stderr)
 	},
-}
-
-// tuneGC trades memory capture does not need for CPU it does: its live heap
-// is small and bounded (MAX_IN_FLIGHT rows), while every row allocates, so
-// the default GOGC=100 collects very often. A soft limit keeps the heap far
-// below the memory budget whatever the rate. GOGC / GOMEMLIMIT set in the
-// process environment (which the Go runtime reads) win. See BENCHMARKS.md.
-func tuneGC() {
-	if _, ok := os.LookupEnv("GOGC"); !ok {
-		debug.SetGCPercent(400)
-	}
-	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
-		debug.SetMemoryLimit(96 << 20)
-	}
 }

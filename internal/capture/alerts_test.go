@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 )
@@ -360,12 +361,12 @@ func TestAlertsDeadLetterDigestFlushedOnStop(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(release); srv.Close() })
-	e := newEnv(t)
+	e := capturetest.NewSQLASCII(t, pg, Run) // where a poison row can be written
 	e.Vars["ALERT_WEBHOOK_URL"] = srv.URL
 	r := e.Start()
 	c := e.Conn()
 	e.WaitStreaming(c)
-	if _, err := c.Exec(context.Background(), `INSERT INTO public.form_submissions (newusername, dateneededby) VALUES ('Poison Pill', 'infinity')`); err != nil {
+	if _, err := c.Exec(context.Background(), `INSERT INTO public.form_submissions (newusername, dateneededby, "Comments") VALUES ('Poison Pill', 'infinity', E'caf\xe9')`); err != nil {
 		t.Fatal(err)
 	}
 	waitMsgs(t, e.JS(), stream.DLQ, 1, 10*time.Second)
@@ -388,7 +389,7 @@ func TestAlertsDeadLetterDigestFlushedOnStop(t *testing.T) {
 	}
 	a := got[0].Alerts[0]
 	if a.Kind != alert.DeadLetter || a.Summary != "capture: "+stream.ReasonUndecodable || a.Fields["dlq_seq"] != "1" ||
-		!strings.Contains(a.Detail, "dateneededby") || !strings.Contains(got[0].Subject, "1 dead letter") {
+		!strings.Contains(a.Detail, "Comments") || !strings.Contains(got[0].Subject, "1 dead letter") {
 		t.Errorf("digest %q: %+v", got[0].Subject, a)
 	}
 }

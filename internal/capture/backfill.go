@@ -39,12 +39,16 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 		return res, err
 	}
 
-	nc, js, err := connectNATS(ctx, cfg, log)
+	nc, _, err := connectNATS(ctx, cfg, log)
 	if err != nil {
 		return res, err
 	}
 	defer nc.Close()
-	p := newPublisher(js, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), backfillPage, cfg.AckTimeout, log, newMetrics(nil))
+	p, err := newPublisher(nc, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), backfillPage, cfg.AckTimeout, log, newMetrics(nil))
+	if err != nil {
+		return res, err
+	}
+	defer p.close()
 	ackCtx, stopAcker := context.WithCancel(ctx)
 	acked := make(chan struct{})
 	go func() { defer close(acked); p.run(ackCtx) }()

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
 
+	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
@@ -203,18 +204,24 @@ func TestOtherTableTrafficAdvancesSlot(t *testing.T) {
 	t.Logf("confirmed_flush_lsn moved from %s to %s (%d bytes) with no form rows", start, e.SlotLSN(c), e.SlotLSN(c)-start)
 }
 
-// A value that cannot be decoded goes to FORMS_DLQ naming the column, and
-// rows after it keep flowing (the slot is not stalled).
+// A value no event can carry (text that is not UTF-8, which only a
+// SQL_ASCII database holds) goes to FORMS_DLQ naming the column, and rows
+// after it keep flowing (the slot is not stalled). A value a typed kind
+// cannot hold (an infinite date, once a poison row) is no poison: it
+// arrives as PostgreSQL's text.
 func TestPoisonRowDeadLettered(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	e := newEnv(t)
+	e := capturetest.NewSQLASCII(t, pg, Run)
 	e.Start()
 	c := e.Conn()
 	e.WaitStreaming(c)
 	ctx := context.Background()
-	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, dateneededby) VALUES ('Poison Pill', 'infinity')`); err != nil {
+	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, "Comments") VALUES ('Poison Pill', E'caf\xe9')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, dateneededby) VALUES ('Far Future', 'infinity')`); err != nil {
 		t.Fatal(err)
 	}
 	s := samples(t)
@@ -222,21 +229,24 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := e.JS()
-	waitMsgs(t, js, stream.Forms, 2, 20*time.Second)
+	waitMsgs(t, js, stream.Forms, 3, 20*time.Second)
 	waitMsgs(t, js, stream.DLQ, 1, 10*time.Second)
 	dl := readAll(t, js, stream.DLQ)[0]
 	d := stream.ParseDeadLetter(dl.Hdr)
-	if d.Reason != stream.ReasonUndecodable || !strings.Contains(d.Error, "dateneededby") || d.DeadLetteredBy != "capture" {
-		t.Errorf("dead letter %+v: want reason %s naming dateneededby", d, stream.ReasonUndecodable)
+	if d.Reason != stream.ReasonUndecodable || !strings.Contains(d.Error, "Comments") || !strings.Contains(d.Error, "UTF-8") || d.DeadLetteredBy != "capture" {
+		t.Errorf("dead letter %+v: want reason %s naming Comments and UTF-8", d, stream.ReasonUndecodable)
 	}
 	if got := form.String(dl.Ev, "newusername"); got != "Poison Pill" {
 		t.Errorf("dead letter body newusername = %q", got)
 	}
-	if got := form.String(dl.Ev, "dateneededby"); got != "infinity" {
-		t.Errorf("dead letter body keeps the raw value: dateneededby = %q", got)
+	if got := form.String(dl.Ev, "Comments"); got != "caf\uFFFD" {
+		t.Errorf("dead letter body keeps what it can of the value: Comments = %q", got)
 	}
-	last := readAll(t, js, stream.Forms)[1]
-	commit, _ := pglogrepl.ParseLSN(last.Ev.GetSource().GetCommitLsn())
+	msgs := readAll(t, js, stream.Forms)
+	if v := form.Lookup(msgs[0].Ev, "dateneededby"); form.String(msgs[0].Ev, "newusername") != "Far Future" || v.GetRaw() != "infinity" {
+		t.Errorf("first event %v, want Far Future with dateneededby raw infinity", msgs[0].Ev)
+	}
+	commit, _ := pglogrepl.ParseLSN(msgs[2].Ev.GetSource().GetCommitLsn())
 	testsupport.WaitFor(t, "slot confirmed past the rows after the poison row", 10*time.Second, func() bool {
 		return e.SlotLSN(c) > commit
 	})

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -255,6 +256,9 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 	testsupport.WaitFor(t, "capture to notice the lost session", 10*time.Second, func() bool {
 		return strings.Contains(r.Logs.String(), "replication session lost; reconnecting")
 	})
+	if code, body := get(t, addr, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "PostgreSQL") {
+		t.Errorf("/readyz with PostgreSQL down: %d %q, want 503 naming PostgreSQL", code, body)
+	}
 	time.Sleep(time.Second) // a few reconnect attempts fail meanwhile
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -9,29 +9,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
-
-// message turns a decoded row into its FORMS message (stream's codec), or
-// into a dead letter for FORMS_DLQ when it cannot be an event: undecodable,
-// or bigger than the server's max payload.
-func message(subject string, maxPayload int, row pgcdc.Decoded) (msg *nats.Msg, reason string) {
-	ev := row.Event
-	if row.Err != nil {
-		return deadLetter(ev, stream.ReasonUndecodable, row.Err.Error()), stream.ReasonUndecodable
-	}
-	msg, err := stream.NewMsg(subject, ev)
-	if err != nil {
-		return deadLetter(ev, stream.ReasonUndecodable, err.Error()), stream.ReasonUndecodable
-	}
-	if size := msgSize(msg); maxPayload > 0 && size > maxPayload {
-		text := fmt.Sprintf("event is %d bytes, the NATS server's max_payload is %d", size, maxPayload)
-		return tooLarge(ev, text, maxPayload), stream.ReasonTooLarge
-	}
-	return msg, ""
-}
 
 // keepBytes is how much of an oversized value a too_large dead letter keeps.
 const keepBytes = 1024

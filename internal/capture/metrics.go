@@ -14,6 +14,7 @@ type metrics struct {
 	retainedWAL  prometheus.Gauge
 	reconnects   prometheus.Counter
 	backfilled   *prometheus.CounterVec
+	active       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,10 +53,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		backfilled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "capture_backfill_rows_total", Help: "Rows published by backfill, by result.",
 		}, []string{"result"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "capture_active", Help: "1 while this capture streams (holds the replication slot), 0 as a standby or while reconnecting.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.captured, m.published, m.deadLettered, m.retries, m.latency, m.inFlight,
-			m.confirmedLSN, m.lagBytes, m.retainedWAL, m.reconnects, m.backfilled)
+			m.confirmedLSN, m.lagBytes, m.retainedWAL, m.reconnects, m.backfilled, m.active)
 	}
 	return m
 }

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -21,140 +22,255 @@ import (
 // the LSN the slot may be confirmed to (design guarantee 1). Streaming and
 // backfill both publish through it.
 //
-// Rows are published asynchronously, at most maxInFlight unacknowledged.
-// The window holds them in WAL order, with commit markers between them; the
-// acker (run) walks the window from its head, so the confirmed LSN moves to
-// a commit's end only after every row before that marker was acknowledged.
-// A failed acknowledgement is re-published (same Nats-Msg-Id) until it
-// succeeds (deliver): nothing is skipped, so nothing is confirmed past it.
+// It speaks JetStream's publish protocol over the core connection: each
+// message carries a reply subject naming its entry, and the server answers
+// there with a PubAck (stored or duplicate) or an error once the message is
+// stored. Nothing per message but the message itself: no future, channel
+// or timer (the profile of nats.go's PublishMsgAsync showed them).
+//
+// At most maxInFlight rows are unacknowledged. The window holds them in WAL
+// order; an entry carries the commit LSN of the transaction it ends, so
+// the confirmed LSN moves to a commit's end only once every row up to it
+// is acknowledged (entries leave the window from its head, in order). A
+// failed or lost acknowledgement is re-published (same message, same
+// Nats-Msg-Id) until JetStream takes it; nothing is skipped, so nothing is
+// confirmed past it.
 type publisher struct {
-	js         jetstream.JetStream
+	nc         natsConn
 	subject    string
 	maxPayload int
 	ackTimeout time.Duration
 	retryPause time.Duration
 	log        *slog.Logger
 	m          *metrics
+	stored     prometheus.Counter // m.published by result, resolved once
+	duplicate  prometheus.Counter
 	// onDead, when set, hears of every dead letter FORMS_DLQ stored.
 	onDead func(reason, hash, text string, dlqSeq uint64)
+	// onError, when set, hears of every failed publish (p.mu held).
+	onError func(error)
 
-	slots     chan struct{} // one token per unacknowledged row
-	wake      chan struct{} // tells the acker the window grew
+	enc       stream.Encoder // Publish's: one goroutine publishes
+	inbox     string         // reply subject prefix; the entry id follows
+	sub       *nats.Subscription
 	confirmed atomic.Uint64
 	tally     tally
+	retry     chan struct{} // wakes run: an entry failed
 
 	mu      sync.Mutex
-	window  []*entry
-	paused  bool          // new publishes wait while a failed row is retried
-	changed chan struct{} // closed and replaced when the window shrinks or a pause ends
+	win     []*entry // ring of cap maxInFlight: win[head] is the oldest
+	head, n int
+	headID  uint64   // id of win[head]; ids are consecutive along the ring
+	free    []*entry // acknowledged entries, for their buffers
+	failing int      // entries that failed and are not yet acknowledged
+	waiters chan struct{}
 }
+
+// natsConn is what the publisher needs of the NATS connection.
+type natsConn interface {
+	PublishMsg(m *nats.Msg) error
+	Subscribe(subject string, cb nats.MsgHandler) (*nats.Subscription, error)
+	NewInbox() string
+	MaxPayload() int64
+	StatusChanged(statuses ...nats.Status) chan nats.Status
+}
+
+var (
+	_ natsConn   = (*nats.Conn)(nil)
+	_ pgcdc.Sink = (*publisher)(nil)
+)
 
 // tally counts what JetStream acknowledged, for backfill's summary.
 type tally struct{ stored, duplicates, deadLettered atomic.Int64 }
 
-// entry is a row in flight, or (msg nil) a commit marker.
+type entryState uint8
+
+const (
+	sent   entryState = iota // published, acknowledgement awaited
+	failed                   // to be re-published at retryAt
+	acked
+)
+
+// entry is a row in the window; its storage is reused once acknowledged.
 type entry struct {
-	msg  *nats.Msg
-	fut  jetstream.PubAckFuture // nil when the async publish call itself failed
-	err  error
-	sent time.Time
-	dead string // dead-letter reason, "" for a FORMS row
-	hash string
-	lsn  pglogrepl.LSN
+	id       uint64
+	msg      nats.Msg
+	buf      []byte // the event body's storage
+	hash     string
+	dead     string // dead-letter reason, "" for a FORMS row
+	state    entryState
+	failedAt bool // has failed: counted in publisher.failing until acked
+	attempts int
+	err      error
+	first    time.Time // first published
+	sent     time.Time // last published
+	retryAt  time.Time
+	seq      uint64 // stream sequence acknowledged
+	dup      bool
+	commit   pglogrepl.LSN // the end of the transaction this row ends
 }
 
-var _ pgcdc.Sink = (*publisher)(nil)
-
-func newPublisher(js jetstream.JetStream, subject string, maxPayload, maxInFlight int, ackTimeout time.Duration, log *slog.Logger, m *metrics) *publisher {
-	return &publisher{
-		js: js, subject: subject, maxPayload: maxPayload, ackTimeout: ackTimeout, log: log, m: m,
-		slots: make(chan struct{}, maxInFlight), wake: make(chan struct{}, 1),
-		retryPause: 250 * time.Millisecond, changed: make(chan struct{}),
+func newPublisher(nc natsConn, subject string, maxPayload, maxInFlight int, ackTimeout time.Duration, log *slog.Logger, m *metrics) (*publisher, error) {
+	p := &publisher{
+		nc: nc, subject: subject, maxPayload: maxPayload, ackTimeout: ackTimeout, log: log, m: m,
+		stored: m.published.WithLabelValues("stored"), duplicate: m.published.WithLabelValues("duplicate"),
+		retryPause: 250 * time.Millisecond, retry: make(chan struct{}, 1),
+		win: make([]*entry, maxInFlight), inbox: nc.NewInbox() + ".",
 	}
+	sub, err := nc.Subscribe(p.inbox+"*", p.onReply)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to acknowledgements: %w", err)
+	}
+	p.sub = sub
+	return p, nil
 }
 
-// Publish implements pgcdc.Sink.
+// close stops listening for acknowledgements.
+func (p *publisher) close() { _ = p.sub.Unsubscribe() }
+
+// Publish implements pgcdc.Sink: it waits for room in the window (and
+// while a failed row is retried, so it is not overtaken by more than what
+// is already in flight), then publishes the row.
 func (p *publisher) Publish(ctx context.Context, row pgcdc.Decoded) error {
-	msg, reason := message(p.subject, p.maxPayload, row)
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	p.mu.Lock()
+	for p.n == len(p.win) || p.failing > 0 {
+		if err := p.waitLocked(ctx); err != nil {
+			p.mu.Unlock()
+			return err
+		}
 	}
-	if err := p.waitUntil(ctx, func() bool { return !p.paused }); err != nil {
-		<-p.slots
-		return err
+	e := p.takeLocked()
+	p.mu.Unlock()
+
+	p.fill(e, row)
+	e.first = time.Now()
+	e.sent = e.first
+	p.mu.Lock()
+	e.id = p.headID + uint64(p.n)
+	p.win[(p.head+p.n)%len(p.win)] = e
+	p.n++
+	n := p.n
+	p.mu.Unlock()
+	p.m.inFlight.Set(float64(n))
+	e.msg.Reply = p.inbox + strconv.FormatUint(e.id, 10)
+	if err := p.nc.PublishMsg(&e.msg); err != nil {
+		p.fail(e, err)
 	}
-	e := &entry{msg: msg, dead: reason, hash: row.Event.GetHash(), sent: time.Now()}
-	e.fut, e.err = p.js.PublishMsgAsync(msg)
-	if reason != "" {
-		p.log.Warn("dead-lettering row", "hash", e.hash, "reason", reason, "error", msg.Header.Get(stream.HeaderError))
-	}
-	p.push(e)
-	p.m.inFlight.Set(float64(len(p.slots)))
 	return nil
 }
 
-// Commit implements pgcdc.Sink.
+// waitLocked waits (p.mu held, released meanwhile) until the window
+// shrinks or a failure is resolved, or ctx ends.
+func (p *publisher) waitLocked(ctx context.Context) error {
+	if p.waiters == nil {
+		p.waiters = make(chan struct{})
+	}
+	w := p.waiters
+	p.mu.Unlock()
+	var err error
+	select {
+	case <-w:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.mu.Lock()
+	return err
+}
+
+// wakeLocked wakes every waitLocked; p.mu is held.
+func (p *publisher) wakeLocked() {
+	if p.waiters != nil {
+		close(p.waiters)
+		p.waiters = nil
+	}
+}
+
+// maxKeptBuffer bounds the body storage an entry keeps for the next row: an
+// unusually big row's must not stay pinned MAX_IN_FLIGHT times over.
+const maxKeptBuffer = 64 << 10
+
+func (p *publisher) takeLocked() *entry {
+	if k := len(p.free); k > 0 {
+		e := p.free[k-1]
+		p.free = p.free[:k-1]
+		buf := e.buf
+		if cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
+		*e = entry{buf: buf, msg: nats.Msg{Header: e.msg.Header}}
+		return e
+	}
+	return &entry{} // its buffer grows to the rows' size
+}
+
+// fill makes the row's message: the event (stream's codec, into the
+// entry's storage), or the dead letter for FORMS_DLQ of a row that cannot
+// be an event (undecodable, or bigger than the server's max payload).
+func (p *publisher) fill(e *entry, row pgcdc.Decoded) {
+	ev := row.Event
+	e.hash = ev.GetHash()
+	if row.Err != nil {
+		p.deadLetter(e, stream.ReasonUndecodable, deadLetter(ev, stream.ReasonUndecodable, row.Err.Error()))
+		return
+	}
+	body, err := p.enc.Append(e.buf[:0], ev)
+	if err != nil {
+		p.deadLetter(e, stream.ReasonUndecodable, deadLetter(ev, stream.ReasonUndecodable, err.Error()))
+		return
+	}
+	e.buf = body
+	e.msg.Subject, e.msg.Data, e.msg.Header = p.subject, body, stream.SetEventHeader(e.msg.Header, e.hash)
+	if size := msgSize(&e.msg); p.maxPayload > 0 && size > p.maxPayload {
+		text := fmt.Sprintf("event is %d bytes, the NATS server's max_payload is %d", size, p.maxPayload)
+		p.deadLetter(e, stream.ReasonTooLarge, tooLarge(ev, text, p.maxPayload))
+	}
+}
+
+func (p *publisher) deadLetter(e *entry, reason string, m *nats.Msg) {
+	e.dead = reason
+	e.msg.Subject, e.msg.Data, e.msg.Header = m.Subject, m.Data, m.Header
+	p.log.Warn("dead-lettering row", "hash", e.hash, "reason", reason, "error", m.Header.Get(stream.HeaderError))
+}
+
+// fail marks a publish as failed, for run to re-publish.
+func (p *publisher) fail(e *entry, err error) {
+	p.mu.Lock()
+	p.failLocked(e, err, time.Now())
+	p.mu.Unlock()
+	select {
+	case p.retry <- struct{}{}:
+	default:
+	}
+}
+
+func (p *publisher) failLocked(e *entry, err error, now time.Time) {
+	if e.state != sent {
+		return
+	}
+	e.state, e.err = failed, err
+	e.attempts++
+	if p.onError != nil {
+		p.onError(fmt.Errorf("publish %s: %w", e.hash, err))
+	}
+	if !e.failedAt {
+		e.failedAt = true
+		p.failing++
+	}
+	// The first retry goes at once, later ones back off.
+	e.retryAt = now.Add(min(p.retryPause*time.Duration(e.attempts-1), 2*time.Second))
+}
+
+// Commit implements pgcdc.Sink: the last row offered ends the transaction
+// (or, with none in flight, everything up to end is delivered already).
 func (p *publisher) Commit(end pglogrepl.LSN) {
 	p.mu.Lock()
-	switch n := len(p.window); {
-	case n == 0:
-		p.advance(end)
-	case p.window[n-1].msg == nil:
-		// Consecutive markers collapse: the window stays bounded by rows.
-		p.window[n-1].lsn = max(p.window[n-1].lsn, end)
-	default:
-		p.window = append(p.window, &entry{lsn: end})
-	}
-	p.mu.Unlock()
-	p.signal()
-}
-
-func (p *publisher) push(e *entry) {
-	p.mu.Lock()
-	p.window = append(p.window, e)
-	p.mu.Unlock()
-	p.signal()
-}
-
-func (p *publisher) signal() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// broadcastLocked wakes every waitUntil; p.mu is held.
-func (p *publisher) broadcastLocked() {
-	close(p.changed)
-	p.changed = make(chan struct{})
-}
-
-// waitUntil waits until cond, checked under p.mu, holds, or ctx ends.
-func (p *publisher) waitUntil(ctx context.Context, cond func() bool) error {
-	for {
-		p.mu.Lock()
-		if cond() {
-			p.mu.Unlock()
-			return nil
-		}
-		changed := p.changed
+	if p.n == 0 {
 		p.mu.Unlock()
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		p.advance(end)
+		return
 	}
-}
-
-func (p *publisher) setPaused(paused bool) {
-	p.mu.Lock()
-	if p.paused != paused {
-		p.paused = paused
-		p.broadcastLocked()
-	}
+	last := p.win[(p.head+p.n-1)%len(p.win)]
+	last.commit = max(last.commit, end)
 	p.mu.Unlock()
 }
 
@@ -175,150 +291,203 @@ func (p *publisher) advance(lsn pglogrepl.LSN) {
 func (p *publisher) Confirmed() pglogrepl.LSN { return pglogrepl.LSN(p.confirmed.Load()) }
 
 // inFlight is the number of rows published and not yet acknowledged.
-func (p *publisher) inFlight() int { return len(p.slots) }
+func (p *publisher) inFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
 
 // Drain implements pgcdc.Sink.
 func (p *publisher) Drain(ctx context.Context) error {
-	if err := p.waitUntil(ctx, func() bool { return len(p.window) == 0 }); err != nil {
-		p.mu.Lock()
-		n := len(p.window)
-		p.mu.Unlock()
-		return fmt.Errorf("%d entries unacknowledged: %w", n, err)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.n > 0 {
+		if err := p.waitLocked(ctx); err != nil {
+			return fmt.Errorf("%d rows unacknowledged: %w", p.n, err)
+		}
 	}
 	return nil
 }
 
-func (p *publisher) head(ctx context.Context) (*entry, error) {
-	for {
-		p.mu.Lock()
-		if len(p.window) > 0 {
-			e := p.window[0]
-			p.mu.Unlock()
-			return e, nil
-		}
+// deadNote is a dead letter FORMS_DLQ stored, for onDead.
+type deadNote struct {
+	reason, hash, text string
+	seq                uint64
+}
+
+// onReply handles JetStream's answer to one publish (on the subscription's
+// goroutine): it acknowledges the entry and moves every acknowledged entry
+// at the head out of the window, confirming their commits.
+func (p *publisher) onReply(m *nats.Msg) {
+	id, err := strconv.ParseUint(m.Subject[min(len(p.inbox), len(m.Subject)):], 10, 64)
+	if err != nil {
+		return
+	}
+	seq, dup, aerr := parsePubAck(m)
+	now := time.Now()
+	var commit pglogrepl.LSN
+	var dead []deadNote
+	p.mu.Lock()
+	e := p.entryLocked(id)
+	switch {
+	case e == nil || e.state == acked:
+		// Already acknowledged (a re-publish's second answer), or stale.
+		p.mu.Unlock()
+		return
+	case aerr != nil:
+		p.failLocked(e, aerr, now)
 		p.mu.Unlock()
 		select {
-		case <-p.wake:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		case p.retry <- struct{}{}:
+		default:
 		}
+		return
 	}
-}
-
-// pop removes the head and returns its LSN, read under the lock because
-// Commit may still be raising a marker's LSN.
-func (p *publisher) pop() pglogrepl.LSN {
-	p.mu.Lock()
-	lsn := p.window[0].lsn
-	p.window[0] = nil
-	p.window = p.window[1:]
-	if len(p.window) == 0 {
-		p.window = nil // let the backing array go
+	e.state, e.seq, e.dup = acked, seq, dup
+	if e.failedAt {
+		p.failing--
 	}
-	p.broadcastLocked()
+	popped := false
+	for p.n > 0 && p.win[p.head].state == acked {
+		h := p.win[p.head]
+		p.win[p.head] = nil
+		p.head = (p.head + 1) % len(p.win)
+		p.headID++
+		p.n--
+		popped = true
+		commit = max(commit, h.commit)
+		if d := p.account(h, now); d != nil {
+			dead = append(dead, *d)
+		}
+		p.free = append(p.free, h)
+	}
+	if popped || p.failing == 0 {
+		p.wakeLocked()
+	}
+	n := p.n
 	p.mu.Unlock()
-	return lsn
-}
-
-// run acknowledges the window in order until ctx ends. It must outlive the
-// stream, which drains through it on shutdown.
-func (p *publisher) run(ctx context.Context) error {
-	for {
-		e, err := p.head(ctx)
-		if err != nil {
-			return nil
+	p.m.inFlight.Set(float64(n))
+	if commit != 0 {
+		p.advance(commit)
+	}
+	if p.onDead != nil {
+		for _, d := range dead {
+			p.onDead(d.reason, d.hash, d.text, d.seq)
 		}
-		if e.msg == nil {
-			p.advance(p.pop())
-			continue
-		}
-		ack, ok := p.deliver(ctx, e)
-		if !ok {
-			return nil
-		}
-		p.pop()
-		<-p.slots
-		p.account(e, ack)
 	}
 }
 
-// deliver is the one "publish until acknowledged" loop: it waits for the
-// row's asynchronous acknowledgement and, when that fails, re-publishes the
-// same message (same Nats-Msg-Id) with a growing pause until JetStream
-// takes it. ok is false only when ctx ended first.
-func (p *publisher) deliver(ctx context.Context, e *entry) (ack *jetstream.PubAck, ok bool) {
-	ack, err := p.await(ctx, e)
-	for attempt := 2; err != nil; attempt++ {
-		if ctx.Err() != nil {
-			return nil, false
-		}
-		// Re-sending what the server refuses as too big would stall the
-		// slot for ever (a server with a smaller max_payload than the one
-		// we measured at start-up): dead-letter it instead.
-		if errors.Is(err, nats.ErrMaxPayload) && e.dead == "" {
-			if ev, uerr := stream.Unmarshal(e.msg.Data); uerr == nil {
-				limit := int(p.js.Conn().MaxPayload())
-				e.msg = tooLarge(ev, fmt.Sprintf("NATS refused the %d-byte event: %v", len(e.msg.Data), err), limit)
-				e.dead = stream.ReasonTooLarge
-				p.log.Warn("dead-lettering row", "hash", e.hash, "reason", e.dead, "error", e.msg.Header.Get(stream.HeaderError))
-			}
-		}
-		// Hold back new rows so the retried one is not overtaken more
-		// than by what is already in flight.
-		p.setPaused(true)
-		p.m.retries.Inc()
-		p.log.Warn("publish failed; retrying the same message", "hash", e.hash, "attempt", attempt, "error", err.Error())
-		if attempt > 2 {
-			select {
-			case <-ctx.Done():
-				return nil, false
-			case <-time.After(min(p.retryPause*time.Duration(attempt-2), 2*time.Second)):
-			}
-		}
-		actx, cancel := context.WithTimeout(ctx, p.ackTimeout)
-		ack, err = p.js.PublishMsg(actx, e.msg)
-		cancel()
+// entryLocked is the entry of id in the window, or nil.
+func (p *publisher) entryLocked(id uint64) *entry {
+	if id < p.headID || id-p.headID >= uint64(p.n) {
+		return nil
 	}
-	p.setPaused(false)
-	return ack, true
+	return p.win[(p.head+int(id-p.headID))%len(p.win)]
 }
 
-// account records an acknowledged row in the metrics and the tally.
-func (p *publisher) account(e *entry, ack *jetstream.PubAck) {
-	p.m.inFlight.Set(float64(len(p.slots)))
-	p.m.latency.Observe(time.Since(e.sent).Seconds())
+// account records an acknowledged row in the metrics and the tally; a
+// dead letter FORMS_DLQ newly stored is returned for onDead.
+func (p *publisher) account(e *entry, now time.Time) *deadNote {
+	p.m.latency.Observe(now.Sub(e.first).Seconds())
+	if p.log.Enabled(context.Background(), slog.LevelDebug) {
+		p.log.Debug("acked", "hash", e.hash, "stream_seq", e.seq, "duplicate", e.dup)
+	}
 	switch {
 	case e.dead != "":
 		p.tally.deadLettered.Add(1)
 		p.m.deadLettered.WithLabelValues(e.dead).Inc()
-		if p.onDead != nil && !ack.Duplicate {
-			p.onDead(e.dead, e.hash, e.msg.Header.Get(stream.HeaderError), ack.Sequence)
+		if !e.dup {
+			return &deadNote{reason: e.dead, hash: e.hash, text: e.msg.Header.Get(stream.HeaderError), seq: e.seq}
 		}
-	case ack.Duplicate:
+	case e.dup:
 		p.tally.duplicates.Add(1)
-		p.m.published.WithLabelValues("duplicate").Inc()
+		p.duplicate.Inc()
 	default:
 		p.tally.stored.Add(1)
-		p.m.published.WithLabelValues("stored").Inc()
+		p.stored.Inc()
 	}
-	p.log.Debug("acked", "hash", e.hash, "stream_seq", ack.Sequence, "duplicate", ack.Duplicate)
+	return nil
 }
 
-var errNoFuture = errors.New("async publish not accepted")
+var errAckTimeout = errors.New("no acknowledgement within PUBLISH_ACK_TIMEOUT")
 
-func (p *publisher) await(ctx context.Context, e *entry) (*jetstream.PubAck, error) {
-	if e.fut == nil {
-		if e.err == nil {
-			e.err = errNoFuture
+// run re-publishes what failed or was not acknowledged in time, until ctx
+// ends: the one "publish until acknowledged" loop of streaming and
+// backfill. It must outlive the stream, which drains through it.
+func (p *publisher) run(ctx context.Context) error {
+	reconnected := p.nc.StatusChanged(nats.CONNECTED)
+	// Lost acknowledgements are found by age; one ticker, not a timer per
+	// message.
+	tick := time.NewTicker(max(p.ackTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	retryAt := time.NewTimer(time.Hour)
+	defer retryAt.Stop()
+	for {
+		resendAll := false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.retry:
+		case <-tick.C:
+		case <-retryAt.C:
+		case <-reconnected:
+			// What was on the wire when the connection broke may or may not
+			// be stored: send it again (duplicates collapse).
+			resendAll = true
 		}
-		return nil, e.err
+		if next := p.resend(time.Now(), resendAll); !next.IsZero() {
+			retryAt.Reset(time.Until(next))
+		}
 	}
-	select {
-	case ack := <-e.fut.Ok():
-		return ack, nil
-	case err := <-e.fut.Err():
-		return nil, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+}
+
+// resend re-publishes every entry due (failed and past its backoff, or
+// unacknowledged for ackTimeout, or all unacknowledged ones) and returns
+// when the next failed one is due (zero: none).
+func (p *publisher) resend(now time.Time, all bool) (next time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.n {
+		e := p.win[(p.head+i)%len(p.win)]
+		if e.state == sent && (all || now.Sub(e.sent) >= p.ackTimeout) {
+			err := errAckTimeout
+			if all {
+				err = nats.ErrDisconnected
+			}
+			p.failLocked(e, err, now)
+			e.retryAt = now
+		}
+		if e.state != failed {
+			continue
+		}
+		if e.retryAt.After(now) {
+			if next.IsZero() || e.retryAt.Before(next) {
+				next = e.retryAt
+			}
+			continue
+		}
+		p.m.retries.Inc()
+		p.log.Warn("publish failed; retrying the same message", "hash", e.hash, "attempt", e.attempts+1, "error", e.err.Error())
+		// Published under p.mu: an answer to an earlier attempt could
+		// otherwise free the entry while it is being sent.
+		err := p.nc.PublishMsg(&e.msg)
+		if errors.Is(err, nats.ErrMaxPayload) && e.dead == "" {
+			// Re-sending what the server refuses as too big would stall the
+			// slot for ever (a server with a smaller max_payload than the one
+			// measured at start-up): dead-letter it instead.
+			if ev, uerr := stream.Unmarshal(e.msg.Data); uerr == nil {
+				limit := int(p.nc.MaxPayload())
+				p.deadLetter(e, stream.ReasonTooLarge, tooLarge(ev, fmt.Sprintf("NATS refused the %d-byte event: %v", len(e.msg.Data), err), limit))
+				err = p.nc.PublishMsg(&e.msg)
+			}
+		}
+		e.state, e.sent = sent, now
+		if err != nil {
+			p.failLocked(e, err, now)
+			if next.IsZero() || e.retryAt.Before(next) {
+				next = e.retryAt
+			}
+		}
 	}
+	return next
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,25 +71,39 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Re
 	}
 	defer nc.Close()
 
-	pub := newPublisher(js, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), cfg.MaxInFlight, cfg.AckTimeout, log, m)
+	pub, err := newPublisher(nc, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), cfg.MaxInFlight, cfg.AckTimeout, log, m)
+	if err != nil {
+		return err
+	}
+	defer pub.close()
+	var rep *reporter
 	st := pgcdc.New(pgcdc.Options{
 		DSN: cfg.DatabaseURL, Table: cfg.Table, Slot: cfg.Slot, Publication: cfg.Publication,
 		HashFields: cfg.HashFields, StatusInterval: cfg.StatusInterval, StandbyPoll: cfg.StandbyPoll,
 		DrainTimeout: 5 * time.Second, Log: log,
 		OnReconnect: m.reconnects.Inc,
 		OnCaptured:  m.captured.Inc,
+		OnState: func(s pgcdc.State) {
+			active := 0.0
+			if s == pgcdc.StateStreaming {
+				active = 1
+			}
+			m.active.Set(active)
+			rep.stateChanged()
+		},
+		OnError: func(err error) { rep.failed(err) },
 	})
-
-	ready := func() error {
-		if s := st.State(); s != pgcdc.StateStreaming {
-			return errors.New(s.String())
-		}
-		if !nc.IsConnected() {
-			return errors.New("NATS disconnected")
-		}
-		return nil
+	kv, err := js.KeyValue(ctx, stream.CaptureStatusBucket)
+	if err != nil {
+		return fmt.Errorf("KV bucket %s: %w", stream.CaptureStatusBucket, err)
 	}
-	httpWait, err := telemetry.Serve(ctx, cfg.HTTPAddr, telemetry.Handler(reg, ready), log)
+	rep = newReporter(kv, cfg, st.State, &pub.tally, log)
+	pub.onError = rep.failed
+
+	mux := http.NewServeMux()
+	mux.Handle("/", telemetry.Handler(reg, nil))
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { readyz(w, st.State(), nc.IsConnected()) })
+	httpWait, err := telemetry.Serve(ctx, cfg.HTTPAddr, mux, log)
 	if err != nil {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
@@ -117,10 +132,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Re
 		return st.Run(gctx, pub)
 	})
 	g.Go(func() error { pgcdc.Heartbeat(gctx, cfg.DatabaseURL, cfg.HeartbeatInterval, log); return nil })
+	g.Go(func() error { rep.run(gctx); return nil })
 	g.Go(func() error {
 		pgcdc.WatchSlot(gctx, cfg.DatabaseURL, cfg.Slot, min(10*time.Second, cfg.StatusInterval), log, func(s pgcdc.SlotInfo) {
 			m.lagBytes.Set(float64(s.LagBytes))
 			m.retainedWAL.Set(float64(s.RetainedBytes))
+			rep.slotPolled(s)
 			if watch != nil {
 				watch.slotPolled(s)
 			}
@@ -138,18 +155,37 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Re
 	return err
 }
 
+// readyz answers /readyz: ready is the active capture (streaming) and a
+// healthy standby (PostgreSQL answered its last try for the slot, NATS is
+// connected: it can take over at once), so that a Deployment's rollout
+// completes with a standby; anything else is 503 saying why.
+func readyz(w http.ResponseWriter, st pgcdc.State, natsUp bool) {
+	var role string
+	switch st {
+	case pgcdc.StateStreaming:
+		role = "active (streaming)"
+	case pgcdc.StateStandby:
+		role = "standby (another capture holds the replication slot; this one takes over when it is free)"
+	default:
+		http.Error(w, "not ready: "+st.String(), http.StatusServiceUnavailable)
+		return
+	}
+	if !natsUp {
+		http.Error(w, "not ready: NATS disconnected", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = io.WriteString(w, "ready: "+role+"\n")
+}
+
 // connectNATS connects (retrying for ever: capture is useless without NATS
-// and says so) and creates or updates the streams.
+// and says so) and creates or updates the streams and the status bucket.
 func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := natsconn.Connect(cfg.NATS, "cowjacket-capture", log,
 		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
-		// A lost acknowledgement must surface so the row is re-published.
-		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -158,12 +194,15 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 	for attempt := 1; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err1 := stream.EnsureForms(sctx, js, sc)
-		var err2 error
+		var err2, err3 error
 		if err1 == nil {
 			_, err2 = stream.EnsureDLQ(sctx, js, sc)
 		}
+		if err1 == nil && err2 == nil {
+			_, err3 = stream.EnsureCaptureStatus(sctx, js, sc)
+		}
 		cancel()
-		err := errors.Join(err1, err2)
+		err := errors.Join(err1, err2, err3)
 		if err == nil {
 			// Wait for the first connection so MaxPayload is the server's.
 			return nc, js, nil

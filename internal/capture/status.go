@@ -67,21 +67,53 @@ func Status(ctx context.Context, cfg Config, w io.Writer) error {
 	}
 
 	nc, js, err := natsconn.JetStream(ctx, cfg.NATS, "cowjacket-capture-status", slog.New(slog.DiscardHandler), nats.Timeout(3*time.Second))
+	if err != nil {
+		fmt.Fprintf(tw, "stream %s\tunavailable: %v\n", stream.Forms, err)
+		return errors.Join(append(errs, fmt.Errorf("stream %s: %w", stream.Forms, err))...)
+	}
+	defer nc.Close()
+	var info *jetstream.StreamInfo
+	st, err := js.Stream(ctx, stream.Forms)
 	if err == nil {
-		defer nc.Close()
-		var st jetstream.Stream
-		if st, err = js.Stream(ctx, stream.Forms); err == nil {
-			var info *jetstream.StreamInfo
-			if info, err = st.Info(ctx); err == nil {
-				s := info.State
-				fmt.Fprintf(tw, "stream %s\t%d messages, %d bytes, first seq %d, last seq %d, %d consumers\n",
-					stream.Forms, s.Msgs, s.Bytes, s.FirstSeq, s.LastSeq, s.Consumers)
-			}
-		}
+		info, err = st.Info(ctx)
 	}
 	if err != nil {
 		fmt.Fprintf(tw, "stream %s\tunavailable: %v\n", stream.Forms, err)
 		errs = append(errs, fmt.Errorf("stream %s: %w", stream.Forms, err))
+	} else {
+		s := info.State
+		fmt.Fprintf(tw, "stream %s\t%d messages, %d bytes, first seq %d, last seq %d, %d consumers\n",
+			stream.Forms, s.Msgs, s.Bytes, s.FirstSeq, s.LastSeq, s.Consumers)
+	}
+	if err := printCaptures(ctx, tw, js); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// printCaptures prints the running captures and their roles, from what
+// each publishes in FORMS_CAPTURE.
+func printCaptures(ctx context.Context, w io.Writer, js jetstream.JetStream) error {
+	caps, err := stream.ReadCaptureStatus(ctx, js)
+	if err != nil {
+		fmt.Fprintf(w, "captures\tunavailable: %v\n", err)
+		return err
+	}
+	if len(caps) == 0 {
+		fmt.Fprintf(w, "captures\tnone running (no status in KV bucket %s)\n", stream.CaptureStatusBucket)
+		return nil
+	}
+	now := time.Now()
+	ago := func(t time.Time) string { return now.Sub(t).Round(time.Second).String() + " ago" }
+	for _, c := range caps {
+		line := fmt.Sprintf("%s, %s; %d rows published", c.Role, c.State, c.RowsPublished)
+		if c.ConfirmedLSN != "" {
+			line += fmt.Sprintf("; slot confirmed to %s (moved %s), lag %d bytes", c.ConfirmedLSN, ago(c.ConfirmedAt), c.SlotLagBytes)
+		}
+		if c.LastError != "" {
+			line += fmt.Sprintf("; last error %s: %s", ago(c.LastErrorAt), c.LastError)
+		}
+		fmt.Fprintf(w, "capture %s\t%s; updated %s\n", c.Instance, line, ago(c.UpdatedAt))
+	}
+	return nil
 }

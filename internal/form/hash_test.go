@@ -11,6 +11,9 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
@@ -168,4 +171,51 @@ func FuzzHash(f *testing.F) {
 			t.Fatal("swapped values hash alike")
 		}
 	})
+}
+
+// HashPlan computes exactly Hash: on every sample (the golden file's rows),
+// in any column order, with NULLs, absent and configured fields, and values
+// of every kind.
+func TestHashPlanIsHash(t *testing.T) {
+	ts := timestamppb.New(time.Date(2025, 10, 24, 12, 0, 0, 500, time.UTC))
+	kinds := []*formsv1.Value{Null(), Text("x"), Text(""), {Kind: &formsv1.Value_Integer{Integer: -42}},
+		{Kind: &formsv1.Value_Number{Number: 1.5e-7}}, {Kind: &formsv1.Value_Decimal{Decimal: "NaN"}},
+		{Kind: &formsv1.Value_Boolean{Boolean: true}}, {Kind: &formsv1.Value_Date{Date: "2025-10-24"}},
+		{Kind: &formsv1.Value_Timestamp{Timestamp: ts}}, {Kind: &formsv1.Value_Raw{Raw: "{1,2}"}}, nil}
+	r := rand.New(rand.NewPCG(7, 7))
+	names := func(cols []*formsv1.Column) []string {
+		out := make([]string, len(cols))
+		for i, c := range cols {
+			out[i] = c.GetName()
+		}
+		return out
+	}
+	check := func(cols []*formsv1.Column, pk, configured []string) {
+		t.Helper()
+		p := NewHashPlan(names(cols), pk, configured)
+		want := HashFields(cols, pk, configured)
+		if !slices.Equal(p.Fields(), want) {
+			t.Fatalf("fields %v, want %v", p.Fields(), want)
+		}
+		for range 2 { // the reused state gives the same answer again
+			if got, want := p.Hash(cols), Hash(cols, want); got != want {
+				t.Fatalf("plan hash %s, Hash %s (columns %v)", got, want, cols)
+			}
+		}
+	}
+	for _, s := range samples(t) {
+		cols := append([]*formsv1.Column{{Name: "id", Value: &formsv1.Value{Kind: &formsv1.Value_Integer{Integer: 9}}}}, s.Columns()...)
+		check(cols, []string{"id"}, nil)
+		r.Shuffle(len(cols), func(i, j int) { cols[i], cols[j] = cols[j], cols[i] })
+		check(cols, []string{"id"}, nil)
+		check(cols, nil, []string{"emailaddress", "newusername", "nosuchcolumn", "emailaddress"})
+	}
+	for range 500 {
+		cols := make([]*formsv1.Column, r.IntN(6))
+		for i, n := range r.Perm(8)[:len(cols)] { // column names are unique
+			cols[i] = &formsv1.Column{Name: string(rune('a' + n)), Value: kinds[r.IntN(len(kinds))]}
+		}
+		check(cols, nil, nil)
+		check(cols, []string{"a"}, nil)
+	}
 }

@@ -14,11 +14,36 @@ import (
 	"github.com/cowjacket/formjira/internal/config"
 )
 
-// Connect opens a regular (SQL) session to the form database.
+// sessionParams pin how PostgreSQL renders values as text on every session
+// capture opens (replication and SQL alike), whatever the server's, the
+// database's or the role's defaults: so pgoutput and a table scan send the
+// same text (the same hash), and the typed kinds read the layout they
+// expect. Shortest-exact floating point (extra_float_digits ≥ 1) keeps
+// float values exact.
+var sessionParams = map[string]string{
+	"DateStyle":          "ISO, MDY",
+	"IntervalStyle":      "postgres",
+	"TimeZone":           "UTC",
+	"extra_float_digits": "1",
+}
+
+func pinSession(params map[string]string) {
+	for k, v := range sessionParams {
+		params[k] = v
+	}
+}
+
+// Connect opens a regular (SQL) session to the form database, with the
+// session settings every capture session has.
 func Connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, dsn)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%w: DATABASE_URL: %v", ErrStartup, err)
+	}
+	pinSession(cfg.RuntimeParams)
+	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", config.Redact(dsn), err)
 	}

@@ -30,60 +30,50 @@ func (e *ColumnError) Unwrap() error { return e.Err }
 
 // Decoded is one row turned into an event. When Err is set the row is a
 // poison row: Event then carries every value as far as it could be read
-// (undecodable ones as raw text) so an operator sees what was there.
+// (undecodable ones as raw text) so an operator sees what was there. The
+// event is its Relation's storage, valid until the next Decode on it.
 type Decoded struct {
 	Event *formsv1.FormSubmission
 	Err   error
 }
 
-// Decode converts a row of rel into an event. src is filled in with the
-// primary key. It never panics on malformed input: the fuzz test holds it
-// to that.
+// Decode converts a row of rel into an event, src filled in with the
+// primary key. Every text value is carried (form.Slot.Decode: typed, or
+// PostgreSQL's own text as raw); only text that is not UTF-8 (a SQL_ASCII
+// database) or a value pgoutput did not send as text makes a poison row.
+// It never panics on malformed input: the fuzz test holds it to that.
 func (rel *Relation) Decode(row Row, src *formsv1.Source, now time.Time) Decoded {
+	b := rel.builder()
 	var firstErr error
-	var cols []*formsv1.Column
-	var pk []string
 	if len(row) > len(rel.Columns) {
 		firstErr = fmt.Errorf("%w: %d values for %d columns", ErrShape, len(row), len(rel.Columns))
 	}
-	for i, rc := range rel.Columns {
-		if rc.Key {
-			pk = append(pk, rc.Name)
-		}
-		if i >= len(row) {
-			// A column the tuple does not carry (never in an INSERT from
-			// pgoutput) hashes like NULL: leave it out rather than invent one.
-			continue
-		}
-		f := row[i]
-		col := &formsv1.Column{Name: rc.Name, PgType: rc.Type}
+	n := min(len(row), len(rel.Columns))
+	for i := range n {
+		f, slot := row[i], b.Slot(i)
+		var v *formsv1.Value
 		var err error
 		switch f.Kind {
 		case FieldNull:
-			col.Value = form.Null()
+			v = slot.Null()
 		case FieldText:
-			if !utf8.Valid(f.Data) {
-				// protojson cannot carry it; a UTF8 database never sends it.
-				err = fmt.Errorf("%w: invalid UTF-8", form.ErrDecode)
+			if utf8.Valid(f.Data) {
+				v = slot.Decode(rel.Columns[i].OID, string(f.Data))
 			} else {
-				col.Value, err = form.DecodeText(rc.OID, string(f.Data))
-			}
-			if err != nil {
-				col.Value = raw(f.Data)
+				// protojson cannot carry it; only a SQL_ASCII database sends it.
+				err = fmt.Errorf("%w: invalid UTF-8", form.ErrDecode)
+				v = slot.Raw(strings.ToValidUTF8(string(f.Data), "\uFFFD"))
 			}
 		default:
 			err = fmt.Errorf("%w: value kind %q", ErrShape, f.Kind)
-			col.Value = raw(f.Data)
+			v = slot.Raw(strings.ToValidUTF8(string(f.Data), "\uFFFD"))
 		}
+		b.Set(i, v)
 		if err != nil && firstErr == nil {
-			firstErr = &ColumnError{Column: rc.Name, Type: rc.Type, Err: err}
+			firstErr = &ColumnError{Column: rel.Columns[i].Name, Type: rel.Columns[i].Type, Err: err}
 		}
-		cols = append(cols, col)
 	}
-	ev := form.NewEvent(cols, pk, rel.HashFields, src, now)
-	return Decoded{Event: ev, Err: firstErr}
-}
-
-func raw(b []byte) *formsv1.Value {
-	return &formsv1.Value{Kind: &formsv1.Value_Raw{Raw: strings.ToValidUTF8(string(b), "\uFFFD")}}
+	// A column the tuple does not carry (never in an INSERT from pgoutput)
+	// hashes like NULL: the event leaves it out rather than invent one.
+	return Decoded{Event: b.Event(n, src, now), Err: firstErr}
 }

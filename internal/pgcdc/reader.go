@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -25,16 +26,21 @@ type reader struct {
 	relations map[uint32]*Relation
 
 	inTxn      bool
-	begin      pglogrepl.BeginMessage
+	src        formsv1.Source // the current transaction's, shared by its rows
+	commitTime timestamppb.Timestamp
+	row        Row // the last Insert's values (storage reused)
 	lastSent   pglogrepl.LSN
 	lastSentAt time.Time
 
 	pctx      context.Context // see publishContext
 	pcancel   context.CancelFunc
 	pdeadline time.Time
-	rctx      context.Context // see receiveContext
-	rcancel   context.CancelFunc
-	rdeadline time.Time
+	rdeadline time.Time // see armReceive
+}
+
+func newReader(s *Stream, conn *pgconn.PgConn, sink Sink, db string) *reader {
+	return &reader{s: s, conn: conn, sink: sink, db: db, relations: map[uint32]*Relation{},
+		src: formsv1.Source{Origin: "capture", Database: db, Slot: s.opt.Slot}}
 }
 
 // minStatusGap keeps a busy stream from sending a status per row while still
@@ -72,7 +78,11 @@ func (r *reader) statusDue(now time.Time) bool {
 
 func (r *reader) loop(ctx context.Context) error {
 	defer r.dropContexts()
-	defer r.dropReceive()
+	// Receives run without a context (pgconn would watch one per message);
+	// a read deadline bounds them instead, and ending ctx expires it.
+	stop := context.AfterFunc(ctx, func() { _ = r.conn.Conn().SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	defer func() { _ = r.conn.Conn().SetReadDeadline(time.Time{}) }()
 	if err := r.sendStatus(); err != nil {
 		return err
 	}
@@ -86,10 +96,13 @@ func (r *reader) loop(ctx context.Context) error {
 				return err
 			}
 		}
-		raw, err := r.conn.ReceiveMessage(r.receiveContext(ctx, now))
+		if err := r.armReceive(now); err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		raw, err := r.conn.ReceiveMessage(context.Background())
 		if err != nil {
-			if pgconn.Timeout(err) || ctx.Err() != nil {
-				r.dropReceive()
+			if isTimeout(err) || ctx.Err() != nil {
+				r.rdeadline = time.Time{}
 				continue
 			}
 			return fmt.Errorf("receive: %w", err)
@@ -108,6 +121,21 @@ func (r *reader) loop(ctx context.Context) error {
 			return errors.New("server ended replication (CopyDone)")
 		}
 	}
+}
+
+// armReceive bounds receives by minStatusGap, so status updates go out on
+// time. One deadline serves every message that arrives before it.
+func (r *reader) armReceive(now time.Time) error {
+	if !r.rdeadline.IsZero() && now.Before(r.rdeadline) {
+		return nil
+	}
+	r.rdeadline = now.Add(minStatusGap)
+	return r.conn.Conn().SetReadDeadline(r.rdeadline)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // stop ends the session on shutdown: unless abandoned, wait (bounded) for
@@ -160,27 +188,48 @@ func (r *reader) handle(ctx context.Context, data []byte) error {
 }
 
 func (r *reader) logical(ctx context.Context, wal []byte) error {
-	msg, err := parse(wal)
-	if err != nil {
-		return err
+	if len(wal) == 0 {
+		return fmt.Errorf("%w: empty", errMalformed)
 	}
-	switch m := msg.(type) {
-	case *pglogrepl.RelationMessage:
+	switch pglogrepl.MessageType(wal[0]) {
+	case pglogrepl.MessageTypeRelation:
+		m, err := parseRelation(wal)
+		if err != nil {
+			return err
+		}
 		r.relations[m.RelationID] = relationOf(m, r.s.opt.HashFields)
-	case *pglogrepl.BeginMessage:
-		r.inTxn, r.begin = true, *m
-	case *pglogrepl.CommitMessage:
+	case pglogrepl.MessageTypeBegin:
+		b, err := parseBegin(wal)
+		if err != nil {
+			return err
+		}
+		r.inTxn = true
+		// Per transaction, not per row: its position and time as the event
+		// carries them.
+		r.src.CommitLsn = b.finalLSN.String()
+		r.commitTime.Seconds, r.commitTime.Nanos = b.commitTime.Unix(), int32(b.commitTime.Nanosecond())
+		r.src.Xid = b.xid
+	case pglogrepl.MessageTypeCommit:
+		end, err := parseCommit(wal)
+		if err != nil {
+			return err
+		}
 		r.inTxn = false
-		r.sink.Commit(m.TransactionEndLSN)
-	case *pglogrepl.InsertMessage:
-		rel, ok := r.relations[m.RelationID]
+		r.sink.Commit(end)
+	case pglogrepl.MessageTypeInsert:
+		relID, row, err := parseInsert(wal, r.row)
+		r.row = row
+		if err != nil {
+			return err
+		}
+		rel, ok := r.relations[relID]
 		if !ok {
-			return fmt.Errorf("insert for unknown relation %d", m.RelationID)
+			return fmt.Errorf("insert for unknown relation %d", relID)
 		}
 		if rel.Schema != r.s.opt.Table.Schema || rel.Name != r.s.opt.Table.Name {
 			return nil
 		}
-		return r.insert(ctx, rel, rowOf(m.Tuple))
+		return r.insert(ctx, rel, row)
 	default:
 		// Update, Delete, Truncate (the publication is INSERT-only anyway),
 		// Type, Origin, and logical decoding messages such as our heartbeat.
@@ -189,17 +238,9 @@ func (r *reader) logical(ctx context.Context, wal []byte) error {
 }
 
 func (r *reader) insert(ctx context.Context, rel *Relation, row Row) error {
-	src := &formsv1.Source{
-		Origin:     "capture",
-		Database:   r.db,
-		Schema:     rel.Schema,
-		Table:      rel.Name,
-		CommitLsn:  r.begin.FinalLSN.String(),
-		CommitTime: timestamppb.New(r.begin.CommitTime),
-		Xid:        r.begin.Xid,
-		Slot:       r.s.opt.Slot,
-	}
-	dec := rel.Decode(row, src, time.Now())
+	r.src.Schema, r.src.Table = rel.Schema, rel.Name
+	r.src.CommitTime = &r.commitTime
+	dec := rel.Decode(row, &r.src, time.Now())
 	if r.s.opt.OnCaptured != nil {
 		r.s.opt.OnCaptured()
 	}
@@ -234,25 +275,6 @@ func (r *reader) publishContext(ctx context.Context) context.Context {
 		r.pctx, r.pcancel = context.WithDeadline(ctx, r.pdeadline)
 	}
 	return r.pctx
-}
-
-// receiveContext bounds a receive by minStatusGap, so status updates go out
-// on time. One deadline serves every message that arrives before it: a
-// context per message was a measurable share of the per-row cost.
-func (r *reader) receiveContext(ctx context.Context, now time.Time) context.Context {
-	if r.rctx == nil || !now.Before(r.rdeadline) {
-		r.dropReceive()
-		r.rdeadline = now.Add(minStatusGap)
-		r.rctx, r.rcancel = context.WithDeadline(ctx, r.rdeadline)
-	}
-	return r.rctx
-}
-
-func (r *reader) dropReceive() {
-	if r.rcancel != nil {
-		r.rcancel()
-	}
-	r.rctx, r.rcancel = nil, nil
 }
 
 func (r *reader) dropContexts() {

@@ -17,6 +17,24 @@ type Relation struct {
 	Columns []Column
 	// HashFields are the configured hash columns (empty: all but the key).
 	HashFields []string
+
+	b *form.Builder // made on first use: per relation, not per row
+}
+
+func (rel *Relation) builder() *form.Builder {
+	if rel.b == nil {
+		names := make([]string, len(rel.Columns))
+		types := make([]string, len(rel.Columns))
+		var pk []string
+		for i, c := range rel.Columns {
+			names[i], types[i] = c.Name, c.Type
+			if c.Key {
+				pk = append(pk, c.Name)
+			}
+		}
+		rel.b = form.NewBuilder(names, types, pk, rel.HashFields)
+	}
+	return rel.b
 }
 
 // Column is one column of a relation.

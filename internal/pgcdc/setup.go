@@ -1,6 +1,9 @@
-// Package pgcdc reads committed INSERTs of one table from PostgreSQL logical
-// replication (pgoutput) and hands them, with their commit LSNs, to a Sink
-// that decides when the slot may be confirmed.
+// Package pgcdc is capture's PostgreSQL side: it reads committed INSERTs of
+// one table from logical replication (pgoutput) and hands them, decoded,
+// with their commit LSNs, to a Sink that decides when the slot may be
+// confirmed; it scans the table for backfill into the same decoder input
+// (Relation, Row); and it holds every query capture runs (checks, setup,
+// slot and publication state, heartbeat).
 package pgcdc
 
 import (

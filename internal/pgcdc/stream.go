@@ -20,7 +20,8 @@ import (
 type Sink interface {
 	// Publish takes one row of the current transaction. It may block while
 	// the sink is full; when ctx ends first it returns ctx's error and has
-	// not taken the row (the stream offers it again).
+	// not taken the row (the stream offers it again). row.Event is the
+	// relation's reused storage: valid only until Publish returns.
 	Publish(ctx context.Context, row Decoded) error
 	// Commit says every row of WAL before end has been offered: once they
 	// are all delivered, the slot may be confirmed up to end.
@@ -86,6 +87,11 @@ type Options struct {
 	OnCaptured func()
 	// OnStatus is called with every position sent to the server.
 	OnStatus func(pglogrepl.LSN)
+	// OnState is called with every change of State.
+	OnState func(State)
+	// OnError is called with the error that ended a replication session
+	// (not the standby's "slot is active", which is no error).
+	OnError func(error)
 }
 
 // Stream reads committed INSERTs of one table from a logical slot.
@@ -114,7 +120,11 @@ func New(opt Options) *Stream {
 // State reports what the stream is doing.
 func (s *Stream) State() State { return State(s.state.Load()) }
 
-func (s *Stream) setState(st State) { s.state.Store(int32(st)) }
+func (s *Stream) setState(st State) {
+	if State(s.state.Swap(int32(st))) != st && s.opt.OnState != nil {
+		s.opt.OnState(st)
+	}
+}
 
 // Run streams into sink until ctx ends, reconnecting with exponential
 // backoff and jitter after a lost connection, and waiting as a hot standby
@@ -155,6 +165,9 @@ func (s *Stream) Run(ctx context.Context, sink Sink) error {
 			}
 			wait, _ = backoff.Next()
 			log.Warn("replication session lost; reconnecting", "error", err.Error(), "attempt", attempt, "backoff", wait.String())
+			if s.opt.OnError != nil {
+				s.opt.OnError(err)
+			}
 			if s.opt.OnReconnect != nil {
 				s.opt.OnReconnect()
 			}
@@ -177,6 +190,7 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 		return false, fmt.Errorf("%w: DATABASE_URL: %v", ErrStartup, err)
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	pinSession(cfg.RuntimeParams)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgconn.ConnectConfig(cctx, cfg)
 	cancel()
@@ -219,7 +233,7 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 	}
 	s.setState(StateStreaming)
 	s.opt.Log.Info("streaming", "slot", s.opt.Slot, "lsn", sink.Confirmed().String())
-	r := &reader{s: s, conn: conn, sink: sink, relations: map[uint32]*Relation{}, db: cfg.Database}
+	r := newReader(s, conn, sink, cfg.Database)
 	return true, r.loop(ctx)
 }
 

@@ -47,3 +47,18 @@ func BenchmarkAppendEvent(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 	}
 }
+
+// BenchmarkEncoder is the encoder capture uses: with memory of the table.
+func BenchmarkEncoder(b *testing.B) {
+	evs := benchEvents(b)
+	buf := make([]byte, 0, 4096)
+	var enc Encoder
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		body, err := enc.Append(buf[:0], evs[i%len(evs)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(body)))
+	}
+}

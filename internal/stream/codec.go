@@ -85,3 +85,14 @@ func EventHeader(hash string) nats.Header {
 		HeaderHash:        {hash},
 	}
 }
+
+// SetEventHeader is EventHeader(hash) in h's storage when h is one already
+// (a publisher reusing its messages), a new one otherwise.
+func SetEventHeader(h nats.Header, hash string) nats.Header {
+	id, hh, ct := h[nats.MsgIdHdr], h[HeaderHash], h[HeaderContentType]
+	if len(h) != 3 || len(id) != 1 || len(hh) != 1 || len(ct) != 1 || ct[0] != ContentType {
+		return EventHeader(hash)
+	}
+	id[0], hh[0] = hash, hash
+	return h
+}

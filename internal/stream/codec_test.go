@@ -54,3 +54,16 @@ func TestAppendEventFallsBackToProtojson(t *testing.T) {
 		t.Errorf("AppendEvent on a refused event: %q, %v; want dst unchanged and an error", b, err)
 	}
 }
+
+// SetEventHeader reuses an event header and replaces anything else.
+func TestSetEventHeader(t *testing.T) {
+	h := EventHeader("a")
+	if got := SetEventHeader(h, "b"); got.Get(nats.MsgIdHdr) != "b" || got.Get(HeaderHash) != "b" || got.Get(HeaderContentType) != ContentType {
+		t.Errorf("reused header %v", got)
+	}
+	dl := nats.Header{HeaderReason: {"x"}, nats.MsgIdHdr: {"dlq:1"}, HeaderHash: {"a"}}
+	got := SetEventHeader(dl, "c")
+	if len(got) != 3 || got.Get(nats.MsgIdHdr) != "c" || got.Get(HeaderReason) != "" || dl.Get(nats.MsgIdHdr) != "dlq:1" {
+		t.Errorf("from a dead-letter header: %v (original now %v)", got, dl)
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +54,40 @@ func New(t *testing.T, srv *localpg.Server, service Service) *Env {
 // payload brings its own).
 func NewOn(t *testing.T, srv *localpg.Server, ns *localnats.Server, service Service) *Env {
 	t.Helper()
-	e := &Env{T: t, DSN: srv.NewDatabase(t), NATS: ns, Service: service}
+	return newIn(t, srv.NewDatabase(t), ns, service)
+}
+
+var asciiSeq atomic.Int64
+
+// NewSQLASCII is New on a SQL_ASCII database: the one encoding whose text
+// may be any bytes, so a value can be one no event can carry (a real
+// poison row, dead-lettered).
+func NewSQLASCII(t *testing.T, srv *localpg.Server, service Service) *Env {
+	t.Helper()
+	name := fmt.Sprintf("t_sqlascii_%d_%d", os.Getpid(), asciiSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := srv.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+name+" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := srv.DropDatabase(ctx, name); err != nil {
+			t.Error(err)
+		}
+	})
+	return newIn(t, srv.DSN(name), localnats.StartTB(t), service)
+}
+
+func newIn(t *testing.T, dsn string, ns *localnats.Server, service Service) *Env {
+	t.Helper()
+	e := &Env{T: t, DSN: dsn, NATS: ns, Service: service}
 	e.Exec(form.SchemaSQL)
 	e.Vars = map[string]string{
 		"DATABASE_URL": e.DSN,
@@ -256,10 +291,11 @@ func WaitMsgs(t *testing.T, js jetstream.JetStream, name string, want uint64, ti
 
 // StoredMsg is a message as the stream stored it, its body decoded.
 type StoredMsg struct {
-	Seq  uint64
-	Time time.Time
-	Hdr  nats.Header
-	Ev   *formsv1.FormSubmission
+	Seq     uint64
+	Subject string
+	Time    time.Time
+	Hdr     nats.Header
+	Ev      *formsv1.FormSubmission
 }
 
 // ReadAll returns every message of a stream in sequence order.
@@ -288,7 +324,7 @@ func ReadAll(t *testing.T, js jetstream.JetStream, name string) []StoredMsg {
 		if err != nil {
 			t.Fatalf("seq %d: %v", seq, err)
 		}
-		out = append(out, StoredMsg{Seq: m.Sequence, Time: m.Time, Hdr: m.Header, Ev: ev})
+		out = append(out, StoredMsg{Seq: m.Sequence, Subject: m.Subject, Time: m.Time, Hdr: m.Header, Ev: ev})
 	}
 	return out
 }
