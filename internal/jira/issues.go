@@ -142,7 +142,8 @@ func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Resu
 		}
 		out[n].Err = &APIError{Op: OpBulkCreate, Status: st, Messages: e.ElementErrors.ErrorMessages, FieldErrors: fe}
 	}
-	c.matchCreated(ctx, reqs, body.Issues, out, failed)
+	// The caller's pacer turn was for the create: the read-back takes its own.
+	c.matchCreated(context.WithValue(ctx, pacedKey{}, nil), reqs, body.Issues, out, failed)
 	return out, nil
 }
 
