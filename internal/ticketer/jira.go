@@ -123,7 +123,11 @@ func (s *service) holdUntilUp(workCtx, runCtx context.Context, items []ticketing
 		if len(idx) == 0 {
 			return
 		}
-		stop := keepAlive(items, idx, s.keepAliveEvery())
+		fns := make([]func(), len(idx))
+		for k, i := range idx {
+			fns[k] = items[i].KeepAlive
+		}
+		stop := ticketing.KeepAlive(fns, s.keepAliveEvery())
 		err := s.site.WaitUp(runCtx)
 		stop()
 		if err != nil {
@@ -138,32 +142,6 @@ func (s *service) holdUntilUp(workCtx, runCtx context.Context, items []ticketing
 			outs[i] = again[k]
 		}
 	}
-}
-
-// keepAlive calls the items' KeepAlive now and every period until stop.
-func keepAlive(items []ticketing.Item, idx []int, every time.Duration) (stop func()) {
-	touch := func() {
-		for _, i := range idx {
-			if f := items[i].KeepAlive; f != nil {
-				f()
-			}
-		}
-	}
-	touch()
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				touch()
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 func (s *service) keepAliveEvery() time.Duration {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
@@ -163,12 +164,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // (a message may have waited in the pull buffer) and then periodically. The
 // items are settled only after Process returns, so all of them qualify.
 func (p *Engine) keepAlive(ws []*work) func() {
-	var fns []func()
+	fns := make([]func(), 0, len(ws))
 	for _, w := range ws {
-		if w.it.KeepAlive != nil {
-			fns = append(fns, w.it.KeepAlive)
-		}
+		fns = append(fns, w.it.KeepAlive)
 	}
+	return KeepAlive(fns, p.cfg.KeepAliveEvery)
+}
+
+// KeepAlive calls each of fns (nil ones skipped) now and every period until
+// the returned stop: InProgress for messages a caller holds.
+func KeepAlive(fns []func(), every time.Duration) (stop func()) {
+	fns = slices.DeleteFunc(slices.Clone(fns), func(f func()) bool { return f == nil })
 	if len(fns) == 0 {
 		return func() {}
 	}
@@ -180,7 +186,7 @@ func (p *Engine) keepAlive(ws []*work) func() {
 	touch()
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(p.cfg.KeepAliveEvery)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
