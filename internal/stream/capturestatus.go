@@ -31,14 +31,9 @@ const (
 // CaptureStatusConfig is KV bucket FORMS_CAPTURE: one small entry per
 // capture process, the latest only, gone a minute after its last update.
 func CaptureStatusConfig(c Config) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      CaptureStatusBucket,
-		Description: "Status of each running capture (key status.<instance>), written every few seconds",
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.replicas(),
-		History:     1,
-		TTL:         CaptureStatusTTL,
-	}
+	kv := c.bucket(CaptureStatusBucket, "Status of each running capture (key status.<instance>), written every few seconds")
+	kv.TTL = CaptureStatusTTL
+	return kv
 }
 
 // EnsureCaptureStatus creates or updates KV bucket FORMS_CAPTURE (capture

@@ -21,13 +21,7 @@ const CustomersBucket = "FORMS_CUSTOMERS"
 // CustomersConfig is KV bucket FORMS_CUSTOMERS: small, no TTL (an account
 // does not change its id).
 func CustomersConfig(c Config) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      CustomersBucket,
-		Description: "Requester e-mail (hashed) → Jira accountId (JSM customer), found or created by ticketer",
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.replicas(),
-		History:     1,
-	}
+	return c.bucket(CustomersBucket, "Requester e-mail (hashed) → Jira accountId (JSM customer), found or created by ticketer")
 }
 
 // Customer is one cached account.

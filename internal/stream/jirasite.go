@@ -14,13 +14,7 @@ const JiraBucket = "FORMS_JIRA"
 
 // JiraConfig is KV bucket FORMS_JIRA: the latest value of each entry.
 func JiraConfig(c Config) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      JiraBucket,
-		Description: "ticketer replicas' shared view of Jira: circuit, pace, live replicas",
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.replicas(),
-		History:     1,
-	}
+	return c.bucket(JiraBucket, "ticketer replicas' shared view of Jira: circuit, pace, live replicas")
 }
 
 // EnsureJira creates or updates KV bucket FORMS_JIRA (ticketer owns it).

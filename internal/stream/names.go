@@ -132,11 +132,10 @@ func DLQConfig(c Config) jetstream.StreamConfig {
 // TicketsConfig is KV bucket FORMS_TICKETS: hash → ticket record. History 1,
 // no TTL: the record is what keeps a replay from creating a second ticket.
 func TicketsConfig(c Config) jetstream.KeyValueConfig {
-	return jetstream.KeyValueConfig{
-		Bucket:      TicketsBucket,
-		Description: "Record hash → Jira issue key (ticketer idempotency record)",
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.replicas(),
-		History:     1,
-	}
+	return c.bucket(TicketsBucket, "Record hash → Jira issue key (ticketer idempotency record)")
+}
+
+// bucket is a file-stored bucket keeping the latest value of each key.
+func (c Config) bucket(name, description string) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{Bucket: name, Description: description, Storage: jetstream.FileStorage, Replicas: c.replicas(), History: 1}
 }
