@@ -229,6 +229,7 @@ func TestRateLimitedJiraHonoursRetryAfter(t *testing.T) {
 	h.Env["CONCURRENCY"] = "4"
 	h.Env["MAX_ACK_PENDING"] = "100"
 	evs := ticketertest.SampleEvents(t)[:60]
+	h.KnownRequesters(evs)
 	h.Publish(evs...)
 	h.Start()
 	want := ticketertest.DistinctHashes(evs)
@@ -284,10 +285,13 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.opts)
 			h.Env["BATCH_SIZE"] = "10"
+			h.Env["JIRA_TIMEOUT"] = "1s" // unknown outcomes settle sooner
 			if tc.jsm {
 				h.Env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
 			}
 			evs := ticketertest.SampleEvents(t)[:tc.n]
+			h.KnownRequesters(evs) // the faults are the creates', not the customers'
+
 			h.Publish(evs...)
 			h.Start()
 			want := ticketertest.DistinctHashes(evs)

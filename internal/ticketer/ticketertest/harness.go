@@ -314,3 +314,25 @@ func Deploy(name string) string {
 func (h *Harness) TicketsFor(ev *formsv1.FormSubmission) int {
 	return len(h.SB.IssueByLabel("cowjacket-" + strings.ToLower(ev.GetHash())))
 }
+
+// KnownRequesters makes the requesters of evs customers of the sandbox's
+// service desk, already in the ticketer's cache (FORMS_CUSTOMERS): the
+// steady state of returning requesters, for tests about other things.
+func (h *Harness) KnownRequesters(evs []*formsv1.FormSubmission) {
+	h.T.Helper()
+	ctx := context.Background()
+	cache, err := stream.EnsureCustomers(ctx, h.JS, stream.Config{})
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	for _, ev := range evs {
+		email := strings.ToLower(form.String(ev, "emailaddress"))
+		id := h.SB.AddCustomer(email, form.String(ev, "newusername"))
+		if err := h.SB.AddToServiceDesk(id); err != nil {
+			h.T.Fatal(err)
+		}
+		if err := cache.Put(ctx, stream.Customer{Email: email, AccountID: id, At: time.Now()}); err != nil {
+			h.T.Fatal(err)
+		}
+	}
+}
