@@ -108,34 +108,38 @@ func deployFiles() []deployFile {
 		{"FORMS.json", func(*testing.T) any { return stream.FormsConfig(sc) }},
 		{"FORMS_DLQ.json", func(*testing.T) any { return stream.DLQConfig(sc) }},
 		{"FORMS_STATS.json", func(*testing.T) any { return stream.StatsConfig(sc) }},
-		{"KV_FORMS_TICKETS.json", kvStreamConfig},
+		{"KV_FORMS_TICKETS.json", kvStreamConfig(stream.TicketsConfig(sc))},
+		{"KV_FORMS_CUSTOMERS.json", kvStreamConfig(stream.CustomersConfig(sc))},
+		{"KV_FORMS_JIRA.json", kvStreamConfig(stream.JiraConfig(sc))},
 		{"ticketer-consumer.json", func(t *testing.T) any { return defaultConfig(t).ConsumerConfig() }},
 	}
 }
 
-// kvStreamConfig is the stream behind KV bucket FORMS_TICKETS as the
-// ticketer creates it (nats.go derives it from stream.TicketsConfig), so
-// `nats stream add --config` can create the bucket.
-func kvStreamConfig(t *testing.T) any {
-	t.Helper()
-	ns := localnats.StartTB(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
+// kvStreamConfig is the stream behind a KV bucket as the ticketer creates
+// it (nats.go derives it from the bucket's config), so `nats stream add
+// --config` can create the bucket.
+func kvStreamConfig(kvc jetstream.KeyValueConfig) func(t *testing.T) any {
+	return func(t *testing.T) any {
+		t.Helper()
+		ns := localnats.StartTB(t)
+		nc, err := nats.Connect(ns.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		ctx := context.Background()
+		if _, err := js.CreateKeyValue(ctx, kvc); err != nil {
+			t.Fatal(err)
+		}
+		st, err := js.Stream(ctx, "KV_"+kvc.Bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		cfg.Metadata = nil
+		return cfg
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx := context.Background()
-	if _, err := stream.EnsureTickets(ctx, js, stream.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := js.Stream(ctx, stream.TicketsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := st.CachedInfo().Config
-	cfg.Metadata = nil
-	return cfg
 }
 
 // deploy/nats holds what the services create, as files for the nats CLI.
