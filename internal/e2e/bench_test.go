@@ -62,6 +62,7 @@ func benchTicketer(b *testing.B, mapping string, n int, tune map[string]string) 
 		sb, jiraURL := sandbox(b, jirasandbox.Options{Latency: 100 * time.Millisecond, RatePerSecond: 10, Burst: 10})
 		js := natsJS(b, ns.URL())
 		preload(b, js, n)
+		knownRequesters(b, sb, js) // the steady state: returning requesters
 		env := ticketerEnv(ns.URL(), jiraURL, mappingFile(b, mapping))
 		env["JIRA_TIMEOUT"] = "10s"
 		env["RETRY_WINDOW"] = "30s"
@@ -183,6 +184,7 @@ func BenchmarkCommitToTicket(b *testing.B) {
 		dsn := database(b)
 		ns := localnats.StartTB(b)
 		sb, jiraURL := sandbox(b, jirasandbox.Options{Latency: 50 * time.Millisecond})
+		knownRequesters(b, sb, natsJS(b, ns.URL())) // the steady state: returning requesters
 		start(b, "capture", capture.Run, captureEnv(dsn, ns.URL()))
 		env := ticketerEnv(ns.URL(), jiraURL, mappingFile(b, "mapping.yaml"))
 		env["BATCH_WAIT"] = "50ms" // the default
