@@ -64,12 +64,12 @@ type Forms struct {
 
 // Delivery is what the ticketer did with it so far.
 type Delivery struct {
-	Deliveries  int       `json:"deliveries"`          // times the consumer delivered it
-	Attempts    int       `json:"attempts"`            // create attempts (claims) recorded
-	Failures    int       `json:"failures"`            // failed deliveries counted towards MAX_DELIVER
-	Replays     int       `json:"replays,omitempty"`   // replays by operators
-	Status      string    `json:"status,omitempty"`    // the latest outcome's status
-	Record      string    `json:"record,omitempty"`    // FORMS_TICKETS state: claimed, created
+	Deliveries  int       `json:"deliveries"`        // times the consumer delivered it
+	Attempts    int       `json:"attempts"`          // create attempts (claims) recorded
+	Failures    int       `json:"failures"`          // failed deliveries counted towards MAX_DELIVER
+	Replays     int       `json:"replays,omitempty"` // replays by operators
+	Status      string    `json:"status,omitempty"`  // the latest outcome's status
+	Record      string    `json:"record,omitempty"`  // FORMS_TICKETS state: claimed, created
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	At          time.Time `json:"at,omitzero"` // the latest outcome
