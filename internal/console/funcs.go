@@ -11,6 +11,7 @@ import (
 	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/table"
+	"github.com/cowjacket/formjira/internal/trace"
 )
 
 // Widths of cut cells in the console's tables (the entry page and the API
@@ -40,6 +41,7 @@ func funcs(jiraURL string) template.FuncMap {
 		},
 		"bytes":      humanBytes,
 		"ubytes":     func(n uint64) string { return humanBytes(int64(n)) },
+		"dur":        func(d time.Duration) string { return trace.Millis(d).String() },
 		"ms":         func(f float64) string { return fmt.Sprintf("%.0f ms", f) },
 		"browse":     func(key string) string { return strings.TrimRight(jiraURL, "/") + "/browse/" + key },
 		"reason":     func(code string) string { return deadletters.ReasonTitles[code] },

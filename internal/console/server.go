@@ -331,7 +331,11 @@ func (s *Server) replayPage(w http.ResponseWriter, r *http.Request) {
 	}
 	all := r.PostFormValue("all") == "1"
 	var seqs []uint64
-	for _, v := range r.PostForm["seq"] {
+	picked := r.PostForm["seq"]
+	if one := r.PostFormValue("one"); one != "" {
+		picked, all = []string{one}, false // a row's own button: that row only
+	}
+	for _, v := range picked {
 		if q, err := strconv.ParseUint(v, 10, 64); err == nil && q > 0 {
 			seqs = append(seqs, q)
 		}
