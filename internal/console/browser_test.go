@@ -300,3 +300,13 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 	}
 }
+
+// No authentication source: the console refuses to start, with one line
+// naming the variable.
+func TestConsoleRefusesToStartWithoutAnAuthenticationSource(t *testing.T) {
+	env := map[string]string{"JIRA_URL": "http://127.0.0.1:1", "JIRA_PAT": "x", "CONSOLE_ADDR": "127.0.0.1:0"}
+	err := console.Run(context.Background(), func(k string) string { return env[k] }, io.Discard, func(string) { t.Error("it listened") })
+	if err == nil || !strings.HasPrefix(err.Error(), "CONSOLE_USERS_FILE: no authentication source") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err %v", err)
+	}
+}
