@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -93,6 +92,5 @@ func (l *Log) Latest(ctx context.Context, n int) ([]Entry, error) {
 		e.Seq = m.Sequence
 		out = append(out, e)
 	}
-	slices.SortStableFunc(out, func(a, b Entry) int { return int(b.Seq) - int(a.Seq) })
 	return out, nil
 }

@@ -81,9 +81,9 @@ func NameTerms(name string) []string {
 	return out
 }
 
-var folder = transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
-
 func fold(s string) string {
+	// A chain keeps state: one per call (the tailer and queries run at once).
+	folder := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
 	out, _, err := transform.String(folder, s)
 	if err != nil {
 		out = s

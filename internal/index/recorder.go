@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -104,23 +105,40 @@ func (r *Recorder) Flush(ctx context.Context) bool {
 }
 
 func (r *Recorder) write(ctx context.Context, obs []Observation) {
+	defer r.pending.Add(-1)
+	kvs := map[string][]byte{}
 	for _, o := range obs {
-		if err := r.idx.Record(ctx, o); err != nil && ctx.Err() == nil {
+		if err := r.idx.merge(ctx, o, kvs); err != nil && ctx.Err() == nil {
 			r.log.Debug("request index: outcome not recorded", "hash", o.Hash, "err", err)
 		}
 	}
-	r.pending.Add(-1)
+	if err := r.idx.Put(ctx, kvs); err != nil && ctx.Err() == nil {
+		r.log.Debug("request index: outcomes not recorded", "err", err)
+	}
 }
 
 // Record merges o into the hash's state (the highest delivery count and
 // the last error are kept) and, for a ticket, indexes its key.
 func (x *Index) Record(ctx context.Context, o Observation) error {
+	kvs := map[string][]byte{}
+	if err := x.merge(ctx, o, kvs); err != nil {
+		return err
+	}
+	return x.Put(ctx, kvs)
+}
+
+// merge adds o's keys to kvs. A first delivery has nothing to merge with,
+// so it costs no read.
+func (x *Index) merge(ctx context.Context, o Observation, kvs map[string][]byte) error {
 	if !IsHash(o.Hash) {
 		return nil
 	}
-	prev, err := x.State(ctx, o.Hash)
-	if err != nil {
-		return err
+	var prev *State
+	if o.Delivery != 1 {
+		var err error
+		if prev, err = x.State(ctx, o.Hash); err != nil {
+			return err
+		}
 	}
 	s := State{Hash: o.Hash, Seq: o.Seq, Deliveries: o.Delivery, Status: o.Status, Key: o.Key, DLQSeq: o.DLQSeq,
 		LastError: o.Err, Via: o.Via, At: o.At.UTC()}
@@ -146,11 +164,13 @@ func (x *Index) Record(ctx context.Context, o Observation) error {
 	if o.Delivery == 0 {
 		s.Replays++
 	}
-	if err := x.PutState(ctx, s); err != nil {
+	b, err := json.Marshal(s)
+	if err != nil {
 		return err
 	}
+	kvs[stateKey(o.Hash)] = b
 	if o.Key != "" && (o.Status == "created" || o.Status == "skipped") {
-		return x.PutJiraKey(ctx, o.Key, o.Hash)
+		kvs[jiraKey(o.Key)] = []byte(o.Hash)
 	}
 	return nil
 }

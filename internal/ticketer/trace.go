@@ -24,7 +24,7 @@ func (s *service) setUpIndex(ctx context.Context, js jetstream.JetStream) (*inde
 		return nil, err
 	}
 	idx := &index.Index{KV: kv, JS: js}
-	s.index = index.NewRecorder(&index.Index{KV: kv}, s.log, 4*s.cfg.Concurrency+16)
+	s.index = index.NewRecorder(idx, s.log, 4*s.cfg.Concurrency+16)
 	return &index.Tailer{Index: idx, Forms: forms, Log: s.log}, nil
 }
 
