@@ -33,7 +33,17 @@ func (t *Tailer) Run(ctx context.Context) {
 	}
 	failing := false
 	for ctx.Err() == nil {
+		start := time.Now()
 		n, err := t.Step(ctx)
+		// Indexing yields to tickets: after a chunk, rest as long as it
+		// took (at most half the CPU and NATS time goes to the index, even
+		// while a backlog or the history is indexed).
+		if n > 0 && err == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(min(time.Since(start), time.Second)):
+			}
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			if !failing {
