@@ -76,7 +76,7 @@ func binOf(cmd []string) string {
 // subcommands each binary accepts as its first argument ("" = the service).
 var subcommands = map[string][]string{
 	"capture":  {"", "backfill", "status", "healthcheck"},
-	"ticketer": {"", "check", "dlq", "replay", "stats", "healthcheck"},
+	"ticketer": {"", "check", "dlq", "replay", "stats", "trace", "console", "healthcheck"},
 }
 
 // checkSubcommand fails when a deploy file would start a binary with an

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need beyond Go, when it is missing:
 # the PostgreSQL server binaries (tests start a private server from them),
-# systemd-analyze (the deploy tests verify the systemd units with it) and,
+# systemd-analyze (the deploy tests verify the systemd units with it),
+# Debian's Chromium (the console's browser test drives it headless) and,
 # with --proto, protoc for the generated-code check. Nothing else is needed:
 # nats-server runs in-process and the Jira sandbox is part of this repository.
 set -euo pipefail
@@ -18,6 +19,9 @@ if ! command -v pg_recvlogical >/dev/null; then
 fi
 if ! command -v systemd-analyze >/dev/null; then
   pkgs+=(systemd)
+fi
+if [[ ! -x /usr/bin/chromium ]] && [[ -z "${CHROMIUM:-}" ]]; then
+  pkgs+=(chromium)
 fi
 if (( want_proto )); then
   command -v protoc >/dev/null || pkgs+=(protobuf-compiler)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,11 +18,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cowjacket/formjira/internal/capture"
+	"github.com/cowjacket/formjira/internal/console"
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/ticketer"
+	"github.com/cowjacket/formjira/internal/webauth"
 )
 
 // Demo credentials for the sandbox: not secrets, it only listens on loopback.
@@ -39,6 +42,7 @@ type options struct {
 	jiraAddr    string
 	captureHTTP string
 	ticketHTTP  string
+	consoleAddr string
 	mapping     string
 }
 
@@ -54,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.jiraAddr, "jira-addr", "127.0.0.1:8089", "Jira sandbox address")
 	fs.StringVar(&o.captureHTTP, "capture-http", "127.0.0.1:9101", "capture's /metrics address")
 	fs.StringVar(&o.ticketHTTP, "ticketer-http", "127.0.0.1:9102", "ticketer's /metrics address")
+	fs.StringVar(&o.consoleAddr, "console-addr", "127.0.0.1:9103", "the operator console's address")
 	fs.StringVar(&o.mapping, "mapping", "deploy/mapping.yaml", "field mapping file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -125,6 +130,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"HTTP_ADDR":      o.ticketHTTP,
 	})
 
+	// The console: an operator login made for this run (printed below).
+	consolePassword := rand.Text()
+	usersFile := filepath.Join(dir, "console-users")
+	line, err := webauth.HashPassword("operator", consolePassword)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(usersFile, []byte(line+"\n"), 0o600); err != nil {
+		return err
+	}
+	consoleLog, err := os.OpenFile(filepath.Join(dir, "console.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer consoleLog.Close()
+	consoleEnv := env(map[string]string{
+		"NATS_URL":           ns.URL(),
+		"JIRA_URL":           jiraURL,
+		"JIRA_EMAIL":         demoEmail,
+		"JIRA_API_TOKEN":     demoToken,
+		"MAPPING_FILE":       o.mapping,
+		"CONSOLE_ADDR":       o.consoleAddr,
+		"CONSOLE_USERS_FILE": usersFile,
+		"CONSOLE_OPERATORS":  "operator",
+	})
+
 	// Tickets already in the sandbox come from earlier runs; count them
 	// before this run's rows can add any.
 	earlier := len(sandbox.Issues())
@@ -133,6 +164,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	g.Go(func() error { return service("capture", capture.Run(gctx, captureEnv, captureLog, captureLog)) })
 	g.Go(func() error {
 		return service("ticketer", ticketer.Run(gctx, ticketerEnv, ticketerLog, ticketerLog))
+	})
+	g.Go(func() error {
+		if err := waitReady(gctx, "http://"+o.ticketHTTP+"/readyz"); err != nil {
+			return err
+		}
+		return service("console", console.Run(gctx, consoleEnv, consoleLog, nil))
 	})
 	g.Go(func() error {
 		if err := waitReady(gctx, "http://"+o.captureHTTP+"/readyz"); err != nil {
@@ -150,6 +187,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		say("  tickets (Jira sandbox page):  %s/", jiraURL)
 		say("  capture metrics:              http://%s/metrics", o.captureHTTP)
 		say("  ticketer metrics:             http://%s/metrics", o.ticketHTTP)
+		if err := waitReady(gctx, "http://"+o.consoleAddr+"/healthz"); err != nil {
+			return err
+		}
+		say("  operator console:             http://%s/  (user operator, password %s; made for this run)", o.consoleAddr, consolePassword)
 		say("  insert a row yourself:        psql %q -c \"INSERT INTO form_submissions (newusername, departmentname, emailaddress, costcenter, timeframe, dateneededby) VALUES ('Ada Lovelace', 'IT', 'ada@example.com', '1234567890', 'Permanent', current_date + 7)\"", dsn)
 		say("  the stream:                   nats --server %s stream view FORMS", ns.URL())
 		say("  dead letters:                 NATS_URL=%s go run ./cmd/ticketer dlq list", ns.URL())

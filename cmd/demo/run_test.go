@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,6 +33,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	jira := "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t))
+	consoleAddr := "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t))
 	args := []string{
 		"--dir", dir,
 		"--pg-port", strconv.Itoa(testsupport.FreePort(t)),
@@ -38,6 +41,7 @@ func TestDemo(t *testing.T) {
 		"--jira-addr", jira,
 		"--capture-http", "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t)),
 		"--ticketer-http", "127.0.0.1:" + strconv.Itoa(testsupport.FreePort(t)),
+		"--console-addr", consoleAddr,
 		"--mapping", "../../deploy/mapping.yaml",
 	}
 	tickets := func() int {
@@ -83,7 +87,21 @@ func TestDemo(t *testing.T) {
 		return out.String()
 	}
 
-	first := runDemo(197, func(out string) bool { return strings.Contains(out, "the pipeline is up") })
+	// The console is up with the operator login printed: it signs in.
+	signsIn := func(out string) bool {
+		m := regexp.MustCompile(`operator console: +(http://\S+)/ +\(user operator, password (\S+);`).FindStringSubmatch(out)
+		if m == nil {
+			return false
+		}
+		c := http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		res, err := c.PostForm(m[1]+"/login", url.Values{"user": {"operator"}, "password": {m[2]}})
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusSeeOther && len(res.Cookies()) == 1
+	}
+	first := runDemo(197, func(out string) bool { return strings.Contains(out, "the pipeline is up") && signsIn(out) })
 	if !strings.Contains(first, "inserted 200 sample submissions") {
 		t.Errorf("first run did not load the samples:\n%s", first)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +16,7 @@ import (
 	"github.com/cowjacket/formjira/internal/cli"
 	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/table"
 )
 
 var dlqCommand = cli.Command{
@@ -80,30 +80,27 @@ func dlqList(ctx context.Context, env cli.Env, args []string) error {
 	return nil
 }
 
-// listReasonWidth bounds the reason in the one-line listing (dlq show
-// prints it whole).
-const listReasonWidth = 200
+// Widths of the listing's cells (dlq show and --json print them whole).
+const (
+	listNameWidth   = 40
+	listEmailWidth  = 40
+	listReasonWidth = 200
+)
 
 func printEntries(w io.Writer, entries []*deadletters.Entry) {
 	if len(entries) == 0 {
 		fmt.Fprintf(w, "%s is empty: nothing is dead-lettered\n", stream.DLQ)
 		return
 	}
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tWHEN (UTC)\tHASH\tNAME\tEMAIL\tATTEMPTS\tREASON")
+	t := table.New(w, table.Column{Title: "SEQ"}, table.Column{Title: "WHEN (UTC)"}, table.Column{Title: "HASH"},
+		table.Column{Title: "NAME", Max: listNameWidth}, table.Column{Title: "EMAIL", Max: listEmailWidth},
+		table.Column{Title: "ATTEMPTS"}, table.Column{Title: "REASON", Max: listReasonWidth})
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", e.Seq, e.Time.Format("2006-01-02 15:04:05"), deadletters.ShortHash(e.Hash),
-			deadletters.Or(e.Name, "-"), deadletters.Or(e.Email, "-"), e.Attempts, truncate(e.ReasonText, listReasonWidth))
+		t.Row(strconv.FormatUint(e.Seq, 10), e.Time.Format("2006-01-02 15:04:05"), deadletters.ShortHash(e.Hash),
+			deadletters.Or(e.Name, "-"), deadletters.Or(e.Email, "-"), strconv.Itoa(e.Attempts), e.ReasonText)
 	}
-	tw.Flush()
+	t.Flush()
 	fmt.Fprintf(w, "%d dead letter(s); details: ticketer dlq show SEQ\n", len(entries))
-}
-
-func truncate(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 func parseSeq(s string) (uint64, error) {

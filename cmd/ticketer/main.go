@@ -19,7 +19,7 @@ var program = cli.Program{
 	Doc:  "turns form events of stream FORMS into Jira tickets, exactly once each.",
 	Vars: ticketer.Vars,
 	Commands: []cli.Command{
-		serveCommand, checkCommand, dlqCommand, replayCommand, statsCommand, healthcheckCommand,
+		serveCommand, checkCommand, dlqCommand, replayCommand, statsCommand, traceCommand, consoleCommand, healthcheckCommand,
 	},
 }
 

@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/cli"
-	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/replay"
-	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/ticketer"
 )
 
 var replayCommand = cli.Command{
@@ -25,12 +22,9 @@ var replayCommand = cli.Command{
 	Run:     runReplay,
 }
 
-// replayer is a replay.Replayer with its connection, for one command.
-// Every replay command builds a new one, so Jira's field metadata is
-// fetched afresh: a mapping or a Jira option fixed since the failure takes
-// effect.
+// replayer is a ticketer.Replayer with its connection, for one command.
 type replayer struct {
-	*replay.Replayer
+	*ticketer.Replayer
 	nc *nats.Conn
 	js jetstream.JetStream
 }
@@ -43,60 +37,20 @@ func newReplayer(ctx context.Context, env cli.Env) (*replayer, error) {
 	if err := cfg.RequireJira(); err != nil {
 		return nil, err
 	}
-	m, err := cfg.LoadMapping()
+	nc, js, err := cfg.Connect(ctx, log, ticketer.CommandNATS...)
 	if err != nil {
 		return nil, err
 	}
-	jc, err := cfg.JiraClient(m, jira.Options{})
-	if err != nil {
-		return nil, err
-	}
-	nc, js, err := cfg.Connect(ctx, log, nats.MaxReconnects(5))
-	if err != nil {
-		return nil, err
-	}
-	// Commands only look up what the service owns.
-	tickets, err := stream.LookupTickets(ctx, js)
-	if err == nil {
-		_, err = js.Stream(ctx, stream.DLQ)
-	}
+	r, err := cfg.NewReplayer(ctx, js, log)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	requesters, err := cfg.Requesters(ctx, js, m, jc, false, log)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	engine, err := cfg.Engine(js, tickets, m, jc, nil, requesters, nil, log)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	// A fresh look at Jira, now: fails early (and clearly) on bad
-	// credentials.
-	engine.InvalidateMeta()
-	if _, err := engine.Meta(ctx); err != nil {
-		nc.Close()
-		if errors.Is(err, jira.ErrAuth) {
-			return nil, fmt.Errorf("Jira refuses the credentials (JIRA_EMAIL/JIRA_API_TOKEN or JIRA_PAT): %w", err)
-		}
-		return nil, err
-	}
-	r := &replayer{Replayer: &replay.Replayer{Engine: engine, JS: js, BatchSize: cfg.BatchSize}, nc: nc, js: js}
-	if _, err := js.Stream(ctx, stream.Stats); err == nil {
-		r.Stats = stats.NewRecorder(js, log)
-	} else {
-		log.Warn("daily counters unavailable; replay not counted in stats", "err", err)
-	}
-	return r, nil
+	return &replayer{Replayer: r, nc: nc, js: js}, nil
 }
 
 func (r *replayer) close() {
-	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	_ = r.Stats.Flush(fctx)
+	r.Close()
 	r.nc.Close()
 }
 

@@ -246,3 +246,6 @@ func (s *Site) apply(c circuit) {
 		s.opt.Changed(next, c.Reason, down, c.By == s.id)
 	}
 }
+
+// ID is this replica's name in FORMS_JIRA.
+func (s *Site) ID() string { return s.id }

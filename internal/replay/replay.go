@@ -17,6 +17,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/index"
 	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketing"
@@ -30,11 +31,32 @@ type Replayer struct {
 	JS        jetstream.JetStream
 	Stats     *stats.Recorder // nil: not counted
 	BatchSize int
+	// Index, if set, is told every outcome (the request index's recorder,
+	// so `ticketer trace` sees replays too).
+	Index Observer
 
 	// dlqByHash indexes FORMS_DLQ by hash (built on first need), so a
 	// replay of FORMS that still fails replaces the request's dead letter
 	// instead of adding a second one.
 	dlqByHash map[string][]uint64
+}
+
+// Observer is told each replayed event's outcome (*index.Recorder has it).
+type Observer interface{ Observe([]index.Observation) }
+
+func (r *Replayer) observe(hash string, seq uint64, out Outcome, via string) {
+	if r.Index == nil {
+		return
+	}
+	o := index.Observation{Hash: hash, Seq: seq, Status: out.Status.String(), Key: out.Key, Via: via, At: time.Now()}
+	if out.DLQSeq != 0 && out.Status != ticketing.StatusCreated && out.Status != ticketing.StatusSkipped {
+		// Still (or again) in FORMS_DLQ.
+		o.Status, o.DLQSeq = ticketing.StatusDeadLettered.String(), out.DLQSeq
+	}
+	if out.Err != nil && out.Key == "" {
+		o.Err = oneLine(out.Err)
+	}
+	r.Index.Observe([]index.Observation{o})
 }
 
 // Result counts what a replay did.
@@ -110,6 +132,7 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 				res.Failing++
 				out.Line = fmt.Sprintf("%s: still failing (transient, entry kept; try again later): %v", out.Label, o.Err)
 			}
+			r.observe(e.Hash, e.OrigSeq, out, "dlq replay")
 			outs = append(outs, out)
 		}
 		r.count(results)
@@ -243,6 +266,7 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 			res.Failing++
 			out.Line = fmt.Sprintf("%s: still failing (transient; run the replay again later): %s", out.Label, oneLine(o.Err))
 		}
+		r.observe(hash, it.Seq, out, "replay")
 		report(out)
 	}
 	r.count(results)

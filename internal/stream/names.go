@@ -51,6 +51,8 @@ var Resources = []Resource{
 	{CustomersBucket, "kv", config.Ticketer, 0, "requester e-mail → Jira accountId (JSM customers found or created)"},
 	{JiraBucket, "kv", config.Ticketer, 0, "the replicas' shared view of Jira: circuit, pace, live replicas"},
 	{TicketerConsumer, "consumer", config.Ticketer, 0, "the durable consumer on FORMS all ticketer replicas share"},
+	{IndexBucket, "kv", config.Ticketer, 0, "request index for trace and the console: e-mail, name, row id, Jira key → hash; hash → FORMS seq, last outcome"},
+	{Audit, "stream", config.Ticketer, 0, "operator actions of the console (replays): who, what, when, outcome; written by `ticketer console`"},
 }
 
 // Subject is where capture publishes rows of schema.table:

@@ -33,6 +33,14 @@ var Vars = config.For(config.Ticketer, []config.Var{
 	{Name: "JIRA_RATE", Default: "0", Help: "requests per second to any one Jira endpoint, the budget of the whole site, shared by all replicas (0 = find Jira's pace: unpaced until a 429, then just under it)"},
 	{Name: "RECONCILE_DELAY", Default: "10m", Help: "how long Jira's search may lag behind a create: an unknown outcome that neither search nor a read by key finds counts as nothing created only after JIRA_TIMEOUT + this"},
 	{Name: "RETRY_WINDOW", Default: "1m", Help: "how long to retry transient Jira failures within one delivery"},
+	{Name: "CONSOLE_ADDR", Default: "127.0.0.1:9103", Help: "ticketer console: where the web console listens (serve it behind HTTPS: its cookies are Secure)"},
+	{Name: "CONSOLE_USERS_FILE", Help: "ticketer console: htpasswd file of users (bcrypt hashes, htpasswd -B); they sign in with a password or HTTP Basic auth on /api/"},
+	{Name: "CONSOLE_OPERATORS", Help: "ticketer console: users of CONSOLE_USERS_FILE who may replay (comma-separated; the others only see)"},
+	{Name: "CONSOLE_OIDC_ISSUER", Help: "ticketer console: OpenID Connect issuer URL (sign-in with the company's identity provider)"},
+	{Name: "CONSOLE_OIDC_CLIENT_ID", Help: "ticketer console: the console's OIDC client id"},
+	{Name: "CONSOLE_OIDC_CLIENT_SECRET", Secret: true, Help: "ticketer console: the console's OIDC client secret"},
+	{Name: "CONSOLE_URL", Help: "ticketer console: its external base URL, e.g. https://console.example.com (OIDC redirects to CONSOLE_URL/auth/callback)"},
+	{Name: "CONSOLE_OIDC_OPERATORS", Help: "ticketer console: e-mails or groups (the token's groups claim) who may replay, comma-separated"},
 }, natsconn.Vars, stream.Vars, telemetry.Vars, alert.Vars)
 
 // Config is the parsed environment.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/index"
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/jirasite"
 	"github.com/cowjacket/formjira/internal/natsconn"
@@ -39,6 +40,8 @@ type service struct {
 	stats   *stats.Recorder
 	site    *jirasite.Site
 	refused refusals
+	index   *index.Recorder // nil: FORMS_INDEX could not be set up
+	health  *jiraHealth
 
 	setUp      atomic.Bool // streams, bucket and consumer exist
 	authBroken atomic.Bool
@@ -65,9 +68,13 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	alerter := alert.New(acfg, log)
 	alerts := newAlerting(acfg, alerter, log)
 	var jc *jira.Client
-	s := &service{cfg: cfg, log: log, metrics: metrics, pacer: pacer, alerts: alerts}
+	s := &service{cfg: cfg, log: log, metrics: metrics, pacer: pacer, alerts: alerts, health: newJiraHealth()}
 	s.site = newSite(&jc, pacer, metrics, alerts, func() *stats.Recorder { return s.stats }, log)
-	if jc, err = cfg.JiraClient(m, jira.Options{Pacer: pacer, Observe: metrics.observeJira, Gate: s.site.Gate, Result: s.site.Result}); err != nil {
+	observe := func(op string, status int, d time.Duration) {
+		metrics.observeJira(op, status, d)
+		s.health.observe(status, d)
+	}
+	if jc, err = cfg.JiraClient(m, jira.Options{Pacer: pacer, Observe: observe, Gate: s.site.Gate, Result: s.site.Result}); err != nil {
 		return err
 	}
 	if err := checkCredentials(ctx, cfg, jc, log); err != nil {
@@ -114,6 +121,7 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return err
 		}
 		s.site.Attach(jkv)
+		s.health.attach(jkv)
 		if cons, err = js.CreateOrUpdateConsumer(ctx, stream.Forms, cfg.ConsumerConfig()); err != nil {
 			return fmt.Errorf("create consumer %s on %s: %w", stream.TicketerConsumer, stream.Forms, err)
 		}
@@ -146,6 +154,19 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	} else {
 		s.stats = stats.NewRecorder(js, log)
 	}
+	// Likewise the request index: trace is blind without it, tickets are not.
+	ictx, cancelIndex := context.WithTimeout(ctx, 10*time.Second)
+	var tailer *index.Tailer
+	err = setup(ictx, log, func(ctx context.Context) error { var err error; tailer, err = s.setUpIndex(ctx, js); return err })
+	cancelIndex()
+	if err != nil {
+		if ctx.Err() != nil {
+			stopServe()
+			_ = wait()
+			return nil
+		}
+		log.Warn("request index off (ticketer trace, console search)", "err", err)
+	}
 	log.Info("ticketer starting", "mode", string(m.Mode()), "api_version", m.APIVersion(), "project", m.Project(),
 		"concurrency", cfg.Concurrency, "batch_size", cfg.BatchSize, "jira_rate", cfg.JiraRate, "alerts", acfg)
 
@@ -177,6 +198,11 @@ func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		g.Go(func() error { return alerter.Run(afterWork) })
 	}
 	g.Go(func() error { s.stats.Run(afterWork); return nil })
+	g.Go(func() error { s.index.Run(afterWork); return nil })
+	if tailer != nil {
+		g.Go(func() error { tailer.Run(gctx); return nil })
+	}
+	g.Go(func() error { s.health.run(gctx, s.site.ID()); return nil })
 	g.Go(func() error { s.stats.DailySummaries(gctx); return nil })
 	g.Go(func() error { s.alerts.watch(gctx); return nil })
 	err = g.Wait()

@@ -114,6 +114,7 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 	s.log.Info(fmt.Sprintf("batch complete: %d successful, %d failed, %d skipped", ok, failed, skipped),
 		"successful", ok, "failed", failed, "skipped", skipped, "batch", len(batch))
 	s.afterBatch(items, outs)
+	s.observe(batch, items, outs)
 	if ok > 0 {
 		s.refused.reset()
 	}

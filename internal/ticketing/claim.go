@@ -122,6 +122,9 @@ func (p *Engine) recordCreated(ctx context.Context, w *work, key string, rev uin
 	status := StatusSkipped
 	if w.sent {
 		status = StatusCreated
+		if !r.CommitTime.IsZero() {
+			p.metrics.commitToTicket(max(r.CreatedAt.Sub(r.CommitTime), 0))
+		}
 	}
 	w.out = &Outcome{Status: status, Key: key}
 	switch {

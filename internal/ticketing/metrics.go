@@ -1,6 +1,10 @@
 package ticketing
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the engine's Prometheus series. A nil *Metrics is valid and
 // records nothing (one-off commands).
@@ -15,6 +19,9 @@ type Metrics struct {
 	// (transient, permanent).
 	LabelsPending     prometheus.Gauge
 	LabelEditFailures *prometheus.CounterVec
+	// CommitToTicket is the row's commit → the ticket created (rows with a
+	// commit time: not backfills).
+	CommitToTicket prometheus.Histogram
 }
 
 // NewMetrics registers the series with reg (nil: unregistered).
@@ -31,9 +38,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Tickets whose labels (JSM: added after the create) are not added yet: queued, in progress or refused by Jira."}),
 		LabelEditFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketer_label_edit_failures_total",
 			Help: "Failed attempts to add a ticket's labels, by class (transient: retried; permanent: left pending)."}, []string{"class"}),
+		CommitToTicket: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ticketer_commit_to_ticket_seconds",
+			Help: "From the form row's commit to its ticket created in Jira.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Created, m.Skipped, m.Failed, m.DeadLettered, m.Retries, m.LabelsPending, m.LabelEditFailures)
+		reg.MustRegister(m.Created, m.Skipped, m.Failed, m.DeadLettered, m.Retries, m.LabelsPending, m.LabelEditFailures, m.CommitToTicket)
 	}
 	return m
 }
@@ -41,6 +50,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) created() {
 	if m != nil {
 		m.Created.Inc()
+	}
+}
+
+func (m *Metrics) commitToTicket(d time.Duration) {
+	if m != nil {
+		m.CommitToTicket.Observe(d.Seconds())
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,4 +336,16 @@ func (h *Harness) KnownRequesters(evs []*formsv1.FormSubmission) {
 			h.T.Fatal(err)
 		}
 	}
+}
+
+// RowEvent is an event of the columns as capture publishes a committed row
+// of public.form_submissions: primary key id, commit time now, a commit
+// LSN.
+func RowEvent(cols []*formsv1.Column, id int64) *formsv1.FormSubmission {
+	cols = append(slices.Clone(cols), &formsv1.Column{Name: "id", PgType: "bigint", Value: &formsv1.Value{Kind: &formsv1.Value_Integer{Integer: id}}})
+	src := &formsv1.Source{Origin: "postgres", Database: "forms", Schema: "public", Table: "form_submissions",
+		CommitLsn: fmt.Sprintf("0/%X", 0x16B3F28+id*0x100), CommitTime: timestamppb.Now(), Slot: "cowjacket"}
+	ev := form.NewEvent(cols, []string{"id"}, nil, src, time.Now())
+	ev.CapturedAt = timestamppb.Now()
+	return ev
 }
