@@ -111,6 +111,8 @@ func deployFiles() []deployFile {
 		{"KV_FORMS_TICKETS.json", kvStreamConfig(stream.TicketsConfig(sc))},
 		{"KV_FORMS_CUSTOMERS.json", kvStreamConfig(stream.CustomersConfig(sc))},
 		{"KV_FORMS_JIRA.json", kvStreamConfig(stream.JiraConfig(sc))},
+		{"KV_FORMS_INDEX.json", kvStreamConfig(stream.IndexConfig(sc))},
+		{"FORMS_AUDIT.json", func(*testing.T) any { return stream.AuditConfig(sc) }},
 		{"ticketer-consumer.json", func(t *testing.T) any { return defaultConfig(t).ConsumerConfig() }},
 	}
 }
