@@ -1,6 +1,7 @@
 // Package localnats runs in-process nats-server instances with JetStream, a
 // single server or a cluster, for integration tests, benchmarks and the
-// local demo. Servers listen on loopback only and have no authentication.
+// local demo. Servers listen on loopback only and have no authentication,
+// unless they run from a configuration file (Options.ConfigFile).
 package localnats
 
 import (
@@ -32,6 +33,11 @@ type Options struct {
 	ServerName string
 	// Log, when set, receives the server's log (notices, warnings, errors).
 	Log io.Writer
+	// ConfigFile, when set, is a nats-server configuration file (as
+	// `nats-server -c`) the server runs from: its users, permissions and
+	// TLS apply. Host, Port and StoreDir above still override its listen
+	// address and store, so a test can run a production file on loopback.
+	ConfigFile string
 }
 
 // readyTimeout bounds how long a server may take to accept clients.
@@ -48,10 +54,12 @@ type Server struct {
 	maxPayload int32
 	name       string
 	log        io.Writer
+	configFile string
 	cluster    *clusterConf // nil for a standalone server
 
 	mu  sync.Mutex
 	srv *server.Server // nil while shut down
+	tls bool           // the configuration file requires TLS
 }
 
 // clusterConf is what a cluster node adds to a standalone server.
@@ -83,6 +91,7 @@ func newServer(opts Options) (*Server, error) {
 		maxPayload: opts.MaxPayload,
 		name:       opts.ServerName,
 		log:        opts.Log,
+		configFile: opts.ConfigFile,
 	}
 	if s.host == "" {
 		s.host = "127.0.0.1"
@@ -102,22 +111,29 @@ func newServer(opts Options) (*Server, error) {
 
 // serverOptions builds fresh options on every start: NewServer mutates the
 // struct it is given, so one must not be reused for a restart.
-func (s *Server) serverOptions() *server.Options {
-	o := &server.Options{
-		ServerName: s.name,
-		Host:       s.host,
-		Port:       s.port,
-		JetStream:  true,
-		StoreDir:   s.storeDir,
-		MaxPayload: s.maxPayload,
-		NoSigs:     true, // signals belong to the test process or the demo's main
-		NoLog:      s.log == nil,
+func (s *Server) serverOptions() (*server.Options, error) {
+	o := &server.Options{}
+	if s.configFile != "" {
+		var err error
+		if o, err = server.ProcessConfigFile(s.configFile); err != nil {
+			return nil, fmt.Errorf("nats-server -c %s: %w", s.configFile, err)
+		}
 	}
+	if s.name != "" {
+		o.ServerName = s.name
+	}
+	o.Host, o.Port = s.host, s.port
+	o.JetStream, o.StoreDir = true, s.storeDir
+	if s.maxPayload != 0 {
+		o.MaxPayload = s.maxPayload
+	}
+	o.NoSigs = true // signals belong to the test process or the demo's main
+	o.NoLog = s.log == nil
 	if c := s.cluster; c != nil {
 		o.Cluster = server.ClusterOpts{Name: c.name, Host: s.host, Port: c.port}
 		o.Routes = c.routes
 	}
-	return o
+	return o, nil
 }
 
 func (s *Server) start() error {
@@ -126,7 +142,11 @@ func (s *Server) start() error {
 	if s.srv != nil {
 		return nil
 	}
-	srv, err := server.NewServer(s.serverOptions())
+	o, err := s.serverOptions()
+	if err != nil {
+		return err
+	}
+	srv, err := server.NewServer(o)
 	if err != nil {
 		return fmt.Errorf("nats-server: %w", err)
 	}
@@ -141,15 +161,20 @@ func (s *Server) start() error {
 	// Pin the port a random pick chose, so Restart comes back where the
 	// clients will look for it.
 	s.port = srv.Addr().(*net.TCPAddr).Port
-	s.srv = srv
+	s.srv, s.tls = srv, o.TLSConfig != nil
 	return nil
 }
 
-// URL returns the client URL, e.g. nats://127.0.0.1:PORT.
+// URL returns the client URL, e.g. nats://127.0.0.1:PORT (tls://… when
+// the configuration file requires TLS).
 func (s *Server) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return "nats://" + net.JoinHostPort(s.host, strconv.Itoa(s.port))
+	scheme := "nats"
+	if s.tls {
+		scheme = "tls"
+	}
+	return scheme + "://" + net.JoinHostPort(s.host, strconv.Itoa(s.port))
 }
 
 // Port returns the client port.
