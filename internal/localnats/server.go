@@ -123,6 +123,7 @@ func (s *Server) serverOptions() (*server.Options, error) {
 		o.ServerName = s.name
 	}
 	o.Host, o.Port = s.host, s.port
+	o.HTTPHost, o.HTTPPort, o.HTTPSPort = "", 0, 0 // no monitoring port to collide on
 	o.JetStream, o.StoreDir = true, s.storeDir
 	if s.maxPayload != 0 {
 		o.MaxPayload = s.maxPayload
