@@ -29,7 +29,6 @@ import (
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
-	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/natsconn"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
@@ -194,7 +193,7 @@ func TestLeastPrivilegeNATSPipeline(t *testing.T) {
 	u := startNATSFromDeployFile(t)
 	ctx := context.Background()
 
-	pg := localpg.StartTB(t)
+	pg := capturetest.StartPG(t)
 	db := capturetest.NewOn(t, pg, u.ns, capture.Run)
 	db.Vars = u.as("capture", db.Vars)
 	db.Start()

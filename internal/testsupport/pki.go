@@ -33,12 +33,45 @@ type KeyPair struct {
 	TLS               tls.Certificate
 }
 
-// NewCA makes a CA called name.
+// NewCA makes a CA called name, its files in a test directory.
 func NewCA(tb testing.TB, name string) *CA {
 	tb.Helper()
-	key := newKey(tb)
+	ca, err := MakeCA(tb.TempDir(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ca
+}
+
+// Server issues a server certificate for hosts (IP addresses or DNS names).
+func (ca *CA) Server(tb testing.TB, hosts ...string) KeyPair {
+	tb.Helper()
+	kp, err := ca.MakeServer(hosts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kp
+}
+
+// Client issues a client certificate whose common name is cn (PostgreSQL
+// maps it to the role of that name).
+func (ca *CA) Client(tb testing.TB, cn string) KeyPair {
+	tb.Helper()
+	kp, err := ca.MakeClient(cn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kp
+}
+
+// MakeCA is NewCA outside a test (a TestMain), its files in dir.
+func MakeCA(dir, name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(tb),
+		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name, Organization: []string{"cowjacket tests"}},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
@@ -48,15 +81,15 @@ func NewCA(tb testing.TB, name string) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	ca := &CA{Cert: cert, key: key, PEM: pemOf("CERTIFICATE", der), dir: tb.TempDir()}
-	ca.File = ca.write(tb, name+"-ca.pem", ca.PEM)
-	return ca
+	ca := &CA{Cert: cert, key: key, PEM: pemOf("CERTIFICATE", der), dir: dir}
+	ca.File, err = ca.write(name+"-ca.pem", ca.PEM)
+	return ca, err
 }
 
 // Pool is a pool holding only this CA.
@@ -66,10 +99,9 @@ func (ca *CA) Pool() *x509.CertPool {
 	return p
 }
 
-// Server issues a server certificate for hosts (IP addresses or DNS names).
-func (ca *CA) Server(tb testing.TB, hosts ...string) KeyPair {
-	tb.Helper()
-	tmpl := ca.template(tb, hosts[0], x509.ExtKeyUsageServerAuth)
+// MakeServer is Server outside a test.
+func (ca *CA) MakeServer(hosts ...string) (KeyPair, error) {
+	tmpl := template(hosts[0], x509.ExtKeyUsageServerAuth)
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -77,19 +109,17 @@ func (ca *CA) Server(tb testing.TB, hosts ...string) KeyPair {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	return ca.issue(tb, tmpl)
+	return ca.issue(tmpl)
 }
 
-// Client issues a client certificate whose common name is cn (PostgreSQL
-// maps it to the role of that name).
-func (ca *CA) Client(tb testing.TB, cn string) KeyPair {
-	tb.Helper()
-	return ca.issue(tb, ca.template(tb, cn, x509.ExtKeyUsageClientAuth))
+// MakeClient is Client outside a test.
+func (ca *CA) MakeClient(cn string) (KeyPair, error) {
+	return ca.issue(template(cn, x509.ExtKeyUsageClientAuth))
 }
 
-func (ca *CA) template(tb testing.TB, cn string, usage x509.ExtKeyUsage) *x509.Certificate {
+func template(cn string, usage x509.ExtKeyUsage) *x509.Certificate {
 	return &x509.Certificate{
-		SerialNumber: serial(tb),
+		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
@@ -98,49 +128,41 @@ func (ca *CA) template(tb testing.TB, cn string, usage x509.ExtKeyUsage) *x509.C
 	}
 }
 
-func (ca *CA) issue(tb testing.TB, tmpl *x509.Certificate) KeyPair {
-	tb.Helper()
-	key := newKey(tb)
+func (ca *CA) issue(tmpl *x509.Certificate) (KeyPair, error) {
+	var kp KeyPair
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return kp, err
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
-		tb.Fatal(err)
+		return kp, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		tb.Fatal(err)
+		return kp, err
 	}
-	kp := KeyPair{CertPEM: pemOf("CERTIFICATE", der), KeyPEM: pemOf("PRIVATE KEY", keyDER)}
+	kp.CertPEM, kp.KeyPEM = pemOf("CERTIFICATE", der), pemOf("PRIVATE KEY", keyDER)
 	name := tmpl.Subject.CommonName + "-" + tmpl.SerialNumber.Text(16)
-	kp.CertFile = ca.write(tb, name+".pem", kp.CertPEM)
-	kp.KeyFile = ca.write(tb, name+".key", kp.KeyPEM)
-	if kp.TLS, err = tls.X509KeyPair(kp.CertPEM, kp.KeyPEM); err != nil {
-		tb.Fatal(err)
+	if kp.CertFile, err = ca.write(name+".pem", kp.CertPEM); err != nil {
+		return kp, err
 	}
-	return kp
+	if kp.KeyFile, err = ca.write(name+".key", kp.KeyPEM); err != nil {
+		return kp, err
+	}
+	kp.TLS, err = tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
+	return kp, err
 }
 
-func (ca *CA) write(tb testing.TB, name string, b []byte) string {
-	tb.Helper()
+func (ca *CA) write(name string, b []byte) (string, error) {
 	p := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return p
+	return p, os.WriteFile(p, b, 0o600)
 }
 
-func newKey(tb testing.TB) *ecdsa.PrivateKey {
-	tb.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
-}
-
-func serial(tb testing.TB) *big.Int {
+func serial() *big.Int {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
-		tb.Fatal(err)
+		panic(err) // crypto/rand does not fail
 	}
 	return n
 }
