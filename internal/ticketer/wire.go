@@ -46,7 +46,7 @@ func (c *Config) JiraClient(m *mapping.Mapping, hooks jira.Options) (*jira.Clien
 	if o.Pacer == nil {
 		o.Pacer = jira.NewPacer(c.JiraRate)
 	}
-	o.URL, o.Email, o.APIToken, o.PAT = c.JiraURL, c.JiraEmail, c.JiraAPIToken, c.JiraPAT
+	o.URL, o.Email, o.APIToken, o.PAT, o.CAFile = c.JiraURL, c.JiraEmail, c.JiraAPIToken, c.JiraPAT, c.JiraCAFile
 	o.APIVersion, o.Timeout = m.APIVersion(), c.JiraTimeout
 	jc, err := jira.New(o)
 	if err != nil {
