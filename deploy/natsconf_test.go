@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"sigs.k8s.io/yaml"
 
 	"github.com/cowjacket/formjira/internal/testsupport"
 )
@@ -99,4 +100,67 @@ func matches(pat, subject string) bool {
 		}
 	}
 	return len(p) == len(s)
+}
+
+// TestNATSHelmValuesSecurity: the Helm values run the cluster as
+// nats-server.conf runs a server: TLS on the client port with client
+// certificates verified against the CA Secret, TLS between the servers,
+// and exactly the users and permissions of nats-server.conf, their
+// passwords from a Secret through the container's environment.
+func TestNATSHelmValuesSecurity(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("nats", "helm-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v natsChartValues
+	if err := yaml.UnmarshalStrict(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	c := v.Config
+	if !v.TLSCA.Enabled || v.TLSCA.SecretName == "" || !c.Nats.TLS.Enabled || c.Nats.TLS.SecretName == "" || c.Nats.TLS.Merge["verify"] != true {
+		t.Errorf("client port: tlsCA %+v, tls %+v: want TLS with verified client certificates from Secrets", v.TLSCA, c.Nats.TLS)
+	}
+	if !c.Cluster.TLS.Enabled || c.Cluster.TLS.SecretName == "" {
+		t.Errorf("routes: tls %+v: want TLS between the servers", c.Cluster.TLS)
+	}
+	conf := serverConf(t)
+	if len(c.Merge.Authorization.Users) != len(conf.Users) {
+		t.Fatalf("%d users in the values, %d in nats-server.conf", len(c.Merge.Authorization.Users), len(conf.Users))
+	}
+	for i, u := range c.Merge.Authorization.Users {
+		want := conf.Users[i]
+		pw := "NATS_" + strings.ToUpper(u.User) + "_PASSWORD"
+		p := u.Permissions
+		switch {
+		case u.User != want.Username:
+			t.Errorf("user %d: %s, nats-server.conf has %s", i, u.User, want.Username)
+		case u.Password != "<< $"+pw+" >>":
+			t.Errorf("user %s: password %q, want << $%s >>", u.User, u.Password, pw)
+		case !slices.Equal(p.Publish.Allow, want.Permissions.Publish.Allow) || !slices.Equal(p.Publish.Deny, want.Permissions.Publish.Deny) ||
+			!slices.Equal(p.Subscribe.Allow, want.Permissions.Subscribe.Allow):
+			t.Errorf("user %s: permissions differ from nats-server.conf's", u.User)
+		}
+		if e, ok := v.Container.Env[pw]; !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+			t.Errorf("container.env.%s: want it from a Secret (secretKeyRef), got %+v", pw, e)
+		}
+	}
+}
+
+// serverConf is nats-server.conf as the server reads it, with test files
+// and passwords for the variables it names.
+func serverConf(t *testing.T) *server.Options {
+	t.Helper()
+	ca := testsupport.NewCA(t, "nats")
+	srv := ca.Server(t, "nats.nats.svc")
+	for k, v := range map[string]string{
+		"NATS_SERVER_TLS_CERT": srv.CertFile, "NATS_SERVER_TLS_KEY": srv.KeyFile, "NATS_SERVER_TLS_CA": ca.File,
+		"NATS_CAPTURE_PASSWORD": "c", "NATS_TICKETER_PASSWORD": "t", "NATS_OPERATOR_PASSWORD": "o",
+	} {
+		t.Setenv(k, v)
+	}
+	o, err := server.ProcessConfigFile(filepath.Join("nats", "nats-server.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
