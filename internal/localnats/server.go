@@ -10,12 +10,16 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // Options configures Start.
@@ -266,3 +270,27 @@ func (l *logger) Fatalf(format string, v ...any)  { l.logf("FTL", format, v) }
 func (l *logger) Errorf(format string, v ...any)  { l.logf("ERR", format, v) }
 func (l *logger) Debugf(format string, v ...any)  { l.logf("DBG", format, v) }
 func (l *logger) Tracef(format string, v ...any)  { l.logf("TRC", format, v) }
+
+// StartAuthTB is a throwaway server that requires TLS (a certificate of
+// ca for 127.0.0.1; clients need certificates of ca) and one of the
+// users (name → password), for tests of what clients do with credentials.
+func StartAuthTB(tb testing.TB, ca *testsupport.CA, users map[string]string) *Server {
+	tb.Helper()
+	srv := ca.Server(tb, "127.0.0.1")
+	var b strings.Builder
+	fmt.Fprintf(&b, "tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true, timeout: 2 }\nauthorization { users: [\n", srv.CertFile, srv.KeyFile, ca.File)
+	for u, pw := range users {
+		fmt.Fprintf(&b, "  {user: %q, password: %q}\n", u, pw)
+	}
+	b.WriteString("] }\n")
+	conf := filepath.Join(tb.TempDir(), "nats-server.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := Start(Options{ConfigFile: conf})
+	if err != nil {
+		tb.Fatalf("localnats: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}

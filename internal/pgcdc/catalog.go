@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -51,15 +52,19 @@ func Connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// ConnectError is err of a failed connection to dsn, as one line: a TLS
-// verification that failed names DATABASE_URL and is a start-up error
-// (retrying cannot cure it); anything else is retried by the caller.
+// ConnectError is err of a failed connection to dsn, as one line: a
+// refused login or a TLS verification that failed names DATABASE_URL and
+// is a start-up error (retrying cannot cure it); anything else is retried
+// by the caller.
 func ConnectError(dsn string, err error) error {
 	var unknown x509.UnknownAuthorityError
 	var host x509.HostnameError
 	var invalid x509.CertificateInvalidError
+	var pgErr *pgconn.PgError
 	var why string
 	switch {
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28"): // invalid_authorization_specification, invalid_password
+		why = "PostgreSQL refused the login (role, password, client certificate or pg_hba.conf)"
 	case errors.As(err, &host):
 		why = "the server's TLS certificate is not for the host name in the URL (sslmode=verify-full checks it)"
 	case errors.As(err, &unknown):
