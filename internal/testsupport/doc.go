@@ -16,19 +16,26 @@ import (
 // tests run exactly what the documentation shows.
 func DocBlocks(tb testing.TB, path string) map[string][]string {
 	tb.Helper()
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer f.Close()
+	return DocBlocksTagged(string(b), "nats-cli-test")
+}
+
+// DocBlocksTagged is DocBlocks of Markdown text for "<!-- tag: NAME -->"
+// lines.
+func DocBlocksTagged(text, tag string) map[string][]string {
 	out := map[string][]string{}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	open := "<!-- " + tag + ":"
 	name, in := "", false
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		switch {
-		case strings.HasPrefix(line, "<!-- nats-cli-test:"):
-			name = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "<!-- nats-cli-test:"), "-->"))
+		case strings.HasPrefix(line, open):
+			name = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, open), "-->"))
 		case name != "" && !in && line == "```sh":
 			in = true
 		case in && line == "```":
