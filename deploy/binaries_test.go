@@ -11,8 +11,12 @@ import (
 	"github.com/cowjacket/formjira/internal/ticketer"
 )
 
-// binaryVar is one environment variable a binary reads.
-type binaryVar struct{ Name, Default string }
+// binaryVar is one environment variable a binary reads: Secret ones must
+// come from files (NAME_FILE), File ones name a file the deploy provides.
+type binaryVar struct {
+	Name, Default string
+	Secret, File  bool
+}
 
 // binaryVars is, per binary (capture, ticketer), every variable it reads,
 // with its default.
@@ -20,9 +24,9 @@ func binaryVars() map[string][]binaryVar {
 	conv := func(vars []config.Var) []binaryVar {
 		var out []binaryVar
 		for _, v := range vars {
-			out = append(out, binaryVar{v.Name, v.Default})
+			out = append(out, binaryVar{Name: v.Name, Default: v.Default, Secret: v.Secret, File: v.File})
 			if v.Secret {
-				out = append(out, binaryVar{Name: v.Name + "_FILE"}) // config.Reader's file form
+				out = append(out, binaryVar{Name: v.Name + "_FILE", File: true}) // config.Reader's file form
 			}
 		}
 		return out

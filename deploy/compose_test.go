@@ -123,9 +123,15 @@ func checkComposeService(t *testing.T, s types.ServiceConfig) {
 	}
 	checkSubcommand(t, where, bin, s.Command[1:])
 	vars := known()
-	for k := range s.Environment {
+	for k, v := range s.Environment {
 		if !vars[bin][k] {
 			t.Errorf("%s sets %s, which %s does not read", where, k, bin)
+		}
+		if varOf(bin, k).Secret {
+			t.Errorf("%s sets secret %s in the environment: give it as a Docker secret and set %s_FILE", where, k, k)
+		}
+		if varOf(bin, k).File && v != nil {
+			checkComposeFile(t, s, where+" "+k, *v)
 		}
 	}
 	if addr, ok := s.Environment["HTTP_ADDR"]; ok && addr != nil {
@@ -141,5 +147,56 @@ func checkComposeService(t *testing.T, s types.ServiceConfig) {
 		if len(hc.Test) != 3 || hc.Test[0] != "CMD" || filepath.Base(hc.Test[1]) != bin || hc.Test[2] != "healthcheck" {
 			t.Errorf("%s healthcheck %v: want [CMD /usr/local/bin/%s healthcheck]", where, hc.Test, bin)
 		}
+	}
+}
+
+// checkComposeFile fails unless path is a Docker secret of the service
+// (/run/secrets/NAME) or on one of its mounts.
+func checkComposeFile(t *testing.T, s types.ServiceConfig, where, path string) {
+	t.Helper()
+	for _, sec := range s.Secrets {
+		target := sec.Target
+		if target == "" {
+			target = sec.Source
+		}
+		if !strings.HasPrefix(target, "/") {
+			target = "/run/secrets/" + target
+		}
+		if path == target {
+			return
+		}
+	}
+	for _, v := range s.Volumes {
+		if strings.HasPrefix(path, strings.TrimSuffix(v.Target, "/")+"/") || path == v.Target {
+			return
+		}
+	}
+	t.Errorf("%s=%s is neither a secret of the service nor on one of its volumes", where, path)
+}
+
+// Every Docker secret the services use is defined, taken from a variable
+// that .env.example sets, so `docker compose up` creates each file.
+func TestComposeSecrets(t *testing.T) {
+	p, err := loadCompose(t, "sandbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := 0
+	for _, svc := range p.Services {
+		for _, ref := range svc.Secrets {
+			used++
+			def, ok := p.Secrets[ref.Source]
+			switch {
+			case !ok:
+				t.Errorf("service %s uses secret %s, which is not defined", svc.Name, ref.Source)
+			case def.Environment == "" && def.File == "":
+				t.Errorf("secret %s has no source", ref.Source)
+			case def.Environment != "" && def.Content == "":
+				t.Errorf("secret %s: .env.example does not set %s", ref.Source, def.Environment)
+			}
+		}
+	}
+	if used < 4 {
+		t.Errorf("%d secrets used, want the database passwords, capture's DATABASE_URL and the Jira token", used)
 	}
 }

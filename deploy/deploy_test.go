@@ -34,6 +34,16 @@ func known() map[string]map[string]bool {
 	return out
 }
 
+// varOf is variable name of binary bin (the zero value if it reads none).
+func varOf(bin, name string) binaryVar {
+	for _, v := range binaryVars()[bin] {
+		if v.Name == name {
+			return v
+		}
+	}
+	return binaryVar{}
+}
+
 // varDefault is the default of variable name in binary bin.
 func varDefault(t *testing.T, bin, name string) string {
 	t.Helper()

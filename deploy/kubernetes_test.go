@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -243,6 +244,9 @@ func checkDeployment(t *testing.T, s shipped, d *appsv1.Deployment) {
 			if !vars[bin][e.Name] {
 				t.Errorf("%s sets %s, which %s does not read", where, e.Name, bin)
 			}
+			if varOf(bin, e.Name).Secret {
+				t.Errorf("%s sets secret %s in the environment: mount it from a Secret and set %s_FILE", where, e.Name, e.Name)
+			}
 			env[e.Name] = e.Value
 			if e.ValueFrom == nil {
 				continue
@@ -297,35 +301,69 @@ func checkDeployment(t *testing.T, s shipped, d *appsv1.Deployment) {
 				t.Errorf("%s: %s probe port %s (%d): want the declared HTTP_ADDR port %s", where, pr.name, p.String(), n, port)
 			}
 		}
-		// A file a *_FILE variable names comes from a mounted ConfigMap or
-		// Secret that has it as a key (not from whatever the image holds).
-		provided := map[string]bool{}
-		for _, vm := range c.VolumeMounts {
-			v, ok := volumes[vm.Name]
-			if !ok {
-				t.Errorf("%s mounts volume %s, which the pod does not declare", where, vm.Name)
-				continue
+		// A file a variable names (*_FILE, NATS_TLS_CA, JIRA_CA_FILE, …)
+		// comes from a mounted ConfigMap or Secret that has it as a key (not
+		// from whatever the image holds).
+		for name, val := range env {
+			if varOf(bin, name).File {
+				checkMountedFile(t, s, volumes, c.VolumeMounts, fmt.Sprintf("%s %s=%s", where, name, val), val)
 			}
-			for name, val := range env {
-				rel, ok := strings.CutPrefix(val, strings.TrimSuffix(vm.MountPath, "/")+"/")
-				if !ok || !strings.HasSuffix(name, "_FILE") {
-					continue
-				}
-				provided[name] = true
-				switch {
-				case v.ConfigMap != nil:
-					checkConfigMapKey(t, s, fmt.Sprintf("%s %s=%s (mounted from %s)", where, name, val, vm.Name), v.ConfigMap.Name, rel)
-				case v.Secret != nil:
-					checkSecretKey(t, s, fmt.Sprintf("%s %s=%s (mounted from %s)", where, name, val, vm.Name), v.Secret.SecretName, rel)
-				default:
-					t.Errorf("%s: %s=%s is on volume %s, which is neither a ConfigMap nor a Secret", where, name, val, vm.Name)
+		}
+		for _, vm := range c.VolumeMounts {
+			if _, ok := volumes[vm.Name]; !ok {
+				t.Errorf("%s mounts volume %s, which the pod does not declare", where, vm.Name)
+			}
+		}
+		// So do the files DATABASE_URL names (sslrootcert, sslcert, sslkey).
+		if strings.HasSuffix(env["DATABASE_URL_FILE"], "/DATABASE_URL") {
+			for _, sec := range s.secrets {
+				if u, ok := sec.StringData["DATABASE_URL"]; ok {
+					checkDSNFiles(t, s, volumes, c.VolumeMounts, where, u)
 				}
 			}
 		}
-		for name, val := range env {
-			if strings.HasSuffix(name, "_FILE") && !provided[name] {
-				t.Errorf("%s: %s=%s is on no mounted volume", where, name, val)
-			}
+	}
+}
+
+// checkMountedFile fails unless path is a key of a ConfigMap or Secret
+// mounted in the container.
+func checkMountedFile(t *testing.T, s shipped, volumes map[string]corev1.Volume, mounts []corev1.VolumeMount, where, path string) {
+	t.Helper()
+	for _, vm := range mounts {
+		rel, ok := strings.CutPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/")
+		v, declared := volumes[vm.Name]
+		if !ok || !declared {
+			continue
+		}
+		switch {
+		case v.ConfigMap != nil:
+			checkConfigMapKey(t, s, where+" (mounted from "+vm.Name+")", v.ConfigMap.Name, rel)
+		case v.Secret != nil:
+			checkSecretKey(t, s, where+" (mounted from "+vm.Name+")", v.Secret.SecretName, rel)
+		default:
+			t.Errorf("%s is on volume %s, which is neither a ConfigMap nor a Secret", where, vm.Name)
+		}
+		return
+	}
+	t.Errorf("%s is on no mounted volume", where)
+}
+
+// checkDSNFiles: the certificate files a PostgreSQL URL names are mounted;
+// the URL verifies the server (sslmode=verify-full).
+func checkDSNFiles(t *testing.T, s shipped, volumes map[string]corev1.Volume, mounts []corev1.VolumeMount, where, dsn string) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Errorf("%s: the example DATABASE_URL is not a URL: %v", where, err)
+		return
+	}
+	q := u.Query()
+	if q.Get("sslmode") != "verify-full" {
+		t.Errorf("%s: DATABASE_URL sslmode=%q, want verify-full", where, q.Get("sslmode"))
+	}
+	for _, k := range []string{"sslrootcert", "sslcert", "sslkey"} {
+		if p := q.Get(k); p != "" {
+			checkMountedFile(t, s, volumes, mounts, where+" DATABASE_URL "+k+"="+p, p)
 		}
 	}
 }

@@ -21,11 +21,25 @@ import (
 // podTemplate.merge is merged into the StatefulSet's pod template, so it is
 // a PodTemplateSpec.
 type natsChartValues struct {
+	TLSCA struct {
+		Enabled    bool   `json:"enabled"`
+		SecretName string `json:"secretName"`
+	} `json:"tlsCA"`
 	Config struct {
 		Cluster struct {
-			Enabled  bool `json:"enabled"`
-			Replicas int  `json:"replicas"`
+			Enabled  bool     `json:"enabled"`
+			Replicas int      `json:"replicas"`
+			TLS      chartTLS `json:"tls"`
 		} `json:"cluster"`
+		Nats struct {
+			TLS chartTLS `json:"tls"`
+		} `json:"nats"`
+		// Merge is merged into nats.conf; "<< $X >>" strings become $X.
+		Merge struct {
+			Authorization struct {
+				Users []chartUser `json:"users"`
+			} `json:"authorization"`
+		} `json:"merge"`
 		JetStream struct {
 			Enabled   bool `json:"enabled"`
 			FileStore struct {
@@ -44,11 +58,39 @@ type natsChartValues struct {
 			Port    int  `json:"port,omitempty"`
 		} `json:"monitor"`
 	} `json:"config"`
+	Container struct {
+		Env map[string]corev1.EnvVar `json:"env"`
+	} `json:"container"`
+	NatsBox struct {
+		Enabled bool `json:"enabled"`
+	} `json:"natsBox"`
 	PodTemplate struct {
 		// topologyKey → constraint, as the chart takes it.
 		TopologySpreadConstraints map[string]corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
 		Merge                     *corev1.PodTemplateSpec                    `json:"merge,omitempty"`
 	} `json:"podTemplate"`
+}
+
+// chartTLS is the chart's tls block of a port (config.nats.tls, …).
+type chartTLS struct {
+	Enabled    bool           `json:"enabled"`
+	SecretName string         `json:"secretName"`
+	Merge      map[string]any `json:"merge,omitempty"`
+}
+
+// chartUser is a user of config.merge.authorization, as nats.conf has it.
+type chartUser struct {
+	User        string `json:"user"`
+	Password    string `json:"password"`
+	Permissions struct {
+		Publish struct {
+			Allow []string `json:"allow"`
+			Deny  []string `json:"deny,omitempty"`
+		} `json:"publish"`
+		Subscribe struct {
+			Allow []string `json:"allow"`
+		} `json:"subscribe"`
+	} `json:"permissions"`
 }
 
 // natsInstall is the README's `helm install` line: release, chart version,

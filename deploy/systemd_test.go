@@ -86,11 +86,22 @@ func TestSystemd(t *testing.T) {
 			if !vars[bin][k] {
 				t.Errorf("%s sets %s, which %s does not read", example, k, bin)
 			}
+			if varOf(bin, k).Secret {
+				t.Errorf("%s sets secret %s: make it a credential (LoadCredential=, %s_FILE=%%d/…)", example, k, k)
+			}
+		}
+		creds := map[string]bool{}
+		for _, c := range u.values("Service", "LoadCredential") {
+			id, _, _ := strings.Cut(c, ":")
+			creds[id] = true
 		}
 		for _, k := range u.values("Service", "Environment") {
-			name, _, _ := strings.Cut(strings.Trim(k, `"`), "=")
+			name, val, _ := strings.Cut(strings.Trim(k, `"`), "=")
 			if !vars[bin][name] {
 				t.Errorf("%s sets %s, which %s does not read", u.path, name, bin)
+			}
+			if id, ok := strings.CutPrefix(val, "%d/"); ok && !creds[id] {
+				t.Errorf("%s: %s=%s names no LoadCredential", u.path, name, val)
 			}
 		}
 		// capture's promise: finished within 10 s of SIGTERM.

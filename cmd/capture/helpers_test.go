@@ -14,7 +14,7 @@ import (
 
 var pg *localpg.Server
 
-func TestMain(m *testing.M) { os.Exit(localpg.Main(m, &pg)) }
+func TestMain(m *testing.M) { os.Exit(capturetest.Main(m, &pg)) }
 
 type env = capturetest.Env
 

@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/localnats"
-	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
@@ -239,7 +239,7 @@ func TestPostgresKilledDuringLoad(t *testing.T) {
 		t.Skip("integration test")
 	}
 	const n = 1500
-	srv := localpg.StartTB(t) // ours alone: killing the package's server would break other tests
+	srv := capturetest.StartPG(t) // ours alone: killing the package's server would break other tests
 	e := newEnvOn(t, srv, localnats.StartTB(t))
 	addr := testsupport.FreeAddr(t)
 	e.Vars["HTTP_ADDR"] = addr

@@ -11,7 +11,7 @@ import (
 
 var pg *localpg.Server
 
-func TestMain(m *testing.M) { os.Exit(localpg.Main(m, &pg)) }
+func TestMain(m *testing.M) { os.Exit(capturetest.Main(m, &pg)) }
 
 // The shared world of capture's tests (capturetest), under short names.
 type (

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/natsconn"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -48,8 +49,26 @@ func Run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 }
 
 // serve runs the capture service until ctx ends. reg may be nil (a new
-// registry with the Go and process collectors).
+// registry with the Go and process collectors). A NATS server that refuses
+// the connection later (credentials changed, a certificate it no longer
+// trusts) stops it with that one line: retrying cannot cure it.
 func serve(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	cfg.NATS.OnRefused = func(err error) { stop(err) }
+	err := serveUntil(ctx, cfg, log, reg)
+	if cause := context.Cause(ctx); isConfigError(cause) {
+		return cause
+	}
+	return err
+}
+
+func isConfigError(err error) bool {
+	var ce *config.Error
+	return errors.As(err, &ce)
+}
+
+func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry) error {
 	if reg == nil {
 		reg = telemetry.NewRegistry()
 	}
@@ -177,11 +196,20 @@ func readyz(w http.ResponseWriter, st pgcdc.State, natsUp bool) {
 	_, _ = io.WriteString(w, "ready: "+role+"\n")
 }
 
-// connectNATS connects (retrying for ever: capture is useless without NATS
-// and says so) and creates or updates the streams and the status bucket.
+// connectNATS connects (retrying for ever while the server does not answer:
+// capture is useless without NATS and says so; a refusal ends it) and
+// creates or updates the streams and the status bucket.
 func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := natsconn.Connect(cfg.NATS, "cowjacket-capture", log,
-		nats.RetryOnFailedConnect(true), nats.ReconnectWait(250*time.Millisecond))
+	refused := make(chan error, 1)
+	then := cfg.NATS.OnRefused
+	cfg.NATS.OnRefused = func(err error) {
+		refused <- err // called at most once
+		if then != nil {
+			then(err)
+		}
+	}
+	opts := append(natsconn.WaitForServer(log), nats.ReconnectWait(250*time.Millisecond), nats.CustomInboxPrefix(natsconn.CaptureInbox))
+	nc, err := natsconn.Connect(cfg.NATS, "cowjacket-capture", log, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -214,6 +242,9 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", cfg.NATS.Redacted(), "error", err.Error(), "attempt", attempt)
 		select {
 		case <-ctx.Done():
+		case err := <-refused:
+			nc.Close()
+			return nil, nil, err
 		case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 5*time.Second)):
 		}
 	}

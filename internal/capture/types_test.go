@@ -135,6 +135,7 @@ func TestEveryTypeArrives(t *testing.T) {
 		"CREATE TABLE " + table + " (" + strings.Join(defs, ", ") + ")",
 		// As deploy/postgres/02-capture-role.sql: the owner makes the
 		// publication; the role may log in, replicate and read the table.
+		"DROP PUBLICATION cowjacket", // 02-capture-role.sql's, of the form table
 		"CREATE PUBLICATION cowjacket FOR TABLE " + table + " WITH (publish = 'insert')",
 		"CREATE ROLE " + role + " LOGIN REPLICATION",
 		// Output settings that would change every rendering: capture's

@@ -36,6 +36,7 @@ type Var struct {
 	Help     string
 	Required bool
 	Secret   bool   // never printed, logged or echoed in errors; also read from NAME_FILE
+	File     bool   // its value is the path of a file the binary reads (deploy files must provide it)
 	For      Binary // the binaries that read it; 0 = the table's own binary
 }
 

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cowjacket/formjira/internal/audit"
 	"github.com/cowjacket/formjira/internal/index"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -44,7 +46,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
-	kv, err := stream.EnsureIndex(ctx, js, tc.Streams)
+	kv, err := waitIndex(ctx, js, log)
 	if err != nil {
 		return err
 	}
@@ -84,4 +86,24 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, read
 	}
 	log.Info("console stopped")
 	return nil
+}
+
+// waitIndex looks FORMS_INDEX up, waiting while it is missing: the ticketer
+// service owns and creates it (the console, run as NATS user operator, may
+// not), and may start after the console.
+func waitIndex(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (jetstream.KeyValue, error) {
+	for said := false; ; said = true {
+		kv, err := stream.LookupIndex(ctx, js)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return kv, err
+		}
+		if !said {
+			log.Warn("console: waiting for the ticketer service to create its index", "bucket", stream.IndexBucket)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }

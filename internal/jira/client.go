@@ -37,7 +37,11 @@ type Options struct {
 	Timeout time.Duration
 	// Pacer gates every request; nil = a private unpaced one.
 	Pacer *Pacer
-	// HTTPClient overrides the transport (tests); its Timeout is replaced.
+	// CAFile is a PEM file of CA certificates trusted beside the system's,
+	// for a Jira Data Center behind a private CA.
+	CAFile string
+	// HTTPClient overrides the transport (tests); its Timeout and
+	// CheckRedirect are replaced, and CAFile does not apply to it.
 	HTTPClient *http.Client
 	// Observe, if set, is called after every request with the operation
 	// name, the HTTP status (0 when none arrived) and the duration.
@@ -105,11 +109,9 @@ func New(o Options) (*Client, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	hc := &http.Client{Timeout: o.Timeout}
-	if o.HTTPClient != nil {
-		c := *o.HTTPClient
-		c.Timeout = o.Timeout
-		hc = &c
+	hc, err := httpClient(o)
+	if err != nil {
+		return nil, err
 	}
 	if o.Pacer == nil {
 		o.Pacer = NewPacer(0)
@@ -127,7 +129,6 @@ func New(o Options) (*Client, error) {
 		}
 		a.SetUserAgent("cowjacket-ticketer")
 	}
-	var err error
 	if o.APIVersion == 3 {
 		var p *v3.Client
 		if p, err = v3.New(hc, o.URL); err == nil {

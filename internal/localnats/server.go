@@ -1,6 +1,7 @@
 // Package localnats runs in-process nats-server instances with JetStream, a
 // single server or a cluster, for integration tests, benchmarks and the
-// local demo. Servers listen on loopback only and have no authentication.
+// local demo. Servers listen on loopback only and have no authentication,
+// unless they run from a configuration file (Options.ConfigFile).
 package localnats
 
 import (
@@ -9,12 +10,16 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // Options configures Start.
@@ -32,6 +37,11 @@ type Options struct {
 	ServerName string
 	// Log, when set, receives the server's log (notices, warnings, errors).
 	Log io.Writer
+	// ConfigFile, when set, is a nats-server configuration file (as
+	// `nats-server -c`) the server runs from: its users, permissions and
+	// TLS apply. Host, Port and StoreDir above still override its listen
+	// address and store, so a test can run a production file on loopback.
+	ConfigFile string
 }
 
 // readyTimeout bounds how long a server may take to accept clients.
@@ -48,10 +58,12 @@ type Server struct {
 	maxPayload int32
 	name       string
 	log        io.Writer
+	configFile string
 	cluster    *clusterConf // nil for a standalone server
 
 	mu  sync.Mutex
 	srv *server.Server // nil while shut down
+	tls bool           // the configuration file requires TLS
 }
 
 // clusterConf is what a cluster node adds to a standalone server.
@@ -83,6 +95,7 @@ func newServer(opts Options) (*Server, error) {
 		maxPayload: opts.MaxPayload,
 		name:       opts.ServerName,
 		log:        opts.Log,
+		configFile: opts.ConfigFile,
 	}
 	if s.host == "" {
 		s.host = "127.0.0.1"
@@ -102,22 +115,30 @@ func newServer(opts Options) (*Server, error) {
 
 // serverOptions builds fresh options on every start: NewServer mutates the
 // struct it is given, so one must not be reused for a restart.
-func (s *Server) serverOptions() *server.Options {
-	o := &server.Options{
-		ServerName: s.name,
-		Host:       s.host,
-		Port:       s.port,
-		JetStream:  true,
-		StoreDir:   s.storeDir,
-		MaxPayload: s.maxPayload,
-		NoSigs:     true, // signals belong to the test process or the demo's main
-		NoLog:      s.log == nil,
+func (s *Server) serverOptions() (*server.Options, error) {
+	o := &server.Options{}
+	if s.configFile != "" {
+		var err error
+		if o, err = server.ProcessConfigFile(s.configFile); err != nil {
+			return nil, fmt.Errorf("nats-server -c %s: %w", s.configFile, err)
+		}
 	}
+	if s.name != "" {
+		o.ServerName = s.name
+	}
+	o.Host, o.Port = s.host, s.port
+	o.HTTPHost, o.HTTPPort, o.HTTPSPort = "", 0, 0 // no monitoring port to collide on
+	o.JetStream, o.StoreDir = true, s.storeDir
+	if s.maxPayload != 0 {
+		o.MaxPayload = s.maxPayload
+	}
+	o.NoSigs = true // signals belong to the test process or the demo's main
+	o.NoLog = s.log == nil
 	if c := s.cluster; c != nil {
 		o.Cluster = server.ClusterOpts{Name: c.name, Host: s.host, Port: c.port}
 		o.Routes = c.routes
 	}
-	return o
+	return o, nil
 }
 
 func (s *Server) start() error {
@@ -126,7 +147,11 @@ func (s *Server) start() error {
 	if s.srv != nil {
 		return nil
 	}
-	srv, err := server.NewServer(s.serverOptions())
+	o, err := s.serverOptions()
+	if err != nil {
+		return err
+	}
+	srv, err := server.NewServer(o)
 	if err != nil {
 		return fmt.Errorf("nats-server: %w", err)
 	}
@@ -141,15 +166,20 @@ func (s *Server) start() error {
 	// Pin the port a random pick chose, so Restart comes back where the
 	// clients will look for it.
 	s.port = srv.Addr().(*net.TCPAddr).Port
-	s.srv = srv
+	s.srv, s.tls = srv, o.TLSConfig != nil
 	return nil
 }
 
-// URL returns the client URL, e.g. nats://127.0.0.1:PORT.
+// URL returns the client URL, e.g. nats://127.0.0.1:PORT (tls://… when
+// the configuration file requires TLS).
 func (s *Server) URL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return "nats://" + net.JoinHostPort(s.host, strconv.Itoa(s.port))
+	scheme := "nats"
+	if s.tls {
+		scheme = "tls"
+	}
+	return scheme + "://" + net.JoinHostPort(s.host, strconv.Itoa(s.port))
 }
 
 // Port returns the client port.
@@ -240,3 +270,27 @@ func (l *logger) Fatalf(format string, v ...any)  { l.logf("FTL", format, v) }
 func (l *logger) Errorf(format string, v ...any)  { l.logf("ERR", format, v) }
 func (l *logger) Debugf(format string, v ...any)  { l.logf("DBG", format, v) }
 func (l *logger) Tracef(format string, v ...any)  { l.logf("TRC", format, v) }
+
+// StartAuthTB is a throwaway server that requires TLS (a certificate of
+// ca for 127.0.0.1; clients need certificates of ca) and one of the
+// users (name → password), for tests of what clients do with credentials.
+func StartAuthTB(tb testing.TB, ca *testsupport.CA, users map[string]string) *Server {
+	tb.Helper()
+	srv := ca.Server(tb, "127.0.0.1")
+	var b strings.Builder
+	fmt.Fprintf(&b, "tls { cert_file: %q, key_file: %q, ca_file: %q, verify: true, timeout: 2 }\nauthorization { users: [\n", srv.CertFile, srv.KeyFile, ca.File)
+	for u, pw := range users {
+		fmt.Fprintf(&b, "  {user: %q, password: %q}\n", u, pw)
+	}
+	b.WriteString("] }\n")
+	conf := filepath.Join(tb.TempDir(), "nats-server.conf")
+	if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	s, err := Start(Options{ConfigFile: conf})
+	if err != nil {
+		tb.Fatalf("localnats: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}

@@ -3,7 +3,9 @@
 //
 // The server listens on 127.0.0.1 only, trusts every local connection
 // (superuser "postgres", no password, replication allowed) and runs with
-// wal_level=logical and fsync=off. When the process runs as root, the server
+// wal_level=logical and fsync=off. With Options.TLS it also speaks TLS, and
+// the roles named there may connect only over it, with a client
+// certificate and their password. When the process runs as root, the server
 // runs as the "postgres" user, because PostgreSQL refuses to run as root.
 //
 // One server per test package is the intended use, each test taking its own
@@ -44,6 +46,18 @@ type Options struct {
 	// Settings are extra postgresql.conf parameters; they override the
 	// defaults. Values are quoted for you.
 	Settings map[string]string
+	// TLS, when set, turns ssl on.
+	TLS *TLS
+}
+
+// TLS is the server's side of TLS, PEM-encoded.
+type TLS struct {
+	CertPEM, KeyPEM []byte // the server's certificate (for 127.0.0.1) and key
+	CAPEM           []byte // the CA whose client certificates it accepts
+	// Roles connect over TCP only with TLS, a client certificate whose
+	// common name is the role (clientcert=verify-full) and their password
+	// (scram-sha-256), as a production pg_hba.conf would have it.
+	Roles []string
 }
 
 // readyTimeout bounds how long Start and Restart wait for connections.
@@ -62,6 +76,7 @@ type Server struct {
 	port     int
 	log      io.Writer
 	settings map[string]string
+	tls      *TLS
 
 	mu      sync.Mutex
 	proc    *process // nil when not running
@@ -79,7 +94,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, acct: acct, port: opts.Port, log: opts.Log, settings: opts.Settings}
+	s := &Server{bin: bin, acct: acct, port: opts.Port, log: opts.Log, settings: opts.Settings, tls: opts.TLS}
 	if err := s.prepareDirs(opts.DataDir); err != nil {
 		s.removeTemp()
 		return nil, err
@@ -198,18 +213,6 @@ func (s *Server) initdb(ctx context.Context) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("initdb: %v; %s", err, s.logTail(offset))
 	}
-	// initdb --auth=trust already trusts local connections; writing the file
-	// ourselves states the contract instead of relying on the template.
-	hba := "# Written by localpg: trust everything local, including replication.\n" +
-		"local all         all               trust\n" +
-		"host  all         all  127.0.0.1/32 trust\n" +
-		"host  all         all  ::1/128      trust\n" +
-		"local replication all               trust\n" +
-		"host  replication all  127.0.0.1/32 trust\n" +
-		"host  replication all  ::1/128      trust\n"
-	if err := s.writeOwned(filepath.Join(s.dataDir, "pg_hba.conf"), hba); err != nil {
-		return err
-	}
 	// Settings live in an included file rewritten on every start, so a
 	// persistent data dir follows the current options and still starts by
 	// hand (pg_ctl) with the same configuration.
@@ -224,7 +227,51 @@ func (s *Server) initdb(ctx context.Context) error {
 	return err
 }
 
+// writeHBA writes pg_hba.conf on every start (initdb --auth=trust already
+// trusts local connections; writing the file ourselves states the
+// contract): trust everything local, except the TLS roles, which must
+// come over TLS with their certificate and password.
+func (s *Server) writeHBA() error {
+	var b strings.Builder
+	b.WriteString("# Written by localpg on every start; edits are overwritten.\n")
+	b.WriteString("local all all trust\nlocal replication all trust\n")
+	if s.tls != nil {
+		for _, r := range s.tls.Roles {
+			for _, db := range []string{"all", "replication"} {
+				fmt.Fprintf(&b, "hostnossl %s %s 0.0.0.0/0 reject\nhostnossl %s %s ::/0 reject\n", db, r, db, r)
+				fmt.Fprintf(&b, "hostssl %s %s 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n", db, r)
+			}
+		}
+	}
+	for _, db := range []string{"all", "replication"} {
+		fmt.Fprintf(&b, "host %s all 127.0.0.1/32 trust\nhost %s all ::1/128 trust\n", db, db)
+	}
+	return s.writeOwned(filepath.Join(s.dataDir, "pg_hba.conf"), b.String())
+}
+
+// writeTLS puts the certificates in the data directory (PostgreSQL wants
+// its key readable by it alone) and returns the settings that use them.
+func (s *Server) writeTLS() (map[string]string, error) {
+	if s.tls == nil {
+		return nil, nil
+	}
+	files := map[string][]byte{"server.crt": s.tls.CertPEM, "server.key": s.tls.KeyPEM, "clients-ca.crt": s.tls.CAPEM}
+	for name, b := range files {
+		if err := s.writeOwned(filepath.Join(s.dataDir, name), string(b)); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]string{"ssl": "on", "ssl_cert_file": "server.crt", "ssl_key_file": "server.key", "ssl_ca_file": "clients-ca.crt"}, nil
+}
+
 func (s *Server) writeConf() error {
+	if err := s.writeHBA(); err != nil {
+		return err
+	}
+	tlsSet, err := s.writeTLS()
+	if err != nil {
+		return err
+	}
 	set := map[string]string{
 		"listen_addresses":        "127.0.0.1",
 		"port":                    strconv.Itoa(s.port),
@@ -236,6 +283,9 @@ func (s *Server) writeConf() error {
 		"fsync":                   "off",
 		"full_page_writes":        "off",
 		"logging_collector":       "off",
+	}
+	for k, v := range tlsSet {
+		set[k] = v
 	}
 	for k, v := range s.settings {
 		set[k] = v
@@ -307,6 +357,15 @@ var ErrStopped = errors.New("localpg: server stopped and its temporary data dire
 // postgres://postgres@127.0.0.1:PORT/db?sslmode=disable.
 func (s *Server) DSN(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, url.PathEscape(db))
+}
+
+// TLSDSN is the URL of database db for role with password over verified
+// TLS (sslmode=verify-full) with the client certificate certFile/keyFile,
+// trusting the server's certificate as signed by caFile.
+func (s *Server) TLSDSN(db, role, password, caFile, certFile, keyFile string) string {
+	q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {caFile}, "sslcert": {certFile}, "sslkey": {keyFile}}
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(role, password), Host: fmt.Sprintf("127.0.0.1:%d", s.port), Path: "/" + db, RawQuery: q.Encode()}
+	return u.String()
 }
 
 // Port returns the TCP port on 127.0.0.1.

@@ -2,9 +2,11 @@ package pgcdc
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -45,10 +47,41 @@ func Connect(ctx context.Context, dsn string) (*pgx.Conn, error) {
 	pinSession(cfg.RuntimeParams)
 	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", config.Redact(dsn), err)
+		return nil, ConnectError(dsn, err)
 	}
 	return conn, nil
 }
+
+// ConnectError is err of a failed connection to dsn, as one line: a
+// refused login or a TLS verification that failed names DATABASE_URL and
+// is a start-up error (retrying cannot cure it); anything else is retried
+// by the caller.
+func ConnectError(dsn string, err error) error {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var pgErr *pgconn.PgError
+	var why string
+	switch {
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28"): // invalid_authorization_specification, invalid_password
+		why = "PostgreSQL refused the login (role, password, client certificate or pg_hba.conf)"
+	case errors.As(err, &host):
+		why = "the server's TLS certificate is not for the host name in the URL (sslmode=verify-full checks it)"
+	case errors.As(err, &unknown):
+		why = "the server's TLS certificate is not signed by the CA of sslrootcert"
+	case errors.As(err, &invalid):
+		why = "the server's TLS certificate is invalid"
+	default:
+		return fmt.Errorf("connect to %s: %w", config.Redact(dsn), err)
+	}
+	return &config.Error{Name: "DATABASE_URL", Err: startupCause{fmt.Errorf("%s: %w", why, err)}}
+}
+
+// startupCause is a cause that is also ErrStartup: Prepare does not retry it.
+type startupCause struct{ error }
+
+func (e startupCause) Is(target error) bool { return target == ErrStartup }
+func (e startupCause) Unwrap() error        { return e.error }
 
 // Prepare runs every start-up check and creates what is missing: logical
 // WAL, a role allowed to replicate, the table, the HASH_FIELDS columns, the

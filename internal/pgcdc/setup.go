@@ -49,7 +49,8 @@ func startupErr(format string, args ...any) error {
 }
 
 // Check verifies what capture needs from the server: logical WAL, a role
-// allowed to replicate, and the table.
+// allowed to replicate, the table, and the role's right to read it (for
+// backfill). Each failure names the fix.
 func Check(ctx context.Context, conn *pgx.Conn, t Table) error {
 	var walLevel string
 	if err := conn.QueryRow(ctx, "SHOW wal_level").Scan(&walLevel); err != nil {
@@ -68,12 +69,31 @@ func Check(ctx context.Context, conn *pgx.Conn, t Table) error {
 	if !canReplicate {
 		return startupErr("role %s lacks REPLICATION: ALTER ROLE %s REPLICATION", role, ident(role))
 	}
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", t.Ident()).Scan(&exists); err != nil {
+	return checkTable(ctx, conn, t, role)
+}
+
+// checkTable: the table exists and role may read it.
+func checkTable(ctx context.Context, conn *pgx.Conn, t Table, role string) error {
+	var schemaExists, usage bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+		COALESCE((SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = $1), false)`, t.Schema).
+		Scan(&schemaExists, &usage); err != nil {
+		return fmt.Errorf("look up schema %s: %w", t.Schema, err)
+	}
+	if schemaExists && !usage {
+		return startupErr("role %s lacks USAGE on schema %s: GRANT USAGE ON SCHEMA %s TO %s (deploy/postgres/02-capture-role.sql)",
+			role, t.Schema, pgx.Identifier{t.Schema}.Sanitize(), ident(role))
+	}
+	var exists, canSelect bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL,
+		COALESCE(has_table_privilege(to_regclass($1), 'SELECT'), false)`, t.Ident()).Scan(&exists, &canSelect); err != nil {
 		return fmt.Errorf("look up table %s: %w", t, err)
 	}
 	if !exists {
 		return startupErr("table %s does not exist: create it (forms/schema.sql) or set FORM_TABLE", t)
+	}
+	if !canSelect {
+		return startupErr("role %s lacks SELECT on %s: GRANT SELECT ON %s TO %s (deploy/postgres/02-capture-role.sql)", role, t, t.Ident(), ident(role))
 	}
 	return nil
 }
@@ -115,6 +135,9 @@ func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot strin
 	}
 	switch {
 	case !pubExists:
+		if err := checkOwner(ctx, conn, t, publication); err != nil {
+			return err
+		}
 		_, err := conn.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert')",
 			pgx.Identifier{publication}.Sanitize(), t.Ident()))
 		if err != nil && !isCode(err, "42710") { // duplicate_object: a peer just created it
@@ -139,6 +162,24 @@ func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot strin
 		return startupErr("replication slot %s uses plugin %q, need pgoutput: drop it or set SLOT_NAME", slot, plugin)
 	case db != conn.Config().Database:
 		return startupErr("replication slot %s belongs to database %s: set SLOT_NAME to a slot of this database", slot, db)
+	}
+	return nil
+}
+
+// checkOwner: only the table's owner may create its publication, so a
+// least-privilege role needs the owner to have created it.
+func checkOwner(ctx context.Context, conn *pgx.Conn, t Table, publication string) error {
+	var role, owner string
+	var owns bool
+	err := conn.QueryRow(ctx, `SELECT current_user, pg_get_userbyid(relowner), pg_has_role(relowner, 'USAGE')
+		FROM pg_class WHERE oid = to_regclass($1)`, t.Ident()).Scan(&role, &owner, &owns)
+	if err != nil {
+		return fmt.Errorf("look up the owner of %s: %w", t, err)
+	}
+	if !owns {
+		return startupErr("publication %s does not exist, and only the owner of %s (%s) may create it, not role %s: "+
+			"as %s, CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert') (deploy/postgres/02-capture-role.sql)",
+			publication, t, owner, role, owner, ident(publication), t.Ident())
 	}
 	return nil
 }

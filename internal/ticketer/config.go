@@ -8,6 +8,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/natsconn"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/telemetry"
@@ -20,6 +21,7 @@ var Vars = config.For(config.Ticketer, []config.Var{
 	{Name: "JIRA_EMAIL", Help: "Jira Cloud account e-mail (basic auth with JIRA_API_TOKEN)"},
 	{Name: "JIRA_API_TOKEN", Secret: true, Help: "Jira Cloud API token"},
 	{Name: "JIRA_PAT", Secret: true, Help: "Jira Data Center personal access token (instead of e-mail + token)"},
+	{Name: "JIRA_CA_FILE", File: true, Help: "extra CA certificate(s), PEM, trusted beside the system's: a Jira behind a private CA"},
 	{Name: "MAPPING_FILE", Default: "deploy/mapping.yaml", Help: "form column → Jira field mapping"},
 	{Name: "HTTP_ADDR", Default: ":9102", Help: "/metrics, /healthz, /readyz (off = disabled)"},
 	{Name: "CONCURRENCY", Default: "4", Help: "batches processed at once (JSM: requests in flight per batch too)"},
@@ -49,6 +51,7 @@ type Config struct {
 	JiraURL                 string
 	JiraEmail, JiraAPIToken string
 	JiraPAT                 string
+	JiraCAFile              string
 	MappingFile             string
 	HTTPAddr                string
 	Concurrency, BatchSize  int
@@ -87,6 +90,7 @@ func LoadConfig(get func(string) string) (*Config, error) {
 		JiraEmail:      r.String("JIRA_EMAIL"),
 		JiraAPIToken:   r.Secret("JIRA_API_TOKEN"),
 		JiraPAT:        r.Secret("JIRA_PAT"),
+		JiraCAFile:     r.String("JIRA_CA_FILE"),
 		MappingFile:    r.String("MAPPING_FILE"),
 		HTTPAddr:       r.String("HTTP_ADDR"),
 		Concurrency:    r.Int("CONCURRENCY", 1),
@@ -115,6 +119,11 @@ func LoadConfig(get func(string) string) (*Config, error) {
 	}
 	if err := r.Err(); err != nil {
 		return nil, err
+	}
+	if c.JiraCAFile != "" {
+		if _, err := jira.RootCAs(c.JiraCAFile); err != nil {
+			return nil, config.Errorf("JIRA_CA_FILE", "%v", err)
+		}
 	}
 	switch {
 	case c.BatchSize > 50:

@@ -35,7 +35,13 @@ func checkCredentials(ctx context.Context, cfg *Config, jc *jira.Client, log *sl
 			name = "JIRA_PAT"
 		}
 		return config.Errorf(name, "Jira refuses the credentials (%v)", err)
+	case errors.Is(err, jira.ErrRedirect):
+		return config.Errorf("JIRA_URL", "%v", err)
 	default:
+		// Retrying does not make a certificate trusted.
+		if name, why := jira.Untrusted(err); name != "" {
+			return config.Errorf(name, "%s: %v", why, err)
+		}
 		log.Warn("cannot check the Jira credentials now; starting, and holding events until Jira answers", "err", err)
 		return nil
 	}

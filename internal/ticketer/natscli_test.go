@@ -1,11 +1,8 @@
 package ticketer_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -18,37 +15,16 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 const operatorsGuide = "../../docs/operators.md"
 
-// docBlocks returns the ```sh blocks of docs/operators.md that follow a
-// "<!-- nats-cli-test: NAME -->" line, by NAME, as command lines. The test
-// runs exactly what the guide shows.
+// docBlocks are the guide's nats-cli-test blocks.
 func docBlocks(t *testing.T) map[string][]string {
 	t.Helper()
-	f, err := os.Open(operatorsGuide)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	out := map[string][]string{}
-	sc := bufio.NewScanner(f)
-	name, in := "", false
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "<!-- nats-cli-test:"):
-			name = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "<!-- nats-cli-test:"), "-->"))
-		case name != "" && !in && line == "```sh":
-			in = true
-		case in && line == "```":
-			in, name = false, ""
-		case in && line != "" && !strings.HasPrefix(line, "#"):
-			out[name] = append(out[name], line)
-		}
-	}
+	out := testsupport.DocBlocks(t, operatorsGuide)
 	for _, want := range []string{"inspect", "redrive", "create"} {
 		if len(out[want]) == 0 {
 			t.Fatalf("%s has no nats-cli-test block %q", operatorsGuide, want)
@@ -57,56 +33,11 @@ func docBlocks(t *testing.T) map[string][]string {
 	return out
 }
 
-// natsCLI finds the nats binary: on PATH or in $(go env GOPATH)/bin.
-func natsCLI(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nats"); err == nil {
-		return p
-	}
-	gopath, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatal("the nats CLI (natscli v0.5.0) is not installed: run scripts/ensure-deps.sh")
-	return ""
-}
-
-// runDoc runs the guide's command lines with vars in the environment,
-// from the repository's root, and returns their combined output.
+// runDoc runs the guide's command lines from the repository's root.
 func runDoc(t *testing.T, natsBin string, lines []string, vars map[string]string) string {
 	t.Helper()
 	root, _ := filepath.Abs("../..")
-	env := append(os.Environ(), "PATH="+filepath.Dir(natsBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	for k, v := range vars {
-		env = append(env, k+"="+v)
-	}
-	var all strings.Builder
-	for _, line := range lines {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		var cmd *exec.Cmd
-		if strings.HasPrefix(line, "nats stream view") {
-			// The CLI pages interactively and insists on a terminal: give it one.
-			if _, err := exec.LookPath("script"); err != nil {
-				t.Fatal("`script` (util-linux) is needed to give `nats stream view` a terminal")
-			}
-			cmd = exec.CommandContext(ctx, "script", "-qec", line, "/dev/null")
-		} else {
-			cmd = exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", line)
-		}
-		cmd.Dir, cmd.Env = root, env
-		cmd.Stdin = nil
-		out, err := cmd.CombinedOutput()
-		cancel()
-		t.Logf("$ %s\n%s", line, out)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", line, err, out)
-		}
-		all.WriteString(string(out))
-	}
-	return all.String()
+	return testsupport.RunDoc(t, natsBin, root, lines, vars)
 }
 
 // The guide's nats commands, run by the real CLI: the deploy files create
@@ -116,7 +47,7 @@ func TestNATSCLICommandsOfTheGuide(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drives the nats CLI against an in-process nats-server")
 	}
-	natsBin := natsCLI(t)
+	natsBin := testsupport.NatsCLI(t)
 	blocks := docBlocks(t)
 	ctx := context.Background()
 

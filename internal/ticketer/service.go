@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/index"
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/jirasite"
@@ -50,8 +51,23 @@ type service struct {
 }
 
 // Serve runs the ticketer service until ctx ends: consume FORMS, create
-// tickets, serve metrics and readiness, send alerts.
+// tickets, serve metrics and readiness, send alerts. A NATS server that
+// refuses the connection (at start or later: credentials changed, a
+// certificate it no longer trusts) stops it with that one line.
 func Serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	c := *cfg
+	c.NATS.OnRefused = func(err error) { stop(err) }
+	err := serve(ctx, &c, log)
+	var ce *config.Error
+	if cause := context.Cause(ctx); errors.As(cause, &ce) {
+		return cause
+	}
+	return err
+}
+
+func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := cfg.RequireJira(); err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func (c *Config) JiraClient(m *mapping.Mapping, hooks jira.Options) (*jira.Clien
 	if o.Pacer == nil {
 		o.Pacer = jira.NewPacer(c.JiraRate)
 	}
-	o.URL, o.Email, o.APIToken, o.PAT = c.JiraURL, c.JiraEmail, c.JiraAPIToken, c.JiraPAT
+	o.URL, o.Email, o.APIToken, o.PAT, o.CAFile = c.JiraURL, c.JiraEmail, c.JiraAPIToken, c.JiraPAT, c.JiraCAFile
 	o.APIVersion, o.Timeout = m.APIVersion(), c.JiraTimeout
 	jc, err := jira.New(o)
 	if err != nil {
@@ -55,8 +55,10 @@ func (c *Config) JiraClient(m *mapping.Mapping, hooks jira.Options) (*jira.Clien
 	return jc, nil
 }
 
-// Connect opens NATS and JetStream for a command or the service.
+// Connect opens NATS and JetStream for a command or the service, its
+// replies under ticketer's inbox prefix.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	opts = append([]nats.Option{nats.CustomInboxPrefix(natsconn.TicketerInbox)}, opts...)
 	return natsconn.JetStream(ctx, c.NATS, "ticketer", log, opts...)
 }
 

@@ -2,6 +2,12 @@
 // in internal/capture, the commands' in cmd/capture): a fresh database with
 // the form table on a real PostgreSQL, its own nats-server, capture's
 // variables pointing at both, and the reads that check what arrived.
+//
+// capture runs as the least-privilege role of
+// deploy/postgres/02-capture-role.sql (Role), set up by that very file,
+// over verified TLS (sslmode=verify-full) with a client certificate and
+// its password: the servers come from Main or StartPG, which start
+// PostgreSQL with TLS and test certificates.
 package capturetest
 
 import (
@@ -37,7 +43,7 @@ type Service func(ctx context.Context, getenv func(string) string, stdout, stder
 // Env is one test's world.
 type Env struct {
 	T       *testing.T
-	DSN     string
+	DSN     string // the database's owner (superuser postgres, no TLS): the test's own session
 	NATS    *localnats.Server
 	Vars    map[string]string
 	Service Service
@@ -89,8 +95,9 @@ func newIn(t *testing.T, dsn string, ns *localnats.Server, service Service) *Env
 	t.Helper()
 	e := &Env{T: t, DSN: dsn, NATS: ns, Service: service}
 	e.Exec(form.SchemaSQL)
+	e.Exec(captureRoleSQL(t))
 	e.Vars = map[string]string{
-		"DATABASE_URL": e.DSN,
+		"DATABASE_URL": roleDSN(t, dsn),
 		"NATS_URL":     e.NATS.URL(),
 		"HTTP_ADDR":    "off",
 		// Short intervals make the idle-advance and takeover paths happen in
