@@ -365,7 +365,9 @@ func operatorConsole(t *testing.T, env map[string]string, seq uint64) {
 	defer cancel()
 	addr, done := make(chan string, 1), make(chan error, 1)
 	logs := &testsupport.Buffer{}
-	go func() { done <- console.Run(ctx, func(k string) string { return cenv[k] }, logs, func(a string) { addr <- a }) }()
+	go func() {
+		done <- console.Run(ctx, func(k string) string { return cenv[k] }, logs, func(a string) { addr <- a })
+	}()
 	var base string
 	select {
 	case a := <-addr:
