@@ -14,15 +14,17 @@ demo:
 	$(GO) run ./cmd/demo $(ARGS)
 
 ## test: every test, integration tests included (real Postgres, in-process
-## nats-server, the Jira sandbox over HTTP). internal/e2e runs last and
+## nats-server, the Jira sandbox over HTTP). Four packages at a time: most
+## tests wait on servers, not the CPU. The Jira budget test runs last and
 ## alone, without the race detector: it drives the real binaries (built
 ## without it, as production runs them) and measures throughput against
-## Jira's pace, which other packages' tests sharing the CPU, or the race
-## detector's cost in the in-process nats-server, would measure instead.
+## Jira's pace, which other tests sharing the CPU, or the race detector's
+## cost in the in-process nats-server, would measure instead.
+BUDGET_TEST := ^TestJiraBudgetFoundAndShared$$
 test:
 	@./scripts/ensure-deps.sh
-	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/internal/e2e$$')
-	$(GO) test -count=1 -timeout 15m ./internal/e2e/
+	$(GO) test -race -p 4 -count=1 -timeout 25m -skip '$(BUDGET_TEST)' ./...
+	$(GO) test -count=1 -timeout 10m -run '$(BUDGET_TEST)' ./internal/e2e/
 
 test-short:
 	$(GO) test -short -count=1 ./...

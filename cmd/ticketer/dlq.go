@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/cowjacket/formjira/internal/cli"
 	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -51,11 +49,7 @@ func dlqList(ctx context.Context, env cli.Env, args []string) error {
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return cli.ErrUsage
 	}
-	cfg, log, err := load(env)
-	if err != nil {
-		return err
-	}
-	nc, js, err := cfg.Connect(ctx, log, nats.MaxReconnects(2))
+	_, nc, js, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -120,11 +114,7 @@ func dlqShow(ctx context.Context, env cli.Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("dlq show: %w", err)
 	}
-	cfg, log, err := load(env)
-	if err != nil {
-		return err
-	}
-	nc, js, err := cfg.Connect(ctx, log, nats.MaxReconnects(2))
+	_, nc, js, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cowjacket/formjira/internal/cli"
 	"github.com/cowjacket/formjira/internal/telemetry"
 	"github.com/cowjacket/formjira/internal/ticketer"
@@ -35,4 +38,18 @@ func load(env cli.Env) (*ticketer.Config, *slog.Logger, error) {
 		return nil, nil, err
 	}
 	return cfg, telemetry.NewLogger(env.Stderr, cfg.LogLevel), nil
+}
+
+// connect is load, then NATS as a one-off command connects (a few
+// reconnects, then give up); the caller closes nc.
+func connect(ctx context.Context, env cli.Env) (*ticketer.Config, *nats.Conn, jetstream.JetStream, error) {
+	cfg, log, err := load(env)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	nc, js, err := cfg.Connect(ctx, log, ticketer.CommandNATS...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, nc, js, nil
 }

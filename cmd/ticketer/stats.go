@@ -8,8 +8,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/cowjacket/formjira/internal/cli"
 	"github.com/cowjacket/formjira/internal/stats"
 )
@@ -32,11 +30,7 @@ func runStats(ctx context.Context, env cli.Env, args []string) error {
 	if *days < 1 || *days > 400 {
 		return fmt.Errorf("stats: --days must be 1..400, got %d", *days)
 	}
-	cfg, log, err := load(env)
-	if err != nil {
-		return err
-	}
-	nc, js, err := cfg.Connect(ctx, log, nats.MaxReconnects(2))
+	_, nc, js, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}

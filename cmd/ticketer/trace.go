@@ -12,7 +12,6 @@ import (
 	"github.com/cowjacket/formjira/internal/cli"
 	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/table"
-	"github.com/cowjacket/formjira/internal/ticketer"
 	"github.com/cowjacket/formjira/internal/trace"
 )
 
@@ -50,11 +49,7 @@ func runTrace(ctx context.Context, env cli.Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "usage: ticketer trace QUERY [--json]   (QUERY: a record hash or 8+ hex digits of it, an e-mail, part of a name, id=N, a Jira key)")
 		return cli.ErrUsage
 	}
-	cfg, log, err := load(env)
-	if err != nil {
-		return err
-	}
-	nc, js, err := cfg.Connect(ctx, log, ticketer.CommandNATS...)
+	cfg, nc, js, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
