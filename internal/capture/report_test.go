@@ -66,7 +66,8 @@ func TestCaptureStatusEntries(t *testing.T) {
 		var err error
 		caps, err = stream.ReadCaptureStatus(ctx, js)
 		return err == nil && len(caps) == 2 && caps[0].Role == stream.RoleActive && caps[1].Role == stream.RoleStandby &&
-			caps[0].RowsPublished == 3 && caps[0].ConfirmedLSN != "" && caps[1].ConfirmedLSN != ""
+			caps[0].RowsPublished == 3 && caps[0].ConfirmedLSN != "" && caps[1].ConfirmedLSN != "" &&
+			strings.Contains(caps[1].State, "standby") // its first report may still say "starting"
 	})
 	act, sby := caps[0], caps[1]
 	walEnd, err := pglogrepl.ParseLSN(act.WALEnd)
