@@ -32,6 +32,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/natsconn"
+	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticketer"
@@ -242,7 +243,7 @@ func TestLeastPrivilegeNATSPipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	op := u.connect(t, "operator", natsconn.TicketerInbox)
+	op := u.connect(t, "operator", natsconn.OperatorInbox)
 	testsupport.WaitFor(t, "the bad rows' dead letters", 20*time.Second, func() bool {
 		return capturetest.StreamMsgs(ctx, op.js, stream.DLQ) == 2
 	})
@@ -256,11 +257,13 @@ func TestLeastPrivilegeNATSPipeline(t *testing.T) {
 	t.Logf("pipeline done after %v", time.Since(begin))
 	operatorCommands(t, u, sb, jira.URL)
 	t.Logf("operator's commands done after %v", time.Since(begin))
+	ticketerDailySummary(t, u)
 	if strings.Contains(u.log.String(), "Violation") {
-		t.Errorf("the operator's commands met refused permissions:\n%s", grepLines(u.log.String(), "Violation"))
+		t.Errorf("the operator's commands or the daily summary met refused permissions:\n%s", grepLines(u.log.String(), "Violation"))
 	}
 	forbidden(t, u)
 	t.Logf("forbidden attempts done after %v", time.Since(begin))
+	wrongUser(t, u, db.Vars)
 }
 
 // operatorCommands: as operator, the guide's read-only nats CLI commands
@@ -344,6 +347,24 @@ func operatorCommands(t *testing.T, u *natsUsers, sb *jirasandbox.Server, jiraUR
 	}
 }
 
+// ticketerDailySummary: the summary the service logs at midnight reads the
+// counters and the records' latencies as user ticketer.
+func ticketerDailySummary(t *testing.T, u *natsUsers) {
+	t.Helper()
+	tick := u.connect(t, "ticketer", natsconn.TicketerInbox)
+	now := time.Now().UTC()
+	// The service flushes its counters every 10 s.
+	testsupport.WaitFor(t, "the daily summary as ticketer to count 197 tickets and their latencies", 20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		days, err := stats.Read(ctx, tick.js, time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC), 1)
+		if err != nil {
+			t.Fatalf("the daily summary as ticketer: %v", err)
+		}
+		return days[0].Created >= 197 && days[0].LatencySamples >= 197
+	})
+}
+
 // operatorConsole: ticketer console, logged in to NATS as operator, shows
 // the overview and a trace, replays dead letter seq and records that in
 // FORMS_AUDIT.
@@ -406,13 +427,30 @@ func operatorConsole(t *testing.T, env map[string]string, seq uint64) {
 	}
 }
 
+// wrongUser: capture started with the operator's NATS login (which may not
+// manage FORMS or publish rows) stops with one line naming the credential,
+// instead of retrying for ever.
+func wrongUser(t *testing.T, u *natsUsers, captureVars map[string]string) {
+	t.Helper()
+	env := u.as("operator", captureVars)
+	env["HTTP_ADDR"] = "off"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stderr testsupport.Buffer
+	err := capture.Run(ctx, func(k string) string { return env[k] }, io.Discard, &stderr)
+	t.Logf("capture as operator: %v", err)
+	if err == nil || ctx.Err() != nil || !strings.HasPrefix(err.Error(), "NATS_USER/NATS_PASSWORD: the NATS server refuses this user a permission it needs") {
+		t.Errorf("capture as operator: %v, want one line naming NATS_USER/NATS_PASSWORD and the refused permission\n%s", err, stderr.String())
+	}
+}
+
 // forbidden: every user tries what its job does not need; the server
 // refuses each, and FORMS and the service's consumer stay as they were.
 func forbidden(t *testing.T, u *natsUsers) {
 	t.Helper()
 	capt := u.connect(t, "capture", natsconn.CaptureInbox)
 	tick := u.connect(t, "ticketer", natsconn.TicketerInbox)
-	op := u.connect(t, "operator", natsconn.TicketerInbox)
+	op := u.connect(t, "operator", natsconn.OperatorInbox)
 	ctx := context.Background()
 	before := formsState(t, op.js)
 
@@ -483,6 +521,18 @@ func forbidden(t *testing.T, u *natsUsers) {
 	op.refused(t, "delete a row of FORMS", api+"STREAM.MSG.DELETE.FORMS", deleteMsg(op))
 	op.refused(t, "shrink FORMS", api+"STREAM.UPDATE.FORMS", shrinkForms(op))
 	op.refused(t, "publish a row", ticketertest.FormSubject, row(op))
+	op.refused(t, "rewrite the service's consumer by the older API", api+"CONSUMER.CREATE.FORMS", func(ctx context.Context) error {
+		req := []byte(`{"stream_name":"FORMS","config":{"durable_name":"ticketer","ack_policy":"explicit","max_ack_pending":1}}`)
+		_, err := op.nc.RequestWithContext(ctx, api+"CONSUMER.CREATE.FORMS", req)
+		return err
+	})
+	op.refused(t, "shorten the console's audit trail", api+"STREAM.UPDATE.FORMS_AUDIT", func(ctx context.Context) error {
+		cfg := stream.AuditConfig(stream.Config{})
+		cfg.MaxMsgs = 1
+		_, err := op.js.UpdateStream(ctx, cfg)
+		return err
+	})
+	op.refused(t, "listen to the service's replies", "sub:_INBOX_ticketer.>", subscribe(op, "_INBOX_ticketer.>"))
 	op.refused(t, "erase the console's audit of a replay", api+"STREAM.MSG.DELETE.FORMS_AUDIT", func(ctx context.Context) error {
 		st, err := op.js.Stream(ctx, stream.Audit)
 		if err != nil {

@@ -239,6 +239,10 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 			nc.Close()
 			return nil, nil, ctx.Err()
 		}
+		if ferr := cfg.NATS.Forbidden(nc); ferr != nil {
+			nc.Close()
+			return nil, nil, ferr
+		}
 		log.Warn("NATS unreachable or JetStream not ready; retrying", "url", cfg.NATS.Redacted(), "error", err.Error(), "attempt", attempt)
 		select {
 		case <-ctx.Done():

@@ -67,7 +67,7 @@ func Status(ctx context.Context, cfg Config, w io.Writer) error {
 	}
 
 	nc, js, err := natsconn.JetStream(ctx, cfg.NATS, "cowjacket-capture-status", slog.New(slog.DiscardHandler),
-		nats.Timeout(3*time.Second), nats.CustomInboxPrefix(natsconn.CaptureInbox))
+		nats.Timeout(3*time.Second), nats.CustomInboxPrefix(natsconn.OperatorInbox))
 	if err != nil {
 		fmt.Fprintf(tw, "stream %s\tunavailable: %v\n", stream.Forms, err)
 		return errors.Join(append(errs, fmt.Errorf("stream %s: %w", stream.Forms, err))...)

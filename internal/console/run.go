@@ -16,6 +16,7 @@ import (
 	"github.com/cowjacket/formjira/internal/index"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/telemetry"
+	"github.com/cowjacket/formjira/internal/ticketer"
 	"github.com/cowjacket/formjira/internal/trace"
 	"github.com/cowjacket/formjira/internal/webauth"
 )
@@ -37,7 +38,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
-	nc, js, err := tc.Connect(ctx, log)
+	nc, js, err := tc.Connect(ctx, log, ticketer.CommandNATS...)
 	if err != nil {
 		return err
 	}

@@ -31,13 +31,14 @@ var Vars = []config.Var{
 	{Name: "NATS_TLS_KEY", For: config.Both, File: true, Help: "private key, PEM, of NATS_TLS_CERT"},
 }
 
-// Inbox prefixes: each binary's replies (JetStream acknowledgements, API
-// answers, pulled messages) arrive below its own prefix, so the server can
-// let each user subscribe to its own replies only
-// (deploy/nats/nats-server.conf).
+// Inbox prefixes: each service's replies (JetStream acknowledgements, API
+// answers, pulled messages) arrive below its own prefix, and the operators'
+// commands' below theirs, so the server can let each user subscribe to its
+// own replies only (deploy/nats/nats-server.conf).
 const (
 	CaptureInbox  = "_INBOX_capture"
 	TicketerInbox = "_INBOX_ticketer"
+	OperatorInbox = "_INBOX_operator"
 )
 
 // Config is how to reach NATS.

@@ -122,3 +122,16 @@ func (c Config) watch(nc *nats.Conn, stop func(error)) {
 		}
 	}
 }
+
+// Forbidden is the one line for a start-up that the server refuses a
+// permission (its answer is an asynchronous error, and the request itself
+// only times out): nil unless nc's last error is a permissions violation.
+// Retrying cannot cure it, so the caller stops.
+func (c Config) Forbidden(nc *nats.Conn) error {
+	err := nc.LastError()
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	name, _ := c.authVar()
+	return config.Errorf(name, "the NATS server refuses this user a permission it needs (%s); deploy/nats/nats-server.conf and docs/security.md say which user runs what", c.scrub(err))
+}

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -32,12 +31,10 @@ func AuditConfig(c Config) jetstream.StreamConfig {
 	}
 }
 
-// EnsureAudit creates or updates stream FORMS_AUDIT (the console, a
-// ticketer process, owns it).
+// EnsureAudit creates stream FORMS_AUDIT when missing (the console, a
+// ticketer process, owns it) and never rewrites it: the console runs as the
+// operators' NATS user, and a user that may update the audit trail could
+// shorten it, or have it republished elsewhere.
 func EnsureAudit(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
-	st, err := js.CreateOrUpdateStream(ctx, AuditConfig(c))
-	if err != nil {
-		return nil, fmt.Errorf("create or update stream %s: %w", Audit, err)
-	}
-	return st, nil
+	return EnsureExists(ctx, js, AuditConfig(c))
 }

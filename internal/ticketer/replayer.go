@@ -12,6 +12,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/index"
 	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/natsconn"
 	"github.com/cowjacket/formjira/internal/replay"
 	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -97,5 +98,6 @@ func (r *Replayer) Close() {
 	<-r.done
 }
 
-// The replayer's NATS options for a command: give up reconnecting soon.
-var CommandNATS = []nats.Option{nats.MaxReconnects(5)}
+// CommandNATS are an operator command's NATS options (the console's too):
+// replies under the operators' inbox prefix; give up reconnecting soon.
+var CommandNATS = []nats.Option{nats.CustomInboxPrefix(natsconn.OperatorInbox), nats.MaxReconnects(5)}

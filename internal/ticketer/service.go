@@ -112,7 +112,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	var engine *ticketing.Engine
 	var cons jetstream.Consumer
-	err = setup(ctx, log, func(ctx context.Context) error {
+	forbidden := func() error { return cfg.NATS.Forbidden(nc) }
+	err = setup(ctx, log, forbidden, func(ctx context.Context) error {
 		// capture owns FORMS (its duplicate window and replicas): create it
 		// only when ticketer starts first, never rewrite it.
 		if _, err := stream.EnsureExists(ctx, js, stream.FormsConfig(cfg.Streams)); err != nil {
@@ -158,7 +159,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// the others, so it gets a few attempts): daily counters off, tickets
 	// unaffected.
 	sctx, cancelStats := context.WithTimeout(ctx, 10*time.Second)
-	err = setup(sctx, log, func(ctx context.Context) error { _, err := stream.EnsureStats(ctx, js, cfg.Streams); return err })
+	err = setup(sctx, log, forbidden, func(ctx context.Context) error { _, err := stream.EnsureStats(ctx, js, cfg.Streams); return err })
 	cancelStats()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -173,7 +174,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	// Likewise the request index: trace is blind without it, tickets are not.
 	ictx, cancelIndex := context.WithTimeout(ctx, 10*time.Second)
 	var tailer *index.Tailer
-	err = setup(ictx, log, func(ctx context.Context) error { var err error; tailer, err = s.setUpIndex(ctx, js); return err })
+	err = setup(ictx, log, forbidden, func(ctx context.Context) error { var err error; tailer, err = s.setUpIndex(ctx, js); return err })
 	cancelIndex()
 	if err != nil {
 		if ctx.Err() != nil {

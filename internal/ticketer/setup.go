@@ -23,8 +23,9 @@ func setupAttemptTimeout(n int) time.Duration {
 // setup runs once (creating or updating what the service needs) until it
 // succeeds or ctx ends, each attempt bounded by setupAttemptTimeout, with
 // capped exponential backoff and jitter in between. Each failure is logged
-// once, with its attempt number.
-func setup(ctx context.Context, log *slog.Logger, once func(context.Context) error) error {
+// once, with its attempt number. A failure forbidden names (a permission
+// the server refuses) ends it: retrying cannot cure that.
+func setup(ctx context.Context, log *slog.Logger, forbidden func() error, once func(context.Context) error) error {
 	attempt := 0
 	b := retry.WithJitterPercent(20, retry.WithCappedDuration(5*time.Second, retry.NewExponential(250*time.Millisecond)))
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
@@ -40,6 +41,9 @@ func setup(ctx context.Context, log *slog.Logger, once func(context.Context) err
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
+		}
+		if ferr := forbidden(); ferr != nil {
+			return ferr
 		}
 		log.Warn("NATS unreachable or JetStream not ready; retrying", "attempt", attempt, "err", err)
 		return retry.RetryableError(err)

@@ -55,8 +55,8 @@ func (c *Config) JiraClient(m *mapping.Mapping, hooks jira.Options) (*jira.Clien
 	return jc, nil
 }
 
-// Connect opens NATS and JetStream for a command or the service, its
-// replies under ticketer's inbox prefix.
+// Connect opens NATS and JetStream for the service, its replies under
+// ticketer's inbox prefix; commands pass CommandNATS.
 func (c *Config) Connect(ctx context.Context, log *slog.Logger, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	opts = append([]nats.Option{nats.CustomInboxPrefix(natsconn.TicketerInbox)}, opts...)
 	return natsconn.JetStream(ctx, c.NATS, "ticketer", log, opts...)
