@@ -26,8 +26,12 @@ import (
 )
 
 // drainTimeout is how long in-flight work may finish after SIGTERM; the
-// design promises an exit within 10 s.
-const drainTimeout = 7 * time.Second
+// design promises an exit within 10 s, which stopLimit enforces whatever
+// is still busy (flushing counters, the index, a slow NATS).
+const (
+	drainTimeout = 7 * time.Second
+	stopLimit    = 9 * time.Second
+)
 
 type service struct {
 	cfg     *Config
@@ -222,7 +226,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	g.Go(func() error { s.health.run(gctx, s.site.ID()); return nil })
 	g.Go(func() error { s.stats.DailySummaries(gctx); return nil })
 	g.Go(func() error { s.alerts.watch(gctx); return nil })
-	err = g.Wait()
+	err = waitBounded(ctx, g.Wait, stopLimit, log)
 	stopServe()
 	if werr := wait(); err == nil {
 		err = werr
@@ -250,6 +254,28 @@ func (s *service) ready() (string, error) {
 		return "", errors.New("not consuming")
 	}
 	return s.jiraNote(), nil
+}
+
+// waitBounded is wait(), but returns at most limit after ctx ends: leaving
+// work unfinished is what a crash does, and the claims make that safe (an
+// unknown outcome is reconciled on redelivery).
+func waitBounded(ctx context.Context, wait func() error, limit time.Duration, log *slog.Logger) error {
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		log.Warn("still busy after the stop limit; stopping anyway (what was in flight is reconciled on redelivery)", "limit", limit)
+		return nil
+	}
 }
 
 // sleepCtx waits d; false if ctx ended first.
