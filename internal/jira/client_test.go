@@ -72,6 +72,34 @@ func TestBulkCreateMapsFailedElementsBack(t *testing.T) {
 	}
 }
 
+// A 400 refusing the bulk as a whole ({"errorMessages": […], "errors": {}},
+// no element named) is ErrBatchRejected, never a permanent failure of every
+// request in it: the caller (which looks for ErrBatchRejected first) then
+// creates them one by one.
+func TestBulkRejectedAsAWholeIsBatchRejected(t *testing.T) {
+	sb, url := sandbox(t, jirasandbox.Options{BulkReject400Count: 1})
+	c, err := New(Options{URL: url, Email: email, APIToken: token, APIVersion: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*ticket.Request{fields("Ann", "Finance", "cowjacket-a"), fields("Cy", "Sales", "cowjacket-c")}
+	res, err := c.BulkCreate(context.Background(), reqs)
+	if !errors.Is(err, ErrBatchRejected) {
+		t.Fatalf("whole-request 400: %v, want ErrBatchRejected", err)
+	}
+	for i, r := range res {
+		if !errors.Is(r.Err, ErrBatchRejected) || r.Key != "" {
+			t.Errorf("request %d: %+v", i, r)
+		}
+	}
+	if n := len(sb.Issues()); n != 0 {
+		t.Fatalf("%d issues after a rejected bulk", n)
+	}
+	if res, err := c.BulkCreate(context.Background(), reqs); err != nil || res[0].Key == "" || res[1].Key == "" {
+		t.Errorf("the next bulk: %v %+v", err, res)
+	}
+}
+
 func TestErrorsAreClassifiedWithoutSecrets(t *testing.T) {
 	sb, url := sandbox(t, jirasandbox.Options{})
 	c, _ := New(Options{URL: url, Email: email, APIToken: token})

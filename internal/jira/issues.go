@@ -105,28 +105,29 @@ func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Resu
 	}
 	var body struct {
 		Issues []issueRef `json:"issues"`
-		Errors []struct {
-			Status        int `json:"status"`
-			ElementErrors struct {
-				ErrorMessages []string          `json:"errorMessages"`
-				Errors        map[string]string `json:"errors"`
-			} `json:"elementErrors"`
-			FailedElementNumber int `json:"failedElementNumber"`
-		} `json:"errors"`
+		// A list of element errors, or — when Jira refuses the request as
+		// a whole — the usual error object ({"errorMessages": […],
+		// "errors": {}}).
+		Errors json.RawMessage `json:"errors"`
 	}
-	if jerr := json.Unmarshal(raw, &body); jerr != nil {
+	var elements []bulkElementError
+	jerr := json.Unmarshal(raw, &body)
+	if jerr == nil && len(body.Errors) > 0 && body.Errors[0] == '[' {
+		jerr = json.Unmarshal(body.Errors, &elements)
+	}
+	if jerr != nil {
 		if err == nil {
 			err = &APIError{Op: OpBulkCreate, Status: http.StatusBadGateway, Messages: []string{"unreadable answer to a bulk create"}}
 		}
 		return fill(len(reqs), err), err
 	}
-	if status == http.StatusBadRequest && len(body.Errors) == 0 {
+	if status == http.StatusBadRequest && len(elements) == 0 {
 		err = fmt.Errorf("%w: %w", ErrBatchRejected, err)
 		return fill(len(reqs), err), err
 	}
 	out := make([]Result, len(reqs))
 	failed := make([]bool, len(reqs))
-	for _, e := range body.Errors {
+	for _, e := range elements {
 		n := e.FailedElementNumber
 		if n < 0 || n >= len(reqs) {
 			continue
@@ -145,6 +146,16 @@ func (c *Client) BulkCreate(ctx context.Context, reqs []*ticket.Request) ([]Resu
 	// The caller's pacer turn was for the create: the read-back takes its own.
 	c.matchCreated(context.WithValue(ctx, pacedKey{}, nil), reqs, body.Issues, out, failed)
 	return out, nil
+}
+
+// bulkElementError is one entry of a bulk create's "errors" list.
+type bulkElementError struct {
+	Status        int `json:"status"`
+	ElementErrors struct {
+		ErrorMessages []string          `json:"errorMessages"`
+		Errors        map[string]string `json:"errors"`
+	} `json:"elementErrors"`
+	FailedElementNumber int `json:"failedElementNumber"`
 }
 
 // matchCreated fills the Results of the requests that did not fail with
