@@ -3,6 +3,7 @@ package jira
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -97,6 +98,27 @@ func TestBulkRejectedAsAWholeIsBatchRejected(t *testing.T) {
 	}
 	if res, err := c.BulkCreate(context.Background(), reqs); err != nil || res[0].Key == "" || res[1].Key == "" {
 		t.Errorf("the next bulk: %v %+v", err, res)
+	}
+}
+
+func TestMaybeCreated(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&APIError{Status: 500}, true},
+		{&APIError{Status: 400}, false},
+		{&APIError{Status: 429}, false},
+		{&APIError{Status: 401}, false},
+		{&APIError{Status: 201, Anonymous: true}, true}, // created for "anyone"
+		{&APIError{Status: 403, Anonymous: true}, false},
+		{&transportError{op: OpCreate, sent: true, err: errors.New("timeout")}, true},
+		{&transportError{op: OpCreate, sent: false, err: errors.New("refused")}, false},
+		{fmt.Errorf("x: %w", ErrCircuitOpen), false},
+	} {
+		if got := MaybeCreated(tc.err); got != tc.want {
+			t.Errorf("MaybeCreated(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }
 

@@ -133,15 +133,17 @@ func (e *transportError) Is(target error) bool {
 }
 
 // MaybeCreated reports whether a failed create may nevertheless have
-// created the issue: a 5xx or a lost answer leaves the outcome unknown, while
-// 4xx (including 429) and a refused connection mean Jira did nothing.
+// created the issue: a 5xx or a lost answer leaves the outcome unknown, as
+// does a success answered to an anonymous user (a project may let anyone
+// create issues), while 4xx (including 429) and a refused connection mean
+// Jira did nothing.
 func MaybeCreated(err error) bool {
 	if err == nil || errors.Is(err, ErrCircuitOpen) {
 		return false
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Status >= 500
+		return ae.Status >= 500 || ae.Anonymous && ae.Status >= 200 && ae.Status < 300
 	}
 	var te *transportError
 	if errors.As(err, &te) {

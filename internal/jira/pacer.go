@@ -319,7 +319,8 @@ func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string, li
 	l.bad = bad
 	next := max(cur*0.95, minRate)
 	if limit > 0 && !strings.HasPrefix(reason, "jira-quota") {
-		next = max(min(limit, p.ceiling), minRate)
+		// Jira said the rate: pace at it, but a 429 never raises the pace.
+		next = max(min(limit, p.ceiling, l.site), minRate)
 		l.told = limit
 	}
 	p.applyLocked(l, next)

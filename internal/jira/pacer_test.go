@@ -147,3 +147,18 @@ func TestPacerShareOfTheSiteBudget(t *testing.T) {
 		t.Errorf("site rate %v, want the budget 30 (never above it)", r)
 	}
 }
+
+// A 429 that says the endpoint's rate (X-RateLimit-Limit) sets an unpaced
+// lane to it, and never raises a lane that was slower.
+func TestPacerThrottledWithTheRate(t *testing.T) {
+	p := NewPacer(0)
+	p.Throttled(op, 0, "jira-burst-based", 10)
+	if r := p.Rate(op); r != 10 {
+		t.Errorf("unpaced lane after a 429 saying 10/s: %v, want 10", r)
+	}
+	p.Told(OpSearch, 5) // a normal answer said 5/s
+	p.Throttled(OpSearch, 0, "jira-burst-based", 10)
+	if r := p.Rate(OpSearch); r > 5 {
+		t.Errorf("a lane at 5/s after a 429 saying 10/s: %v, want at most 5", r)
+	}
+}

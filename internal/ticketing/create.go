@@ -58,7 +58,7 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 		}
 		switch {
 		case Refused(r.err):
-			w.notCreated = true
+			w.notCreated = !jira.MaybeCreated(r.err)
 			authErr = r.err
 		case errors.Is(r.err, jira.ErrBatchRejected):
 			// Jira refused the bulk as a whole, naming no request: find the
