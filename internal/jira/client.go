@@ -184,7 +184,7 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 	}
 	if ctx.Value(pacedKey{}) == nil {
 		if err := c.pacer.Wait(ctx, op); err != nil {
-			return 0, nil, &transportError{op: op, err: err}
+			return 0, nil, &waitError{op: op, err: err}
 		}
 	}
 	req, err := via.NewRequest(ctx, method, path, "", body)

@@ -101,6 +101,26 @@ func TestBulkRejectedAsAWholeIsBatchRejected(t *testing.T) {
 	}
 }
 
+// A request that waited out its context behind a quota hold never reached
+// Jira: retryable, nothing created, and not Jira being down (the circuit
+// must not open while Jira only says "later").
+func TestPacerWaitIsNotJiraDown(t *testing.T) {
+	_, url := sandbox(t, jirasandbox.Options{})
+	p := NewPacer(0)
+	c, err := New(Options{URL: url, Email: email, APIToken: token, Pacer: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.HoldAll(time.Now().Add(time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = c.Myself(ctx)
+	if err == nil || !errors.Is(err, ErrRetryable) || Down(err) || MaybeCreated(err) {
+		t.Errorf("a request held by the pacer: %v (retryable %v, down %v, maybe created %v); want retryable only",
+			err, errors.Is(err, ErrRetryable), Down(err), MaybeCreated(err))
+	}
+}
+
 func TestMaybeCreated(t *testing.T) {
 	for _, tc := range []struct {
 		err  error

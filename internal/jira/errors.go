@@ -132,6 +132,20 @@ func (e *transportError) Is(target error) bool {
 	return target == ErrRetryable
 }
 
+// waitError is a request that never left: its wait for the pacer (a
+// Retry-After, a quota's reset) outlasted its context. Retryable, but not
+// Jira failing, so no circuit counts it.
+type waitError struct {
+	op  string
+	err error
+}
+
+func (e *waitError) Error() string {
+	return fmt.Sprintf("jira %s: waiting for Jira's rate limit: %v", e.op, e.err)
+}
+func (e *waitError) Unwrap() error        { return e.err }
+func (e *waitError) Is(target error) bool { return target == ErrRetryable }
+
 // MaybeCreated reports whether a failed create may nevertheless have
 // created the issue: a 5xx or a lost answer leaves the outcome unknown, as
 // does a success answered to an anonymous user (a project may let anyone
