@@ -329,6 +329,27 @@ func TestOutageHoldsWithoutCounting(t *testing.T) {
 	}
 }
 
+// An attempt that provably created nothing (429s past the retry window)
+// leaves no search window behind: once Jira takes requests again, the next
+// delivery creates the ticket at once, not after RECONCILE_DELAY.
+func TestNothingCreatedLeavesNoSearchWindow(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.ReconcileDelay = time.Hour; c.RetryWindow = 50 * time.Millisecond })
+	ev := events(t, 1)[0]
+	throttled := &jira.APIError{Op: jira.OpBulkCreate, Status: 429, RetryAfter: 10 * time.Millisecond}
+	f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
+		return []jira.Result{{Err: throttled}}, throttled
+	}
+	if out := f.process(items(t, ev)...)[0]; out.Status != StatusRetry {
+		t.Fatalf("throttled: %+v, want retry", out)
+	}
+	f.jira.BulkCreateFunc = nil // Jira takes requests again
+	before := len(f.jira.Created)
+	out := f.process(items(t, ev)...)[0]
+	if out.Status != StatusCreated || len(f.jira.Created) != before+1 {
+		t.Errorf("next delivery: %+v after %d creates; want created at once, by one create", out, len(f.jira.Created)-before)
+	}
+}
+
 // A bulk refused as a whole (400 naming no element) is sent one by one:
 // the good requests get their tickets, the bad one is dead-lettered alone.
 func TestBatchRejectedAsAWholeGoesOneByOne(t *testing.T) {

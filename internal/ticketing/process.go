@@ -115,6 +115,9 @@ func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
 		if w.out == nil && w.held {
 			w.out = &Outcome{Status: StatusHeld, Err: w.lastErr}
 		}
+		if w.out != nil && w.out.Status != StatusCreated && w.out.Status != StatusSkipped && w.out.Status != StatusDeadLettered {
+			p.releaseClaim(ctx, w)
+		}
 	}
 	out := make([]Outcome, len(ws))
 	for i, w := range ws {
@@ -253,6 +256,24 @@ func (p *Engine) countFailure(ctx context.Context, w *work, stopping bool) int {
 	}
 	w.rev, w.rec = rev, &r
 	return r.Failures
+}
+
+// releaseClaim ends the search window of w's own claim when its last
+// attempt provably created nothing (a 429 outlasting the retry window, the
+// circuit, a refusal): the next delivery takes it over at once instead of
+// waiting JIRA_TIMEOUT + RECONCILE_DELAY. The record stays: it counts the
+// event's failures.
+func (p *Engine) releaseClaim(ctx context.Context, w *work) {
+	if w.rev == 0 || !w.notCreated || w.rec == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	r := *w.rec
+	r.RecheckAfter = time.Now()
+	if rev, err := p.cfg.Records.Put(ctx, w.hash, &r, w.rev); err == nil {
+		w.rev, w.rec = rev, &r
+	}
 }
 
 // freeClaim deletes w's own claim when its last attempt provably created
