@@ -79,38 +79,15 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 		items[i] = it
 	}
 	outs := s.engine.Process(ticketing.WithSoftStop(workCtx, runCtx.Done()), items)
+	// What is done is settled now, not after an outage holds the rest:
+	// unsettled, it would be redelivered (and counted, or dead-lettered,
+	// again) once its AckWait passed.
+	var t tally
+	settled := make([]bool, len(outs))
+	s.settle(batch, items, outs, settled, false, &t)
 	s.holdUntilUp(workCtx, runCtx, items, outs)
-	var ok, failed, skipped int
-	var refusal error
-	for i, o := range outs {
-		msg, it := batch[i], items[i]
-		var err error
-		switch o.Status {
-		case ticketing.StatusCreated:
-			ok++
-			err = msg.Ack()
-		case ticketing.StatusSkipped:
-			skipped++
-			err = msg.Ack()
-		case ticketing.StatusDeadLettered:
-			failed++
-			err = msg.TermWithReason(o.DeadLetter.Reason)
-		case ticketing.StatusAuth:
-			failed++
-			refusal = o.Err
-			err = msg.NakWithDelay(s.cfg.redelivery(1))
-		case ticketing.StatusHeld:
-			// Shutdown while Jira is down: back soon, nothing counted.
-			failed++
-			err = msg.NakWithDelay(time.Second)
-		default: // StatusRetry, StatusRejected
-			failed++
-			err = msg.NakWithDelay(max(o.RetryIn, s.cfg.redelivery(it.Delivery)))
-		}
-		if err != nil {
-			s.log.Warn("settling message failed; it will be redelivered", "stream_seq", it.Seq, "err", err)
-		}
-	}
+	s.settle(batch, items, outs, settled, true, &t)
+	ok, failed, skipped, refusal := t.ok, t.failed, t.skipped, t.refusal
 	s.log.Info(fmt.Sprintf("batch complete: %d successful, %d failed, %d skipped", ok, failed, skipped),
 		"successful", ok, "failed", failed, "skipped", skipped, "batch", len(batch))
 	s.afterBatch(items, outs)
@@ -120,6 +97,50 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 	}
 	if refusal != nil && !s.authBroken.Swap(true) {
 		s.log.Error(refusalLine(refusal)+": stopped consuming; events stay in FORMS", "err", refusal.Error())
+	}
+}
+
+// tally counts a batch's outcomes as its messages are settled.
+type tally struct {
+	ok, failed, skipped int
+	refusal             error
+}
+
+// settle acks, terms or naks each message not yet settled; held ones only
+// when final (shutdown while Jira is down).
+func (s *service) settle(batch []jetstream.Msg, items []ticketing.Item, outs []ticketing.Outcome, settled []bool, final bool, t *tally) {
+	for i, o := range outs {
+		if settled[i] || o.Status == ticketing.StatusHeld && !final {
+			continue
+		}
+		settled[i] = true
+		msg, it := batch[i], items[i]
+		var err error
+		switch o.Status {
+		case ticketing.StatusCreated:
+			t.ok++
+			err = msg.Ack()
+		case ticketing.StatusSkipped:
+			t.skipped++
+			err = msg.Ack()
+		case ticketing.StatusDeadLettered:
+			t.failed++
+			err = msg.TermWithReason(o.DeadLetter.Reason)
+		case ticketing.StatusAuth:
+			t.failed++
+			t.refusal = o.Err
+			err = msg.NakWithDelay(s.cfg.redelivery(1))
+		case ticketing.StatusHeld:
+			// Shutdown while Jira is down: back soon, nothing counted.
+			t.failed++
+			err = msg.NakWithDelay(time.Second)
+		default: // StatusRetry, StatusRejected
+			t.failed++
+			err = msg.NakWithDelay(max(o.RetryIn, s.cfg.redelivery(it.Delivery)))
+		}
+		if err != nil {
+			s.log.Warn("settling message failed; it will be redelivered", "stream_seq", it.Seq, "err", err)
+		}
 	}
 }
 
