@@ -12,8 +12,8 @@ import (
 )
 
 // NATS unreachable at start: capture keeps retrying and says so (a log
-// line naming the redacted URL; /readyz not ready), then streams as soon as
-// the server is there.
+// line naming the redacted URL; /healthz healthy, /readyz not ready), then
+// streams as soon as the server is there.
 func TestStartsBeforeNATS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -27,10 +27,16 @@ func TestStartsBeforeNATS(t *testing.T) {
 	testsupport.WaitFor(t, "the retry to be logged", 15*time.Second, func() bool {
 		return strings.Contains(r.Logs.String(), "NATS unreachable")
 	})
-	if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+	// Served while waiting: healthy (a liveness probe must not restart
+	// it), not ready.
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusServiceUnavailable} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("%s while NATS is unreachable: %v", path, err)
+		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			t.Error("/readyz answers 200 while NATS is unreachable")
+		if resp.StatusCode != want {
+			t.Errorf("%s answers %d while NATS is unreachable, want %d", path, resp.StatusCode, want)
 		}
 	}
 	if err := e.NATS.Restart(); err != nil {

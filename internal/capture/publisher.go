@@ -147,12 +147,14 @@ func (p *publisher) Publish(ctx context.Context, row pgcdc.Decoded) error {
 	e.sent = e.first
 	p.mu.Lock()
 	e.id = p.headID + uint64(p.n)
+	// The reply subject is set before the entry is in the window, where a
+	// reconnect's resend may publish it at once.
+	e.msg.Reply = p.inbox + strconv.FormatUint(e.id, 10)
 	p.win[(p.head+p.n)%len(p.win)] = e
 	p.n++
 	n := p.n
 	p.mu.Unlock()
 	p.m.inFlight.Set(float64(n))
-	e.msg.Reply = p.inbox + strconv.FormatUint(e.id, 10)
 	if err := p.nc.PublishMsg(&e.msg); err != nil {
 		p.fail(e, err)
 	}

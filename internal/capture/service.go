@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,6 +75,26 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 	}
 	m := newMetrics(reg)
 
+	// /healthz and /metrics answer from the start, /readyz says "starting"
+	// until capture streams or stands by: a liveness probe must not kill
+	// a capture that waits for PostgreSQL or NATS.
+	var ready atomic.Pointer[func(http.ResponseWriter)]
+	mux := http.NewServeMux()
+	mux.Handle("/", telemetry.Handler(reg, nil))
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if f := ready.Load(); f != nil {
+			(*f)(w)
+			return
+		}
+		http.Error(w, "not ready: starting (connecting to PostgreSQL and NATS)", http.StatusServiceUnavailable)
+	})
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	httpWait, err := telemetry.Serve(serveCtx, cfg.HTTPAddr, mux, log)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+
 	// A stop signal while still retrying start-up is a clean exit.
 	if err := pgcdc.Prepare(ctx, cfg.DatabaseURL, cfg.Table, cfg.HashFields, cfg.Publication, cfg.Slot, log); err != nil {
 		if ctx.Err() != nil {
@@ -119,13 +140,8 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 	rep = newReporter(kv, cfg, st.State, &pub.tally, log)
 	pub.onError = rep.failed
 
-	mux := http.NewServeMux()
-	mux.Handle("/", telemetry.Handler(reg, nil))
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { readyz(w, st.State(), nc.IsConnected()) })
-	httpWait, err := telemetry.Serve(ctx, cfg.HTTPAddr, mux, log)
-	if err != nil {
-		return fmt.Errorf("HTTP_ADDR: %w", err)
-	}
+	readyNow := func(w http.ResponseWriter) { readyz(w, st.State(), nc.IsConnected()) }
+	ready.Store(&readyNow)
 
 	// Alerts are off (a no-op Alerter, no watcher) without an ALERT_* sink.
 	alerter := alert.New(cfg.Alert, log)
@@ -168,6 +184,7 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 		g.Go(func() error { return alerter.Run(alertCtx) })
 	}
 	err = g.Wait()
+	stopServe()
 	if herr := httpWait(); err == nil {
 		err = herr
 	}
