@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -91,7 +92,7 @@ func printEntries(w io.Writer, entries []*deadletters.Entry) {
 		table.Column{Title: "ATTEMPTS"}, table.Column{Title: "REASON", Max: listReasonWidth})
 	for _, e := range entries {
 		t.Row(strconv.FormatUint(e.Seq, 10), e.Time.Format("2006-01-02 15:04:05"), deadletters.ShortHash(e.Hash),
-			deadletters.Or(e.Name, "-"), deadletters.Or(e.Email, "-"), strconv.Itoa(e.Attempts), e.ReasonText)
+			cmp.Or(e.Name, "-"), cmp.Or(e.Email, "-"), strconv.Itoa(e.Attempts), e.ReasonText)
 	}
 	t.Flush()
 	fmt.Fprintf(w, "%d dead letter(s); details: ticketer dlq show SEQ\n", len(entries))
@@ -133,7 +134,7 @@ func dlqShow(ctx context.Context, env cli.Env, args []string) error {
 	w := env.Stdout
 	fmt.Fprintf(w, "Dead letter %d of %s (subject %s), stored %s\n", e.Seq, stream.DLQ, e.Subject, e.Time.Format(time.RFC3339))
 	fmt.Fprintf(w, "Request:  %s, hash %s\n", deadletters.Who(e.Name, e.Email), e.Hash)
-	fmt.Fprintf(w, "Reason:   %s\n", deadletters.ReasonTitles[e.Reason]+" ("+deadletters.Or(e.Reason, "?")+")")
+	fmt.Fprintf(w, "Reason:   %s\n", deadletters.ReasonTitles[e.Reason]+" ("+cmp.Or(e.Reason, "?")+")")
 	if len(e.FieldErrors) > 0 {
 		fmt.Fprintln(w, "Fields:")
 		for _, fe := range e.FieldErrors {
@@ -250,7 +251,7 @@ func dlqReplay(ctx context.Context, env cli.Env, args []string) error {
 		}
 		fromCapture++
 		fmt.Fprintf(env.Stdout, "DLQ %d (hash %s, %s): dead-lettered by capture (%s), not replayed\n",
-			e.Seq, deadletters.ShortHash(e.Hash), deadletters.Who(e.Name, e.Email), deadletters.Or(e.Reason, "?"))
+			e.Seq, deadletters.ShortHash(e.Hash), deadletters.Who(e.Name, e.Email), cmp.Or(e.Reason, "?"))
 	}
 	res, outs, err := r.DeadLetters(ctx, st, ours)
 	for _, o := range outs {

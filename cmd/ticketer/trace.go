@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -85,7 +86,7 @@ func printTrace(w io.Writer, res *trace.Result) {
 				if !c.ConfirmedAt.IsZero() {
 					moved = time.Since(c.ConfirmedAt).Round(time.Second).String() + " ago"
 				}
-				t.Row(c.Instance, c.Role, c.Table, deadletters.Or(c.ConfirmedLSN, "-"), moved, fmt.Sprintf("%d B", c.SlotLagBytes), deadletters.Or(c.LastError, "-"))
+				t.Row(c.Instance, c.Role, c.Table, cmp.Or(c.ConfirmedLSN, "-"), moved, fmt.Sprintf("%d B", c.SlotLagBytes), cmp.Or(c.LastError, "-"))
 			}
 			t.Flush()
 		}
@@ -105,7 +106,7 @@ func printTrace(w io.Writer, res *trace.Result) {
 			if j.Forms != nil {
 				seq = fmt.Sprint(j.Forms.Seq)
 			}
-			t.Row(deadletters.ShortHash(j.Hash), deadletters.Or(j.Name, "-"), deadletters.Or(j.Email, "-"), seq, j.Summary)
+			t.Row(deadletters.ShortHash(j.Hash), cmp.Or(j.Name, "-"), cmp.Or(j.Email, "-"), seq, j.Summary)
 		}
 		t.Flush()
 	}

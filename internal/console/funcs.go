@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -25,7 +26,7 @@ func funcs(jiraURL string) template.FuncMap {
 	return template.FuncMap{
 		"cut":   table.Cut,
 		"short": deadletters.ShortHash,
-		"or":    deadletters.Or,
+		"or":    cmp.Or[string],
 		"who":   deadletters.Who,
 		"when": func(t time.Time) string {
 			if t.IsZero() {

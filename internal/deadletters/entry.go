@@ -4,6 +4,7 @@
 package deadletters
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -81,7 +82,7 @@ var ReasonTitles = map[string]string{
 func ReasonText(d stream.DeadLetter) string {
 	title := ReasonTitles[d.Reason]
 	if title == "" {
-		title = Or(d.Reason, "unknown reason")
+		title = cmp.Or(d.Reason, "unknown reason")
 	}
 	detail := strings.Join(d.FieldErrors, "; ")
 	if detail == "" {
@@ -91,14 +92,6 @@ func ReasonText(d stream.DeadLetter) string {
 		return title
 	}
 	return title + ": " + detail
-}
-
-// Or is s, or def when s is empty.
-func Or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // fieldTarget pulls "customfield_10073 (Department)" out of a field error
@@ -116,7 +109,7 @@ func ReasonKey(d stream.DeadLetter) string {
 	}
 	title := ReasonTitles[d.Reason]
 	if title == "" {
-		title = Or(d.Reason, "unknown reason")
+		title = cmp.Or(d.Reason, "unknown reason")
 	}
 	if len(fields) == 0 {
 		return title

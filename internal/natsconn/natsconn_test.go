@@ -381,24 +381,6 @@ func TestWaitingServiceLearnsOfARefusal(t *testing.T) {
 	}
 }
 
-// The inbox prefixes are what deploy/nats/nats-server.conf lets each user
-// subscribe to.
-func TestInboxPrefixes(t *testing.T) {
-	ns := localnats.StartTB(t)
-	c, err := load(map[string]string{"NATS_URL": ns.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := natsconn.Connect(c, "test", quiet, nats.CustomInboxPrefix(natsconn.CaptureInbox))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if in := nc.NewInbox(); !strings.HasPrefix(in, natsconn.CaptureInbox+".") {
-		t.Errorf("inbox %s", in)
-	}
-}
-
 // credsFile is a .creds file's text, with or without its seed.
 func credsFile(t *testing.T, withSeed bool) string {
 	t.Helper()

@@ -6,6 +6,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -108,7 +109,7 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 					out.Line = fmt.Sprintf("%s: created %s", out.Label, o.Key)
 				} else {
 					res.Skipped++
-					out.Line = fmt.Sprintf("%s: already ticketed %s, nothing created", out.Label, deadletters.Or(o.Key, "(same request earlier in this replay)"))
+					out.Line = fmt.Sprintf("%s: already ticketed %s, nothing created", out.Label, cmp.Or(o.Key, "(same request earlier in this replay)"))
 				}
 				out.DLQSeq = 0
 				if err := st.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -248,7 +249,7 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 			out.Line = fmt.Sprintf("%s: created %s%s", out.Label, o.Key, note)
 		case ticketing.StatusSkipped:
 			res.Skipped++
-			out.Line = fmt.Sprintf("%s: skipped, already ticketed %s", out.Label, deadletters.Or(o.Key, "(same request earlier in this replay)"))
+			out.Line = fmt.Sprintf("%s: skipped, already ticketed %s", out.Label, cmp.Or(o.Key, "(same request earlier in this replay)"))
 		case ticketing.StatusRejected:
 			res.Failing++
 			seq, err := r.deadLetter(ctx, dlq, hash, it, o.DeadLetter)

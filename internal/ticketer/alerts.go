@@ -1,6 +1,7 @@
 package ticketer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -142,7 +143,7 @@ func (al *alerting) deadLettered(it ticketing.Item, o ticketing.Outcome) {
 	al.a.Notify(alert.Alert{
 		Kind:    alert.DeadLetter,
 		Summary: deadletters.ReasonKey(d),
-		Detail: fmt.Sprintf("DLQ seq %d (%s seq %d, hash %s): %s", o.DLQSeq, deadletters.Or(it.Stream, "?"), it.Seq,
+		Detail: fmt.Sprintf("DLQ seq %d (%s seq %d, hash %s): %s", o.DLQSeq, cmp.Or(it.Stream, "?"), it.Seq,
 			deadletters.ShortHash(d.Hash), deadletters.ReasonText(d)),
 		Fields: map[string]string{"dlq_seq": strconv.FormatUint(o.DLQSeq, 10), "hash": d.Hash, "reason": d.Reason},
 	})

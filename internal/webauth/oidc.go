@@ -1,6 +1,7 @@
 package webauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -158,7 +159,7 @@ func (o *oidcSource) user(idt *oidc.IDToken) (User, error) {
 	}
 	u := User{Name: cl.Email, Email: cl.Email, Role: Viewer, Via: "oidc", Groups: cl.Groups}
 	if u.Name == "" {
-		u.Name = cmpOr(cl.Preferred, cl.Name, idt.Subject)
+		u.Name = cmp.Or(cl.Preferred, cl.Name, idt.Subject)
 	}
 	if cl.EmailVerified != nil && !*cl.EmailVerified {
 		u.Email = "" // an unverified address names no operator
@@ -188,13 +189,4 @@ func (o *oidcSource) logoutURL(idToken string) string {
 	q.Set("client_id", o.cfg.ClientID)
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-func cmpOr(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
