@@ -329,6 +329,31 @@ func TestOutageHoldsWithoutCounting(t *testing.T) {
 	}
 }
 
+type requesterFunc func(context.Context, ticket.Person) (string, error)
+
+func (f requesterFunc) AccountID(ctx context.Context, p ticket.Person) (string, error) {
+	return f(ctx, p)
+}
+
+// A requester Jira refuses outright (a 400 on the customer) is
+// dead-lettered at once, naming the requester, not retried until
+// MAX_DELIVER.
+func TestRequesterRefusedByJiraIsDeadLettered(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Requesters = requesterFunc(func(context.Context, ticket.Person) (string, error) {
+			return "", &jira.APIError{Op: jira.OpCustomerCreate, Status: 400, Messages: []string{"The email address is invalid."}}
+		})
+	})
+	out := f.process(items(t, events(t, 1)...)...)[0]
+	if out.Status != StatusDeadLettered || len(f.jira.Created) != 0 {
+		t.Fatalf("%+v after %d creates; want dead-lettered, no create", out, len(f.jira.Created))
+	}
+	dl := f.dlq.DeadLetters()[0]
+	if dl.Reason != stream.ReasonJiraRejected || len(dl.FieldErrors) != 1 || !strings.Contains(dl.FieldErrors[0], "requester (") {
+		t.Errorf("dead letter %+v", dl)
+	}
+}
+
 // An attempt that provably created nothing (429s past the retry window)
 // leaves no search window behind: once Jira takes requests again, the next
 // delivery creates the ticket at once, not after RECONCILE_DELAY.

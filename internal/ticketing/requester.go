@@ -63,6 +63,12 @@ func (p *Engine) resolve(ctx context.Context, own []*work) []*work {
 		case Refused(err):
 			w.notCreated = true
 			w.authErr = err
+		case errors.Is(err, jira.ErrPermanent):
+			// Jira refused the requester itself (e.g. an address it does
+			// not take for a customer): retrying cannot help.
+			p.freeOwnClaim(ctx, w)
+			p.deadLetter(ctx, w, stream.ReasonJiraRejected, fmt.Errorf("requester %s: %w", w.req.Requester.Email, err), []string{
+				"requester (" + w.req.Requester.Email + "): " + err.Error()})
 		default:
 			w.notCreated = true // nothing was sent: the next attempt needs no search
 			p.transient(w, err, jira.RetryAfter(err))
