@@ -108,11 +108,17 @@ func (s *Site) Run(ctx context.Context) {
 func (s *Site) probeOnce(ctx context.Context) {
 	c, rev, err := s.read(ctx)
 	shared := err == nil
-	if !shared {
+	if !shared || rev == 0 {
+		// Not shared, or nobody's entry (ours could not be written): this
+		// replica's open circuit stands, and only a probe closes it.
 		c = circuit{State: "open", ProbeAfter: time.Now().Add(s.opt.ProbeMin), Backoff: s.opt.ProbeMin}
 		s.mu.Lock()
 		c.Since, c.Reason = s.since, s.reason
 		s.mu.Unlock()
+		if shared && s.write(ctx, c, 0) == nil {
+			c, rev, err = s.read(ctx) // shared now
+			shared = err == nil && rev != 0
+		}
 	}
 	if c.State != "open" {
 		s.apply(c)

@@ -136,6 +136,28 @@ func TestOutageOpensForAllAndOneProbes(t *testing.T) {
 	}
 }
 
+// A replica whose open circuit never reached FORMS_JIRA (the write failed,
+// or the entry is gone) keeps it open until a probe succeeds, instead of
+// taking the missing entry for "closed".
+func TestOpenCircuitWithoutSharedEntryWaitsForAProbe(t *testing.T) {
+	kv := bucket(t)
+	j := &jiraHealth{}
+	s := site(t, j, kv)
+	for range 3 {
+		s.Result(jira.OpBulkCreate, down)
+	}
+	testsupport.WaitFor(t, "the circuit open", 5*time.Second, func() bool { up, _, _, _ := s.Up(); return !up })
+	if err := kv.Purge(context.Background(), circuitKey); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // several probe turns, Jira still down
+	if up, _, _, _ := s.Up(); up {
+		t.Fatal("closed without a successful probe")
+	}
+	j.up.Store(true)
+	testsupport.WaitFor(t, "closed after Jira answers", 5*time.Second, func() bool { up, _, _, _ := s.Up(); return up })
+}
+
 // The replicas see each other: each paces at its share of the site rate,
 // and one's slow-down is everyone's.
 func TestReplicasShareThePace(t *testing.T) {
