@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -475,5 +476,86 @@ func TestForceCreatesAgainAndRepointsTheRecord(t *testing.T) {
 	}
 	if r := f.records.Record(ev.GetHash()); r.Key != out.Key {
 		t.Errorf("record points at %s, want %s", r.Key, out.Key)
+	}
+}
+
+// The record store failing: a claim that cannot be read or written sends
+// nothing to Jira (never a create without an owned claim), and the event
+// comes back.
+func TestStoreFailuresCreateNothing(t *testing.T) {
+	for _, op := range []string{"get", "put"} {
+		t.Run(op, func(t *testing.T) {
+			f := newFixture(t, nil)
+			f.records.Fail = func(o, _ string) error {
+				if o == op {
+					return errors.New("nats: timeout")
+				}
+				return nil
+			}
+			out := f.process(items(t, events(t, 1)...)...)[0]
+			if out.Status != StatusRetry || f.jira.Count("BulkCreate")+f.jira.Count("Create") != 0 {
+				t.Errorf("%+v after %d creates; want retry, no create", out, f.jira.Count("BulkCreate")+f.jira.Count("Create"))
+			}
+		})
+	}
+}
+
+// The ticket is created but its record cannot be written (the store fails
+// for good): the event is done, and the record stays a claim. The same
+// request again (a replay, capture re-sending it) finds the ticket by its
+// hash label instead of creating a second one, and records it.
+func TestRecordLostAfterCreateIsFoundNotRecreated(t *testing.T) {
+	f := newFixture(t, nil)
+	ev := events(t, 1)[0]
+	label := ticket.HashLabel(ev.GetHash())
+	var key string
+	f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+		key = f.jira.NextKey()
+		return []jira.Result{{Key: key}}, nil
+	}
+	f.jira.FindByLabelsFunc = func(context.Context, []string) (map[string][]string, error) {
+		if key == "" {
+			return map[string][]string{}, nil
+		}
+		return map[string][]string{label: {key}}, nil
+	}
+	f.jira.IssuesByKeyFunc = func(_ context.Context, keys []string) ([]jira.Issue, error) {
+		if key != "" && slices.Contains(keys, key) {
+			return []jira.Issue{{Key: key, Labels: []string{label}}}, nil
+		}
+		return nil, nil
+	}
+	f.records.Fail = func(op, _ string) error {
+		if op == "put" && key != "" {
+			return errors.New("nats: timeout")
+		}
+		return nil
+	}
+	if out := f.process(items(t, ev)...)[0]; out.Status != StatusCreated || out.Key != key {
+		t.Fatalf("first delivery: %+v, want created %s", out, key)
+	}
+	if r := f.records.Record(ev.GetHash()); r == nil || r.State != stream.StateClaimed {
+		t.Fatalf("record %+v, want the claim left", r)
+	}
+	f.records.Fail = nil
+	out := f.process(items(t, ev)...)[0]
+	if out.Key != key || f.jira.Count("BulkCreate")+f.jira.Count("Create") != 1 {
+		t.Errorf("the request again: %+v after %d creates; want %s found, one create", out, f.jira.Count("BulkCreate")+f.jira.Count("Create"), key)
+	}
+	if r := f.records.Record(ev.GetHash()); r == nil || r.Key != key || r.State != stream.StateCreated {
+		t.Errorf("record %+v, want created %s", r, key)
+	}
+}
+
+// An event that is not one (undecodable, or without its hash) is
+// dead-lettered at once with the reason, and Jira never hears of it.
+func TestNotAnEventIsDeadLettered(t *testing.T) {
+	f := newFixture(t, nil)
+	out := f.process(Item{Data: []byte("not protobuf \xff"), Seq: 9, Delivery: 1})[0]
+	if out.Status != StatusDeadLettered || len(f.dlq.DeadLetters()) != 1 || f.dlq.DeadLetters()[0].Reason != stream.ReasonUndecodable {
+		t.Errorf("%+v, dead letters %+v; want one undecodable", out, f.dlq.DeadLetters())
+	}
+	if n := f.jira.Count("BulkCreate") + f.jira.Count("Create"); n != 0 {
+		t.Errorf("%d creates for a non-event", n)
 	}
 }
