@@ -33,6 +33,7 @@ type Pacer struct {
 	until    time.Time     // quota pause: no request before this
 	changed  chan struct{} // closed when until moves, to wake sleepers
 	decrease func(op string, site, refused float64)
+	hold     func(until time.Time)
 }
 
 // lane is one endpoint's bucket and estimate.
@@ -135,6 +136,14 @@ func (p *Pacer) Adopt(op string, site, refused float64) {
 		p.applyLocked(l, site)
 		l.decreased = time.Now()
 	}
+}
+
+// OnHold is called (outside the pacer's lock) with the end of every new
+// quota pause this replica meets, to pause the other replicas too.
+func (p *Pacer) OnHold(fn func(until time.Time)) {
+	p.mu.Lock()
+	p.hold = fn
+	p.mu.Unlock()
 }
 
 // HoldAll stops every lane until t (another replica met a quota 429).
@@ -297,12 +306,19 @@ func (p *Pacer) Throttled(op string, retryAfter time.Duration, reason string, li
 	now := time.Now()
 	p.mu.Lock()
 	l := p.laneLocked(op)
+	var held time.Time
 	if strings.HasPrefix(reason, "jira-quota") {
+		if until := now.Add(max(retryAfter, time.Second)); until.After(p.until) {
+			held = until
+		}
 		p.holdLocked(now.Add(max(retryAfter, time.Second)))
 	} else if u := now.Add(retryAfter); retryAfter > 0 && u.After(l.until) {
 		l.until = u
 		close(p.changed)
 		p.changed = make(chan struct{})
+	}
+	if onHold := p.hold; !held.IsZero() && onHold != nil {
+		defer onHold(held) // after the unlock below (deferred calls run last)
 	}
 	// Concurrent 429s are one event: slow down once per second.
 	if now.Sub(l.decreased) < time.Second {

@@ -13,6 +13,7 @@ import (
 // The entries of FORMS_JIRA.
 const (
 	circuitKey    = "circuit"
+	holdKey       = "hold"
 	pacePrefix    = "pace."
 	replicaPrefix = "replica."
 )
@@ -26,6 +27,13 @@ type pace struct {
 	By      string    `json:"by"`
 }
 
+// hold is a quota pause one replica met ("hold"): Jira's "pause all API
+// requests until the window resets" is for the whole site.
+type hold struct {
+	Until time.Time `json:"until"`
+	By    string    `json:"by"`
+}
+
 // Attach shares this replica's view through kv (FORMS_JIRA).
 func (s *Site) Attach(kv jetstream.KeyValue) {
 	s.mu.Lock()
@@ -37,6 +45,14 @@ func (s *Site) Attach(kv jetstream.KeyValue) {
 		defer cancel()
 		if _, err := kv.Put(ctx, pacePrefix+key(op), b); err != nil {
 			s.log.Debug("could not share a slow-down", "op", op, "err", err)
+		}
+	})
+	s.pacer.OnHold(func(until time.Time) {
+		b, _ := json.Marshal(hold{Until: until.UTC(), By: s.id})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := kv.Put(ctx, holdKey, b); err != nil {
+			s.log.Debug("could not share a quota pause", "until", until, "err", err)
 		}
 	})
 }
@@ -196,6 +212,11 @@ func (s *Site) take(k string, v []byte) {
 		var c circuit
 		if json.Unmarshal(v, &c) == nil {
 			s.apply(c)
+		}
+	case k == holdKey:
+		var h hold
+		if json.Unmarshal(v, &h) == nil && h.By != s.id && time.Until(h.Until) > 0 {
+			s.pacer.HoldAll(h.Until)
 		}
 	case strings.HasPrefix(k, pacePrefix):
 		var p pace

@@ -158,6 +158,31 @@ func TestOpenCircuitWithoutSharedEntryWaitsForAProbe(t *testing.T) {
 	testsupport.WaitFor(t, "closed after Jira answers", 5*time.Second, func() bool { up, _, _, _ := s.Up(); return up })
 }
 
+// A quota 429 one replica meets pauses every replica until Jira's reset.
+func TestQuotaPauseIsShared(t *testing.T) {
+	kv := bucket(t)
+	j := &jiraHealth{}
+	j.up.Store(true)
+	a, b := site(t, j, kv), site(t, j, kv)
+	b.pacer.Answered(jira.OpSearch) // Jira answered it before: no first-request wait
+	if err := b.pacer.Wait(context.Background(), jira.OpSearch); err != nil {
+		t.Fatal(err)
+	}
+	a.pacer.Throttled(jira.OpBulkCreate, 2*time.Second, "jira-quota-tenant-based", 0)
+	testsupport.WaitFor(t, "the other replica paused too", 2*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		return b.pacer.Wait(ctx, jira.OpSearch) != nil // any lane: a quota is the site's
+	})
+	start := time.Now()
+	if err := b.pacer.Wait(context.Background(), jira.OpSearch); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Errorf("the other replica waited %v, more than the pause", d)
+	}
+}
+
 // The replicas see each other: each paces at its share of the site rate,
 // and one's slow-down is everyone's.
 func TestReplicasShareThePace(t *testing.T) {
