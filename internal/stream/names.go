@@ -45,6 +45,7 @@ type Resource struct {
 // Resources is the ownership table.
 var Resources = []Resource{
 	{Forms, "stream", config.Capture, config.Ticketer, "every captured row, the replay source"},
+	{CaptureStatusBucket, "kv", config.Capture, 0, "each capture's status (active or standby, confirmed LSN, slot lag) for capture status and the console"},
 	{DLQ, "stream", 0, config.Both, "dead letters of both binaries (neither rewrites it)"},
 	{TicketsBucket, "kv", config.Ticketer, 0, "hash → ticket record (claims, keys, pending label edits)"},
 	{Stats, "stream", config.Ticketer, 0, "daily counters, summed over replicas"},
@@ -52,7 +53,7 @@ var Resources = []Resource{
 	{JiraBucket, "kv", config.Ticketer, 0, "the replicas' shared view of Jira: circuit, pace, live replicas"},
 	{TicketerConsumer, "consumer", config.Ticketer, 0, "the durable consumer on FORMS all ticketer replicas share"},
 	{IndexBucket, "kv", config.Ticketer, 0, "request index for trace and the console: e-mail, name, row id, Jira key → hash; hash → FORMS seq, last outcome"},
-	{Audit, "stream", config.Ticketer, 0, "operator actions of the console (replays): who, what, when, outcome; written by `ticketer console`"},
+	{Audit, "stream", config.Ticketer, 0, "operator actions of the console (replays): who, what, when, outcome; created when missing and written by `ticketer console`"},
 }
 
 // Subject is where capture publishes rows of schema.table:
