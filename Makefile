@@ -15,16 +15,18 @@ demo:
 
 ## test: every test, integration tests included (real Postgres, in-process
 ## nats-server, the Jira sandbox over HTTP). Four packages at a time: most
-## tests wait on servers, not the CPU. The Jira budget test runs last and
-## alone, without the race detector: it drives the real binaries (built
-## without it, as production runs them) and measures throughput against
-## Jira's pace, which other tests sharing the CPU, or the race detector's
-## cost in the in-process nats-server, would measure instead.
-BUDGET_TEST := ^TestJiraBudgetFoundAndShared$$
+## tests wait on servers, not the CPU. The two timed tests run last, one
+## package at a time, without the race detector: the Jira budget test drives
+## the real binaries (built without it, as production runs them) and
+## measures throughput against Jira's pace, and trace's answers are timed
+## over an index of 100,000 requests; other tests sharing the CPU, or the
+## race detector's cost in the in-process nats-server, would measure
+## themselves instead.
+TIMED_TESTS := ^(TestJiraBudgetFoundAndShared|TestTraceAnswersInUnderASecondWith100kRequests)$$
 test:
 	@./scripts/ensure-deps.sh
-	$(GO) test -race -p 4 -count=1 -timeout 25m -skip '$(BUDGET_TEST)' ./...
-	$(GO) test -count=1 -timeout 10m -run '$(BUDGET_TEST)' ./internal/e2e/
+	$(GO) test -race -p 4 -count=1 -timeout 25m -skip '$(TIMED_TESTS)' ./...
+	$(GO) test -p 1 -count=1 -timeout 10m -run '$(TIMED_TESTS)' ./internal/e2e/ ./internal/trace/
 
 test-short:
 	$(GO) test -short -count=1 ./...
