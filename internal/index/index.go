@@ -156,26 +156,6 @@ func (x *Index) getJSON(ctx context.Context, key string, v any) (bool, error) {
 	return true, nil
 }
 
-// PutState writes s.
-func (x *Index) PutState(ctx context.Context, s State) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	if _, err := x.KV.Put(ctx, stateKey(s.Hash), b); err != nil {
-		return fmt.Errorf("write %s %s: %w", stream.IndexBucket, stateKey(s.Hash), err)
-	}
-	return nil
-}
-
-// PutJiraKey records that key was created for hash.
-func (x *Index) PutJiraKey(ctx context.Context, key, hash string) error {
-	if _, err := x.KV.Put(ctx, jiraKey(key), []byte(hash)); err != nil {
-		return fmt.Errorf("write %s %s: %w", stream.IndexBucket, jiraKey(key), err)
-	}
-	return nil
-}
-
 // ByJiraKey is the hash a ticket was created for ("" when unknown).
 func (x *Index) ByJiraKey(ctx context.Context, key string) (string, error) {
 	e, err := x.KV.Get(ctx, jiraKey(key))

@@ -23,13 +23,15 @@ type Observation struct {
 
 // Recorder writes observations to the index in the background: Observe
 // never blocks (when the queue is full the observation is dropped and
-// counted), so the index can never hold up a ticket. A nil *Recorder
+// OnDrop told), so the index can never hold up a ticket. A nil *Recorder
 // records nothing.
 type Recorder struct {
+	// OnDrop, if set, is told how many observations a full queue refused.
+	OnDrop func(n int)
+
 	idx     *Index
 	log     *slog.Logger
 	queue   chan []Observation
-	dropped atomic.Int64
 	pending atomic.Int64 // queued or being written
 	done    chan struct{}
 }
@@ -49,16 +51,10 @@ func (r *Recorder) Observe(obs []Observation) {
 	case r.queue <- obs:
 	default:
 		r.pending.Add(-1)
-		r.dropped.Add(int64(len(obs)))
+		if r.OnDrop != nil {
+			r.OnDrop(len(obs))
+		}
 	}
-}
-
-// Dropped is how many observations the full queue refused.
-func (r *Recorder) Dropped() int64 {
-	if r == nil {
-		return 0
-	}
-	return r.dropped.Load()
 }
 
 // Run writes what is queued until ctx ends, then what is left, briefly.
@@ -115,16 +111,6 @@ func (r *Recorder) write(ctx context.Context, obs []Observation) {
 	if err := r.idx.Put(ctx, kvs); err != nil && ctx.Err() == nil {
 		r.log.Debug("request index: outcomes not recorded", "err", err)
 	}
-}
-
-// Record merges o into the hash's state (the highest delivery count and
-// the last error are kept) and, for a ticket, indexes its key.
-func (x *Index) Record(ctx context.Context, o Observation) error {
-	kvs := map[string][]byte{}
-	if err := x.merge(ctx, o, kvs); err != nil {
-		return err
-	}
-	return x.Put(ctx, kvs)
 }
 
 // merge adds o's keys to kvs. A first delivery has nothing to merge with,

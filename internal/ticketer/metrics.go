@@ -19,6 +19,8 @@ type Metrics struct {
 	Pending     prometheus.Gauge
 	AckPending  prometheus.Gauge
 	Pace        prometheus.Gauge
+	// IndexDropped counts request-index updates a full queue refused.
+	IndexDropped prometheus.Counter
 	// Circuit is Jira's circuit here (0 closed, 1 half-open, 2 open);
 	// CircuitSeconds the time spent in each state.
 	Circuit        prometheus.Gauge
@@ -38,6 +40,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Pending:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_consumer_pending", Help: "Events in FORMS not yet delivered to the ticketer consumer."}),
 		AckPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_consumer_ack_pending", Help: "Events delivered and not yet acknowledged."}),
 		Pace:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_jira_pace_per_second", Help: "Current request pace towards Jira (+Inf = unpaced)."}),
+		IndexDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ticketer_index_dropped_total",
+			Help: "Request index (trace, console) updates dropped because their queue was full: trace may show an older state of those requests."}),
 		Circuit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_jira_circuit_state",
 			Help: "Jira's circuit as this replica sees it: 0 closed (Jira works), 1 half-open (probing), 2 open (Jira down: events held, only probes sent)."}),
 		CircuitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketer_jira_circuit_seconds_total",
@@ -47,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, st := range []jirasite.State{jirasite.Closed, jirasite.HalfOpen, jirasite.Open} {
 		m.CircuitSeconds.WithLabelValues(st.String())
 	}
-	reg.MustRegister(m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace, m.Circuit, m.CircuitSeconds)
+	reg.MustRegister(m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace, m.Circuit, m.CircuitSeconds, m.IndexDropped)
 	return m
 }
 

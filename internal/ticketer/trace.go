@@ -25,6 +25,7 @@ func (s *service) setUpIndex(ctx context.Context, js jetstream.JetStream) (*inde
 	}
 	idx := &index.Index{KV: kv, JS: js}
 	s.index = index.NewRecorder(idx, s.log, 4*s.cfg.Concurrency+16)
+	s.index.OnDrop = func(n int) { s.metrics.IndexDropped.Add(float64(n)) }
 	return &index.Tailer{Index: idx, Forms: forms, Log: s.log}, nil
 }
 

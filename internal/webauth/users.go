@@ -64,8 +64,11 @@ func (u *Users) Check(name, password string) bool {
 
 // Has says whether name is a user.
 func (u *Users) Has(name string) bool {
+	if u == nil {
+		return false
+	}
 	_, ok := u.hashes[name]
-	return u != nil && ok
+	return ok
 }
 
 // HashPassword is a users-file line for name (for the demo and tests).
