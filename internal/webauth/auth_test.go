@@ -211,13 +211,33 @@ func TestPasswordAndBasicAuth(t *testing.T) {
 	if st, _ := c.do(anon, "POST", "/api/act", nil, map[string]string{"basic": "oper:oper-pass", "Sec-Fetch-Site": "cross-site"}); st != http.StatusForbidden {
 		t.Errorf("cross-site Basic POST: %d", st)
 	}
-	// Sign out: the session is gone.
+	// Sign out: the session is gone, on the server too — the old cookie,
+	// sent again, opens nothing.
+	old := c.cookies(b)
 	if st, _ := c.do(b, "POST", "/logout", url.Values{"csrf": {who.CSRF}}, nil); st != 200 {
 		t.Errorf("logout: %d", st)
 	}
 	if st, _ := c.do(&nb, "GET", "/", nil, nil); st != http.StatusSeeOther {
 		t.Errorf("after logout: %d, want the login redirect", st)
 	}
+	if st, _ := c.do(c.withCookies(old), "GET", "/", nil, nil); st != http.StatusSeeOther {
+		t.Errorf("the signed-out session's cookie sent again: %d, want the login redirect", st)
+	}
+}
+
+// cookies are the cookies b holds for the console.
+func (c *console) cookies(b *http.Client) []*http.Cookie {
+	u, _ := url.Parse(c.srv.URL)
+	return b.Jar.Cookies(u)
+}
+
+// withCookies is a browser holding cs, not following redirects.
+func (c *console) withCookies(cs []*http.Cookie) *http.Client {
+	b := c.browser()
+	u, _ := url.Parse(c.srv.URL)
+	b.Jar.SetCookies(u, cs)
+	b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return b
 }
 
 func TestOIDC(t *testing.T) {
@@ -251,7 +271,7 @@ func TestOIDC(t *testing.T) {
 			if st, _ := c.do(b, "POST", "/api/act", nil, map[string]string{webauth.CSRFHeader: who.CSRF}); st != want {
 				t.Errorf("act as %s: %d, want %d", tc.role, st, want)
 			}
-			before := idp.LogoutCount()
+			before, old := idp.LogoutCount(), c.cookies(b)
 			st, body = c.do(b, "POST", "/logout", url.Values{"csrf": {who.CSRF}}, nil)
 			if st != 200 || !strings.Contains(body, "login page") || idp.LogoutCount() != before+1 {
 				t.Errorf("logout: %d %q, provider logouts %d", st, body, idp.LogoutCount())
@@ -260,6 +280,9 @@ func TestOIDC(t *testing.T) {
 			nb.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 			if st, _ := c.do(&nb, "GET", "/", nil, nil); st != http.StatusSeeOther {
 				t.Errorf("after logout: %d", st)
+			}
+			if st, _ := c.do(c.withCookies(old), "GET", "/", nil, nil); st != http.StatusSeeOther {
+				t.Errorf("the signed-out session's cookie sent again: %d", st)
 			}
 		})
 	}
