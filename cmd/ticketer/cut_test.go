@@ -12,8 +12,8 @@ import (
 )
 
 // A 300-character name and a 20,000-character comment are cut with an
-// ellipsis in the tables of dlq list, trace and stats; dlq show and
-// --json keep them whole.
+// ellipsis in the tables of dlq list and trace; dlq show and --json keep
+// them whole.
 func TestLongValuesAreCutInTables(t *testing.T) {
 	h := newHarness(t, jirasandbox.Options{})
 	samples, err := form.Samples()
@@ -45,12 +45,8 @@ func TestLongValuesAreCutInTables(t *testing.T) {
 	}
 	maxLine("dlq list", h.mustCmd("dlq", "list"))
 	maxLine("trace", h.mustCmd("trace", "id=7"))
-	stats := h.mustCmd("stats", "--days", "2")
-	for _, l := range strings.Split(stats, "\n") {
-		if utf8.RuneCountInString(l) > 400 {
-			t.Errorf("stats: a line of %d characters", utf8.RuneCountInString(l))
-		}
-	}
+	// stats prints counts and durations only: no value of a request
+	// reaches its table, so there is nothing to cut.
 	if show := h.mustCmd("dlq", "show", "1"); !strings.Contains(show, name) {
 		t.Error("dlq show does not print the name whole")
 	}
