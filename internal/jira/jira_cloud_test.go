@@ -3,6 +3,7 @@ package jira
 import (
 	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,35 @@ func TestErrorsAsJiraCloudSendsThem(t *testing.T) {
 			}
 		}
 	})
+}
+
+// retryAfter reads every documented way Jira says when to come back, at a
+// fixed now (the end-to-end case above cannot pin the minutes layout: the
+// truncated time may already be past).
+func TestRetryAfterHeaders(t *testing.T) {
+	now := time.Date(2026, 3, 26, 16, 0, 30, 0, time.UTC)
+	for _, tc := range []struct {
+		h    map[string]string
+		want time.Duration
+	}{
+		{map[string]string{"Retry-After": "7"}, 7 * time.Second},
+		{map[string]string{"Retry-After": "Thu, 26 Mar 2026 16:00:40 GMT"}, 10 * time.Second},
+		{map[string]string{"X-RateLimit-Reset": "2026-03-26T16:00:45Z"}, 15 * time.Second},
+		{map[string]string{"X-RateLimit-Reset": "2026-03-26T16:00:45.500Z"}, 15500 * time.Millisecond},
+		{map[string]string{"X-RateLimit-Reset": "2026-03-26T16:01Z"}, 30 * time.Second},
+		{map[string]string{"X-RateLimit-Reset": "2026-03-26T16:00Z"}, 0}, // truncated into the past
+		{map[string]string{"Retry-After": "3", "X-RateLimit-Reset": "2026-03-26T16:01Z"}, 3 * time.Second},
+		{map[string]string{"X-RateLimit-Reset": "soon"}, 0},
+		{nil, 0},
+	} {
+		h := http.Header{}
+		for k, v := range tc.h {
+			h.Set(k, v)
+		}
+		if got := retryAfter(h, now); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.h, got, tc.want)
+		}
+	}
 }
 
 // jiraPaced skips the client's own pacer (it would wait out the 429 the

@@ -162,3 +162,34 @@ func TestPacerThrottledWithTheRate(t *testing.T) {
 		t.Errorf("a lane at 5/s after a 429 saying 10/s: %v, want at most 5", r)
 	}
 }
+
+// A lane nobody has heard Jira answer sends one request and waits for its
+// answer (which may say the rate) before the next: a fleet starting
+// together must not burst past the limit first.
+func TestPacerFreshLaneWaitsForTheFirstAnswer(t *testing.T) {
+	p := NewPacer(0)
+	ctx := context.Background()
+	if err := p.Wait(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	second := make(chan time.Duration, 1)
+	go func() {
+		_ = p.Wait(ctx, op)
+		second <- time.Since(start)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case d := <-second:
+		t.Fatalf("the second request went after %v, before the first was answered", d)
+	default:
+	}
+	p.Told(op, 50)
+	p.Answered(op)
+	if d := <-second; d < 200*time.Millisecond || d > 900*time.Millisecond {
+		t.Errorf("the second request went %v after the first, want right after its answer (200 ms)", d)
+	}
+	if r := p.Rate(op); r != 50 {
+		t.Errorf("the lane's rate after an answer saying 50/s: %v", r)
+	}
+}
