@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,35 @@ func TestFindByTextFindsJSMRequestByHash(t *testing.T) {
 		if err != nil || len(found) != 1 || len(found[ev.GetHash()]) != 1 || found[ev.GetHash()][0] != key {
 			t.Errorf("API v%d: found %v, %v; want %s for the hash only", v, found, err, key)
 		}
+	}
+}
+
+// Search order as the queries ask it: FindByLabels lists a label's issues
+// oldest first (the first ticket of a request is the one to keep), and
+// LatestKey is the newest issue's key.
+func TestSearchOrder(t *testing.T) {
+	_, url := sandbox(t, jirasandbox.Options{})
+	c, err := New(Options{URL: url, Email: email, APIToken: token, APIVersion: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var keys []string
+	for _, name := range []string{"Ann", "Bob", "Cy"} {
+		k, err := c.Create(ctx, fields(name, "Finance", "cowjacket-same"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	found, err := c.FindByLabels(ctx, []string{"cowjacket-same"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := found["cowjacket-same"]; !slices.Equal(got, keys) {
+		t.Errorf("FindByLabels: %v, want oldest first %v", got, keys)
+	}
+	if latest, err := c.LatestKey(ctx, "CP"); err != nil || latest != keys[2] {
+		t.Errorf("LatestKey: %q %v, want %s", latest, err, keys[2])
 	}
 }

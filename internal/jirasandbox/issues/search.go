@@ -100,6 +100,9 @@ func (s *Service) HandleSearch(w http.ResponseWriter, r *http.Request) {
 			hits = append(hits, is)
 		}
 	}
+	if query.OldestFirst() {
+		slices.Reverse(hits)
+	}
 	s.mu.Unlock()
 
 	page := hits[min(offset, len(hits)):min(offset+limit, len(hits))]

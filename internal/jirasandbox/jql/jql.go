@@ -26,7 +26,14 @@ type Query struct {
 	labels   [][]string
 	keys     [][]string
 	texts    []textClause
+	// oldestFirst: ORDER BY created|key|id ASC; without ORDER BY, or DESC,
+	// results are newest first.
+	oldestFirst bool
 }
+
+// OldestFirst reports whether the query asked for ascending creation
+// order.
+func (q Query) OldestFirst() bool { return q.oldestFirst }
 
 // textClause is "field ~ value". Like Jira's index, it matches words, not
 // characters: the value and the field text are split into lowercase words
@@ -242,12 +249,26 @@ func Parse(src string) (Query, error) {
 	if len(q.projects)+len(q.labels)+len(q.keys)+len(q.texts) == 0 {
 		return q, Error("Unbounded JQL queries are not allowed here. Please add a search restriction to your query.")
 	}
-	// ORDER BY: accepted and ignored (results are newest first).
+	// ORDER BY field [ASC|DESC]
+	// (https://support.atlassian.com/jira-core-cloud/docs/advanced-search-reference-jql-keywords,
+	// "ORDER BY"): a field's default direction depends on the field, so the
+	// client always names it; the sandbox takes ASC. created, key and id
+	// all order by creation here.
 	if i < len(toks) {
 		o, _ := next()
 		b, ok := next()
 		if !strings.EqualFold(o.text, "order") || !ok || !strings.EqualFold(b.text, "by") || i >= len(toks) {
 			return q, Error("Error in the JQL Query: Expecting 'BY' and a field after 'ORDER'.")
+		}
+		field, _ := next()
+		q.oldestFirst = true
+		if dir, ok := next(); ok {
+			q.oldestFirst = !strings.EqualFold(dir.text, "desc")
+		}
+		switch strings.ToLower(field.text) {
+		case "created", "key", "id", "issuekey":
+		default:
+			q.oldestFirst = false // other fields: the sandbox keeps newest first
 		}
 	}
 	return q, nil
