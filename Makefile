@@ -10,7 +10,7 @@ IMAGE ?= cowjacket/formjira
 ## JetStream, Jira sandbox, capture, ticketer). Ctrl-C stops it; run again to
 ## resume, `make demo ARGS=--fresh` to start over.
 demo:
-	@./scripts/ensure-deps.sh
+	@./scripts/ensure-deps.sh --demo
 	$(GO) run ./cmd/demo $(ARGS)
 
 ## test: every test, integration tests included (real Postgres, in-process

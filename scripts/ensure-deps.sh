@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need beyond Go, when it is missing:
-# the PostgreSQL server binaries (tests start a private server from them),
-# systemd-analyze (the deploy tests verify the systemd units with it),
-# Debian's Chromium (the console's browser test drives it headless) and,
-# with --proto, protoc for the generated-code check. Nothing else is needed:
-# nats-server runs in-process and the Jira sandbox is part of this repository.
+# the PostgreSQL server binaries (tests and the demo start a private server
+# from them) and, for the tests, pg_recvlogical, systemd-analyze (the deploy
+# tests verify the systemd units with it), Debian's Chromium (the console's
+# browser test drives it headless) and the nats CLI (the operator-guide
+# test); with --proto, protoc for the generated-code check; with --demo,
+# only what `make demo` needs. nats-server runs in-process and the Jira
+# sandbox is part of this repository.
 set -euo pipefail
 
-want_proto=0
+want_proto=0 demo=0
 [[ "${1:-}" == "--proto" ]] && want_proto=1
+[[ "${1:-}" == "--demo" ]] && demo=1
 
 pkgs=()
 if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && [[ -z "${PG_BIN:-}" ]]; then
   pkgs+=(postgresql)
 fi
-if ! command -v pg_recvlogical >/dev/null; then
-  pkgs+=(postgresql-client)
-fi
-if ! command -v systemd-analyze >/dev/null; then
-  pkgs+=(systemd)
-fi
-if [[ ! -x /usr/bin/chromium ]] && [[ -z "${CHROMIUM:-}" ]]; then
-  pkgs+=(chromium)
+if (( ! demo )); then
+  command -v pg_recvlogical >/dev/null || pkgs+=(postgresql-client)
+  command -v systemd-analyze >/dev/null || pkgs+=(systemd)
+  if [[ ! -x /usr/bin/chromium ]] && [[ -z "${CHROMIUM:-}" ]]; then
+    pkgs+=(chromium)
+  fi
 fi
 if (( want_proto )); then
   command -v protoc >/dev/null || pkgs+=(protobuf-compiler)
@@ -41,7 +42,7 @@ fi
 
 # The operator tests drive the real `nats` CLI (the version the README shows).
 gobin="$(go env GOPATH)/bin"
-if ! command -v nats >/dev/null && [[ ! -x "$gobin/nats" ]]; then
+if (( ! demo )) && ! command -v nats >/dev/null && [[ ! -x "$gobin/nats" ]]; then
   echo "installing the nats CLI (natscli v0.5.0) into $gobin" >&2
   GOFLAGS=-mod=mod go install github.com/nats-io/natscli/nats@v0.5.0
 fi
