@@ -64,8 +64,8 @@ func TestNATSServerConf(t *testing.T) {
 			continue
 		}
 		for _, forbidden := range []string{"$JS.API.STREAM.DELETE.FORMS", "$JS.API.STREAM.PURGE.FORMS", "$JS.API.STREAM.MSG.DELETE.FORMS"} {
-			if slices.ContainsFunc(p.Publish.Allow, func(s string) bool { return matches(s, forbidden) }) &&
-				!slices.ContainsFunc(p.Publish.Deny, func(s string) bool { return matches(s, forbidden) }) {
+			if slices.ContainsFunc(p.Publish.Allow, func(s string) bool { return server.SubjectMatchesFilter(forbidden, s) }) &&
+				!slices.ContainsFunc(p.Publish.Deny, func(s string) bool { return server.SubjectMatchesFilter(forbidden, s) }) {
 				t.Errorf("user %s may publish %s", u.Username, forbidden)
 			}
 		}
@@ -86,21 +86,6 @@ func TestNATSServerConf(t *testing.T) {
 	}
 }
 
-// matches: NATS subject pattern pat covers subject (tokens, * and >).
-func matches(pat, subject string) bool {
-	p, s := strings.Split(pat, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s):
-			return false
-		case tok != "*" && tok != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
-}
 
 // TestNATSHelmValuesSecurity: the Helm values run the cluster as
 // nats-server.conf runs a server: TLS on the client port with client

@@ -133,7 +133,7 @@ func (s *service) holdUntilUp(workCtx, runCtx context.Context, items []ticketing
 		for k, i := range idx {
 			fns[k] = items[i].KeepAlive
 		}
-		stop := ticketing.KeepAlive(fns, s.keepAliveEvery())
+		stop := ticketing.KeepAlive(fns, s.cfg.keepAliveEvery())
 		err := s.site.WaitUp(runCtx)
 		stop()
 		if err != nil {
@@ -150,8 +150,10 @@ func (s *service) holdUntilUp(workCtx, runCtx context.Context, items []ticketing
 	}
 }
 
-func (s *service) keepAliveEvery() time.Duration {
-	return max(min(s.cfg.AckWait, s.cfg.redelivery(1))/3, 100*time.Millisecond)
+// keepAliveEvery is how often a message being worked on (or held) is
+// marked in progress: well within ACK_WAIT and the first redelivery delay.
+func (c *Config) keepAliveEvery() time.Duration {
+	return max(min(c.AckWait, c.redelivery(1))/3, 100*time.Millisecond)
 }
 
 // jiraNote is the readiness note while Jira is down: the pod is healthy,

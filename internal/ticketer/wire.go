@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -71,7 +70,7 @@ func (c *Config) Engine(js jetstream.JetStream, tickets stream.Tickets, m *mappi
 		Log: log, Metrics: metrics, Pacer: pacer,
 		BatchSize: c.BatchSize, Concurrency: c.Concurrency,
 		ReconcileDelay: c.ReconcileDelay, JiraTimeout: c.JiraTimeout, RetryWindow: c.RetryWindow, MaxFailures: c.MaxDeliver,
-		KeepAliveEvery: max(min(c.AckWait, c.redelivery(1))/3, 100*time.Millisecond),
+		KeepAliveEvery: c.keepAliveEvery(),
 	})
 }
 
