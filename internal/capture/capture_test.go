@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -250,6 +251,23 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 	testsupport.WaitFor(t, "slot confirmed past the rows after the poison row", 10*time.Second, func() bool {
 		return e.SlotLSN(c) > commit
 	})
+
+	// The poison row published again (here by backfill; after a crash, by
+	// the re-read from the confirmed LSN) is the same dead letter: one.
+	cfg, err := LoadConfig(e.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Backfill(ctx, cfg, time.Time{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Read != 4 || res.DeadLettered != 1 {
+		t.Errorf("backfill %+v, want 4 read, the poison row dead-lettered again", res)
+	}
+	if n := len(readAll(t, js, stream.DLQ)); n != 1 {
+		t.Errorf("%d dead letters after the poison row was published twice, want 1", n)
+	}
 }
 
 // SIGTERM while nats is down: in-flight rows cannot be acknowledged, yet
