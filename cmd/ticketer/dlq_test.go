@@ -141,6 +141,18 @@ func TestDLQReplayAfterTheOptionIsAdded(t *testing.T) {
 	if _, err := h.cmd("dlq", "replay", "999"); err == nil {
 		t.Error("replay of a missing sequence succeeded")
 	}
+
+	// A request that has its ticket, replayed from FORMS, takes its stale
+	// dead letter with it: nothing is left waiting for an operator.
+	m.Header.Set(nats.MsgIdHdr, "test-duplicate-2")
+	ack, err = h.JS.PublishMsg(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = h.mustCmd("replay", "--from-seq", "4", "--to-seq", "4")
+	if want := fmt.Sprintf("its dead letter(s) DLQ %d removed", ack.Sequence); !strings.Contains(out, want) || len(h.DLQ()) != 0 || len(h.SB.Issues()) != 4 {
+		t.Errorf("FORMS replay of a ticketed request with a dead letter (want %q):\n%s", want, out)
+	}
 }
 
 // replay over ticketed events creates nothing; --force creates new ones

@@ -246,10 +246,10 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 			if force {
 				note = " (forced; the record now points at it)"
 			}
-			out.Line = fmt.Sprintf("%s: created %s%s", out.Label, o.Key, note)
+			out.Line = fmt.Sprintf("%s: created %s%s%s", out.Label, o.Key, note, r.resolved(ctx, dlq, hash))
 		case ticketing.StatusSkipped:
 			res.Skipped++
-			out.Line = fmt.Sprintf("%s: skipped, already ticketed %s", out.Label, cmp.Or(o.Key, "(same request earlier in this replay)"))
+			out.Line = fmt.Sprintf("%s: skipped, already ticketed %s%s", out.Label, cmp.Or(o.Key, "(same request earlier in this replay)"), r.resolved(ctx, dlq, hash))
 		case ticketing.StatusRejected:
 			res.Failing++
 			seq, err := r.deadLetter(ctx, dlq, hash, it, o.DeadLetter)
@@ -277,18 +277,47 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 	return ctx.Err()
 }
 
+// byHash loads, once per replay, the dead letters of FORMS_DLQ by hash.
+func (r *Replayer) byHash(ctx context.Context, st jetstream.Stream) error {
+	if r.dlqByHash != nil {
+		return nil
+	}
+	entries, err := deadletters.List(ctx, st)
+	if err != nil {
+		return err
+	}
+	r.dlqByHash = map[string][]uint64{}
+	for _, e := range entries {
+		r.dlqByHash[e.Hash] = append(r.dlqByHash[e.Hash], e.Seq)
+	}
+	return nil
+}
+
+// resolved removes the dead letters of a request a FORMS replay ticketed
+// (or found ticketed): they are no longer waiting for anyone. It says what
+// it did, for the outcome's line.
+func (r *Replayer) resolved(ctx context.Context, st jetstream.Stream, hash string) string {
+	if hash == "" || r.byHash(ctx, st) != nil {
+		return ""
+	}
+	var gone []string
+	for _, seq := range r.dlqByHash[hash] {
+		if err := st.DeleteMsg(ctx, seq); err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+			gone = append(gone, fmt.Sprint(seq))
+		}
+	}
+	delete(r.dlqByHash, hash)
+	if len(gone) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; its dead letter(s) DLQ %s removed", strings.Join(gone, ", "))
+}
+
 // deadLetter records a FORMS event that a replay could not ticket: it
 // replaces the request's existing dead letter(s), or adds one.
 func (r *Replayer) deadLetter(ctx context.Context, st jetstream.Stream, hash string, it ticketing.Item, dl *stream.DeadLetter) (uint64, error) {
-	if r.dlqByHash == nil {
-		r.dlqByHash = map[string][]uint64{}
-		entries, err := deadletters.List(ctx, st)
-		if err != nil {
-			return 0, err
-		}
-		for _, e := range entries {
-			r.dlqByHash[e.Hash] = append(r.dlqByHash[e.Hash], e.Seq)
-		}
+	if err := r.byHash(ctx, st); err != nil {
+		return 0, err
 	}
 	var newSeq uint64
 	olds := r.dlqByHash[hash]
@@ -314,6 +343,7 @@ func (r *Replayer) deadLetter(ctx context.Context, st jetstream.Stream, hash str
 			return 0, fmt.Errorf("publish dead letter: %w", err)
 		}
 		newSeq = ack.Sequence
+		r.Stats.Add(stats.DeadLettered, 1) // a new one; a replaced one was counted when first made
 	}
 	r.dlqByHash[hash] = []uint64{newSeq}
 	return newSeq, nil
