@@ -254,6 +254,8 @@ func TestOIDC(t *testing.T) {
 		{"operator by group", oidctest.Claims{Subject: "1", Email: "ann@cowjacket.example", Groups: []string{"staff", "pipeline-operators"}}, webauth.Operator},
 		{"operator by e-mail", oidctest.Claims{Subject: "2", Email: "Boss@cowjacket.example"}, webauth.Operator},
 		{"viewer", oidctest.Claims{Subject: "3", Email: "bob@cowjacket.example", Groups: []string{"staff"}}, webauth.Viewer},
+		// An operator's address the provider has not verified names nobody.
+		{"unverified operator e-mail", oidctest.Claims{Subject: "4", Email: "boss@cowjacket.example", EmailUnverified: true}, webauth.Viewer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			idp.SignInAs(tc.claims)
@@ -263,7 +265,11 @@ func TestOIDC(t *testing.T) {
 				User webauth.User
 				CSRF string
 			}
-			if json.Unmarshal([]byte(body), &who); st != 200 || who.User.Email != tc.claims.Email || who.User.Role != tc.role || who.User.Via != "oidc" {
+			wantEmail := tc.claims.Email
+			if tc.claims.EmailUnverified {
+				wantEmail = ""
+			}
+			if json.Unmarshal([]byte(body), &who); st != 200 || who.User.Email != wantEmail || who.User.Role != tc.role || who.User.Via != "oidc" {
 				t.Fatalf("after the provider: %d %s", st, body)
 			}
 			// The API accepts the session too; replaying needs the role.

@@ -28,6 +28,9 @@ type Claims struct {
 	Email   string   `json:"email,omitempty"`
 	Name    string   `json:"name,omitempty"`
 	Groups  []string `json:"groups,omitempty"`
+	// EmailUnverified sends email_verified false (the provider has not
+	// checked the address).
+	EmailUnverified bool `json:"-"`
 }
 
 // Provider is the identity provider.
@@ -136,7 +139,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	raw, err := jwt.Signed(p.signer).Claims(jwt.Claims{Issuer: p.URL, Subject: g.claims.Subject, Audience: jwt.Audience{p.ClientID},
 		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour))}).
-		Claims(map[string]any{"nonce": g.nonce, "email": g.claims.Email, "email_verified": true, "name": g.claims.Name, "groups": g.claims.Groups}).Serialize()
+		Claims(map[string]any{"nonce": g.nonce, "email": g.claims.Email, "email_verified": !g.claims.EmailUnverified, "name": g.claims.Name, "groups": g.claims.Groups}).Serialize()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
