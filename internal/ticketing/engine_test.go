@@ -559,3 +559,40 @@ func TestNotAnEventIsDeadLettered(t *testing.T) {
 		t.Errorf("%d creates for a non-event", n)
 	}
 }
+
+// takeOverPacer is a pacer during whose wait another worker takes the
+// claim over (writes the record): the fence before the create.
+type takeOverPacer struct {
+	records *ticketingtest.Records
+	hash    string
+	once    bool
+}
+
+func (p *takeOverPacer) Wait(context.Context, string) error {
+	if !p.once {
+		p.once = true
+		p.records.Set(p.hash, stream.Record{State: stream.StateClaimed, ClaimedAt: time.Now(), RecheckAfter: time.Now().Add(time.Hour), Attempt: 9})
+	}
+	return nil
+}
+func (p *takeOverPacer) WaitLow(context.Context, string) error { return nil }
+
+// A claim taken over while this worker waited for its turn at Jira is
+// fenced: the record's revision moved, so nothing is sent (never two
+// creates for one request).
+func TestClaimTakenOverWhileWaitingSendsNothing(t *testing.T) {
+	ev := events(t, 1)[0]
+	pacer := &takeOverPacer{hash: ev.GetHash()}
+	f := newFixture(t, func(c *Config) {
+		pacer.records = c.Records.(*ticketingtest.Records)
+		c.Pacer = pacer
+		c.RetryWindow = 50 * time.Millisecond
+	})
+	out := f.process(items(t, ev)...)[0]
+	if n := f.jira.Count("BulkCreate") + f.jira.Count("Create"); n != 0 || out.Status == StatusCreated {
+		t.Errorf("%+v after %d creates; want nothing sent once the claim was taken over", out, n)
+	}
+	if r := f.records.Record(ev.GetHash()); r == nil || r.Attempt != 9 {
+		t.Errorf("record %+v, want the other worker's claim untouched", r)
+	}
+}
