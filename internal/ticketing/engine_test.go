@@ -596,3 +596,16 @@ func TestClaimTakenOverWhileWaitingSendsNothing(t *testing.T) {
 		t.Errorf("record %+v, want the other worker's claim untouched", r)
 	}
 }
+
+// A dead letter that cannot be stored before shutdown is not claimed to
+// be: the event comes back (nak), never terminated without its dead letter.
+func TestDeadLetterAbandonedAtShutdownKeepsTheEvent(t *testing.T) {
+	f := newFixture(t, nil)
+	f.dlq.Fail = func(int) error { return errors.New("nats: no responders available for request") }
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	out := f.engine.Process(ctx, []Item{{Data: []byte("not protobuf \xff"), Seq: 9, Delivery: 1}})[0]
+	if out.Status != StatusRetry || out.DeadLetter != nil || len(f.dlq.Msgs) != 0 {
+		t.Errorf("%+v, %d dead letters stored; want retry (nak), none", out, len(f.dlq.Msgs))
+	}
+}
