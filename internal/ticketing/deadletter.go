@@ -29,7 +29,8 @@ func (p *Engine) deadLetter(ctx context.Context, w *work, reason string, cause e
 		LastFailure:    now,
 		DeadLetteredBy: "ticketer",
 	}
-	class := map[string]string{stream.ReasonJiraRejected: "rejected", stream.ReasonExhausted: "transient"}[reason]
+	class := map[string]string{stream.ReasonJiraRejected: "rejected", stream.ReasonExhausted: "transient",
+		stream.ReasonPermission: "permission", stream.ReasonUndecodable: "undecodable"}[reason]
 	if class == "" {
 		class = "unmappable"
 	}

@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Created: prometheus.NewCounter(prometheus.CounterOpts{Name: "ticketer_tickets_created_total", Help: "Jira tickets created."}),
 		Skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ticketer_events_skipped_total", Help: "Events whose ticket already existed (idempotency record or Jira search)."}),
 		Failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketer_events_failed_total",
-			Help: "Event processing failures by class (rejected, unmappable, transient, auth)."}, []string{"class"}),
+			Help: "Event processing failures by class (rejected, unmappable, undecodable, permission, transient, auth)."}, []string{"class"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketer_dead_lettered_total",
 			Help: "Events published to FORMS_DLQ, by reason."}, []string{"reason"}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "ticketer_retries_total", Help: "Retries of transient Jira failures within a delivery."}),
