@@ -51,6 +51,30 @@ type Server struct {
 
 	tmpl     *template.Template
 	replayMu sync.Mutex // one replay at a time
+
+	// The overview, read at most once per overviewMaxAge for every open
+	// page and API client together (it reads days of records).
+	overviewMu sync.Mutex
+	lastView   *Overview
+}
+
+// overviewMaxAge is how old a shared overview may be: under the pages'
+// 5-second refresh.
+const overviewMaxAge = 4 * time.Second
+
+// overview is the current overview, shared while young.
+func (s *Server) overview(ctx context.Context) (*Overview, error) {
+	s.overviewMu.Lock()
+	defer s.overviewMu.Unlock()
+	if s.lastView != nil && time.Since(s.lastView.At) < overviewMaxAge {
+		return s.lastView, nil
+	}
+	o, err := overview(ctx, s.JS)
+	if err != nil {
+		return nil, err
+	}
+	s.lastView = o
+	return o, nil
 }
 
 // Handler is the whole console.
@@ -142,7 +166,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request) {
-	o, err := overview(r.Context(), s.JS)
+	o, err := s.overview(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -397,7 +421,7 @@ func (s *Server) apiFail(w http.ResponseWriter, r *http.Request, status int, err
 }
 
 func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
-	o, err := overview(r.Context(), s.JS)
+	o, err := s.overview(r.Context())
 	if err != nil {
 		s.apiFail(w, r, http.StatusInternalServerError, err)
 		return
