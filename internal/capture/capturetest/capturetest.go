@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -363,17 +362,11 @@ func (e *Env) WaitStreaming(c *pgx.Conn) {
 // Get fetches http://addr+path and returns status and body.
 func Get(t *testing.T, addr, path string) (int, string) {
 	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+	st, body := testsupport.Get(addr, path)
+	if st == 0 {
+		t.Fatalf("GET %s: %s", path, body)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return resp.StatusCode, string(b)
+	return st, body
 }
 
 // PKOf is the event's primary key as text.
