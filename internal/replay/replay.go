@@ -119,12 +119,19 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 			case ticketing.StatusRejected:
 				res.Failing++
 				newSeq, err := deadletters.Replace(ctx, r.JS, st, e, *o.DeadLetter)
-				if err != nil {
-					out.Line = fmt.Sprintf("%s: still failing, entry kept unchanged (%v): %s", out.Label, err, deadletters.ReasonText(*o.DeadLetter))
-					break
+				why := deadletters.ReasonText(*o.DeadLetter)
+				switch {
+				case err == nil:
+					out.DLQSeq = newSeq
+					out.Line = fmt.Sprintf("%s: still failing, now DLQ %d: %s", out.Label, newSeq, why)
+				case newSeq != 0:
+					// Stored anew, the old one not removed: both are listed
+					// (a replay of either finds the same request).
+					out.DLQSeq = newSeq
+					out.Line = fmt.Sprintf("%s: still failing, now DLQ %d; DLQ %d could not be removed (%v): %s", out.Label, newSeq, e.Seq, err, why)
+				default:
+					out.Line = fmt.Sprintf("%s: still failing, entry kept unchanged (%v): %s", out.Label, err, why)
 				}
-				out.DLQSeq = newSeq
-				out.Line = fmt.Sprintf("%s: still failing, now DLQ %d: %s", out.Label, newSeq, deadletters.ReasonText(*o.DeadLetter))
 			case ticketing.StatusAuth:
 				res.Failing++
 				authErr = o.Err
