@@ -449,14 +449,20 @@ func (p *publisher) run(ctx context.Context) error {
 func (p *publisher) resend(now time.Time, all bool) (next time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	resent := 0 // after a reconnect: said once, not once per row
 	for i := range p.n {
 		e := p.win[(p.head+i)%len(p.win)]
-		if e.state == sent && (all || now.Sub(e.sent) >= p.ackTimeout) {
-			err := errAckTimeout
-			if all {
-				err = nats.ErrDisconnected
+		switch {
+		case e.state == sent && all:
+			// Not the row's failure: the connection's. No attempt counted.
+			e.state, e.err, e.retryAt = failed, nats.ErrDisconnected, now
+			if !e.failedAt {
+				e.failedAt = true
+				p.failing++
 			}
-			p.failLocked(e, err, now)
+			resent++
+		case e.state == sent && now.Sub(e.sent) >= p.ackTimeout:
+			p.failLocked(e, errAckTimeout, now)
 			e.retryAt = now
 		}
 		if e.state != failed {
@@ -469,7 +475,9 @@ func (p *publisher) resend(now time.Time, all bool) (next time.Time) {
 			continue
 		}
 		p.m.retries.Inc()
-		p.log.Warn("publish failed; retrying the same message", "hash", e.hash, "attempt", e.attempts+1, "error", e.err.Error())
+		if !errors.Is(e.err, nats.ErrDisconnected) {
+			p.log.Warn("publish failed; retrying the same message", "hash", e.hash, "attempt", e.attempts+1, "error", e.err.Error())
+		}
 		// Published under p.mu: an answer to an earlier attempt could
 		// otherwise free the entry while it is being sent.
 		err := p.nc.PublishMsg(&e.msg)
@@ -490,6 +498,9 @@ func (p *publisher) resend(now time.Time, all bool) (next time.Time) {
 				next = e.retryAt
 			}
 		}
+	}
+	if resent > 0 {
+		p.log.Info("NATS reconnected: re-sending the unacknowledged rows (duplicates collapse)", "rows", resent)
 	}
 	return next
 }
