@@ -86,7 +86,6 @@ func TestNATSServerConf(t *testing.T) {
 	}
 }
 
-
 // TestNATSHelmValuesSecurity: the Helm values run the cluster as
 // nats-server.conf runs a server: TLS on the client port with client
 // certificates verified against the CA Secret, TLS between the servers,
