@@ -14,6 +14,7 @@ var serveCommand = cli.Command{
 			return err
 		}
 		capture.TuneGC()
+		capture.TuneProcs()
 		return capture.Run(ctx, env.Getenv, env.Stdout, env.Stderr)
 	},
 }

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
 )
 
@@ -18,5 +19,20 @@ func TuneGC() {
 	}
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
 		debug.SetMemoryLimit(96 << 20)
+	}
+}
+
+// TuneProcs runs the capture process on one P unless GOMAXPROCS is set.
+// Capture is one pipeline: one goroutine reads, decodes, encodes and
+// publishes, the others (nats.go's flusher and reader, the acknowledgement
+// handler) take turns with it. With more Ps every hand-off wakes another
+// thread (nats.go kicks its flusher on each publish), and those wake-ups
+// cost more CPU than the work handed off; on one P the hand-off is a
+// goroutine switch. Measured in BENCHMARKS.md (capture CPU per row and
+// context switches). Not for the in-process benchmark, whose process is
+// nats-server too.
+func TuneProcs() {
+	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+		runtime.GOMAXPROCS(1)
 	}
 }

@@ -582,7 +582,7 @@ func formsHashes(t *testing.T, js jetstream.JetStream) map[string]int {
 		for m := range batch.Messages() {
 			n++
 			got++
-			out[m.Headers().Get(stream.HeaderHash)]++
+			out[stream.HashOf(m.Headers())]++
 		}
 		if n == 0 {
 			if ctx.Err() != nil {

@@ -13,7 +13,9 @@ import (
 // stream knows what it is looking at.
 const ContentType = "application/json; proto=cowjacket.forms.v1.FormSubmission"
 
-// Header names set on every event.
+// Header names. An event carries Content-Type and Nats-Msg-Id (its hash);
+// a dead letter carries the hash as Cowjacket-Hash, since its Nats-Msg-Id
+// is its own.
 const (
 	HeaderContentType = "Content-Type"
 	HeaderHash        = "Cowjacket-Hash"
@@ -77,22 +79,33 @@ func EventMsg(subject, hash string, body []byte) *nats.Msg {
 	return &nats.Msg{Subject: subject, Data: body, Header: EventHeader(hash)}
 }
 
-// EventHeader is the header of an event with this record hash.
+// EventHeader is the header of an event with this record hash. It is kept
+// to what readers need: nats.go encodes it for every publish, and the
+// server scans it for every message (BENCHMARKS.md).
 func EventHeader(hash string) nats.Header {
 	return nats.Header{
 		HeaderContentType: {ContentType},
 		nats.MsgIdHdr:     {hash},
-		HeaderHash:        {hash},
 	}
 }
 
 // SetEventHeader is EventHeader(hash) in h's storage when h is one already
 // (a publisher reusing its messages), a new one otherwise.
 func SetEventHeader(h nats.Header, hash string) nats.Header {
-	id, hh, ct := h[nats.MsgIdHdr], h[HeaderHash], h[HeaderContentType]
-	if len(h) != 3 || len(id) != 1 || len(hh) != 1 || len(ct) != 1 || ct[0] != ContentType {
+	id, ct := h[nats.MsgIdHdr], h[HeaderContentType]
+	if len(h) != 2 || len(id) != 1 || len(ct) != 1 || ct[0] != ContentType {
 		return EventHeader(hash)
 	}
-	id[0], hh[0] = hash, hash
+	id[0] = hash
 	return h
+}
+
+// HashOf is the record hash a message's header names: Cowjacket-Hash on a
+// dead letter (and on events of capture before 2026-12), else an event's
+// Nats-Msg-Id.
+func HashOf(h nats.Header) string {
+	if v := h.Get(HeaderHash); v != "" {
+		return v
+	}
+	return h.Get(nats.MsgIdHdr)
 }

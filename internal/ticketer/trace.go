@@ -37,7 +37,7 @@ func (s *service) observe(batch []jetstream.Msg, items []ticketing.Item, outs []
 	now := time.Now()
 	obs := make([]index.Observation, 0, len(outs))
 	for i, o := range outs {
-		obs = append(obs, Observation(batch[i].Headers().Get(stream.HeaderHash), items[i], o, "ticketer", now))
+		obs = append(obs, Observation(stream.HashOf(batch[i].Headers()), items[i], o, "ticketer", now))
 	}
 	s.index.Observe(obs)
 }
