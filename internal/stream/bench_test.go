@@ -62,3 +62,24 @@ func BenchmarkEncoder(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 	}
 }
+
+// BenchmarkEncoderSmallRow is capture's encoder on the benchmark's small
+// row (cmd/bench -row small): four short values, every other column NULL.
+func BenchmarkEncoderSmallRow(b *testing.B) {
+	ev := benchEvents(b)[0]
+	for i, c := range ev.GetColumns() {
+		if i > 4 && c.GetName() != "createdat" {
+			c.Value = form.Null()
+		}
+	}
+	buf := make([]byte, 0, 4096)
+	var enc Encoder
+	b.ReportAllocs()
+	for b.Loop() {
+		body, err := enc.Append(buf[:0], ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(body)))
+	}
+}
