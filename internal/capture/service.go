@@ -95,15 +95,9 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 
-	// A stop signal while still retrying start-up is a clean exit.
-	if err := pgcdc.Prepare(ctx, cfg.DatabaseURL, cfg.Table, cfg.HashFields, cfg.Publication, cfg.Slot, log); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	nc, js, err := connectNATS(ctx, cfg, log)
+	nc, js, err := prepare(ctx, cfg, log)
 	if err != nil {
+		// A stop signal while still retrying start-up is a clean exit.
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -189,6 +183,29 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 		err = herr
 	}
 	return err
+}
+
+// prepare readies PostgreSQL (table, publication, slot) and NATS (the
+// connection, the streams) at once: start-up is time a backlog waits.
+// Either one's failure ends the other's retrying.
+func prepare(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	var nc *nats.Conn
+	var js jetstream.JetStream
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return pgcdc.Prepare(gctx, cfg.DatabaseURL, cfg.Table, cfg.HashFields, cfg.Publication, cfg.Slot, log)
+	})
+	g.Go(func() (err error) {
+		nc, js, err = connectNATS(gctx, cfg, log)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 // readyz answers /readyz: ready is the active capture (streaming) and a

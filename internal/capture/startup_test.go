@@ -1,0 +1,44 @@
+package capture
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/localnats"
+	"github.com/cowjacket/formjira/internal/testsupport"
+)
+
+// PostgreSQL and NATS are readied at once: a NATS server that refuses the
+// credentials ends start-up with its one line while PostgreSQL is still
+// unreachable (capture used to retry PostgreSQL for ever before asking
+// NATS).
+func TestNATSRefusalEndsStartUpWhilePostgresIsDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ca := testsupport.NewCA(t, "nats")
+	client := ca.Client(t, "capture")
+	ns := localnats.StartAuthTB(t, ca, map[string]string{"capture": "right-password"})
+	vars := map[string]string{
+		"DATABASE_URL": "postgres://capture@" + testsupport.FreeAddr(t) + "/forms?sslmode=disable",
+		"NATS_URL":     ns.URL(), "NATS_USER": "capture", "NATS_PASSWORD": "wrong-password",
+		"NATS_TLS_CA": ca.File, "NATS_TLS_CERT": client.CertFile, "NATS_TLS_KEY": client.KeyFile,
+		"HTTP_ADDR": "off",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	logs := &testsupport.Buffer{}
+	err := Run(ctx, func(k string) string { return vars[k] }, io.Discard, logs)
+	if ctx.Err() != nil {
+		t.Fatalf("start-up still waiting after 30 s (PostgreSQL first?); logs:\n%s", logs)
+	}
+	if err == nil || !strings.Contains(err.Error(), "NATS_USER/NATS_PASSWORD: the NATS server refused the credentials") {
+		t.Fatalf("error %v, want NATS's refusal", err)
+	}
+	if !strings.Contains(logs.String(), "PostgreSQL unreachable") {
+		t.Errorf("PostgreSQL was not being retried meanwhile; logs:\n%s", logs)
+	}
+}
