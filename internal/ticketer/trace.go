@@ -1,6 +1,7 @@
 package ticketer
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -37,7 +38,9 @@ func (s *service) observe(batch []jetstream.Msg, items []ticketing.Item, outs []
 	now := time.Now()
 	obs := make([]index.Observation, 0, len(outs))
 	for i, o := range outs {
-		obs = append(obs, Observation(stream.HashOf(batch[i].Headers()), items[i], o, "ticketer", now))
+		// The body's hash: a FORMS message's Nats-Msg-Id is not always one.
+		hash := cmp.Or(o.Hash, stream.HashOf(batch[i].Headers()))
+		obs = append(obs, Observation(hash, items[i], o, "ticketer", now))
 	}
 	s.index.Observe(obs)
 }

@@ -119,6 +119,10 @@ func TestNewEventsAreCreatedAndRecorded(t *testing.T) {
 		if r == nil || r.State != stream.StateCreated || r.Key != outs[i].Key {
 			t.Errorf("record of event %d: %+v, want created %s", i, r, outs[i].Key)
 		}
+		// The index records outcomes by this hash, the body's.
+		if outs[i].Hash != ev.GetHash() {
+			t.Errorf("outcome %d names hash %q, want the event's %q", i, outs[i].Hash, ev.GetHash())
+		}
 	}
 	// A second delivery finds the records: nothing is sent again.
 	again := f.process(items(t, evs[0])...)

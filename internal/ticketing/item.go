@@ -47,6 +47,7 @@ func (s Status) String() string {
 
 // Outcome is what became of an item.
 type Outcome struct {
+	Hash       string // the event's record hash, from its body ("" if undecodable)
 	Status     Status
 	Key        string
 	Err        error

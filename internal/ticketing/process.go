@@ -130,6 +130,7 @@ func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
 			}
 		}
 		out[i] = *w.out
+		out[i].Hash = w.hash
 	}
 	return out
 }
