@@ -15,4 +15,10 @@ var program = cli.Program{
 	Commands: []cli.Command{serveCommand, backfillCommand, statusCommand, healthcheckCommand},
 }
 
-func main() { cli.Main(program) }
+func main() {
+	// Here, not in the serve command: tests run that inside their own
+	// process, with nats-server in it (docs/architecture.md says why).
+	capture.TuneGC()
+	capture.TuneProcs()
+	cli.Main(program)
+}

@@ -13,8 +13,6 @@ var serveCommand = cli.Command{
 		if err := cli.NoArgs("capture", args); err != nil {
 			return err
 		}
-		capture.TuneGC()
-		capture.TuneProcs()
 		return capture.Run(ctx, env.Getenv, env.Stdout, env.Stderr)
 	},
 }

@@ -14,15 +14,16 @@ import (
 // the process environment (which the Go runtime reads) win. See
 // BENCHMARKS.md.
 func TuneGC() {
-	if _, ok := os.LookupEnv("GOGC"); !ok {
+	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
+	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(96 << 20)
 	}
 }
 
-// TuneProcs runs the capture process on one P unless GOMAXPROCS is set.
+// TuneProcs runs the capture process on one P unless GOMAXPROCS is set
+// (empty counts as unset, as for the runtime).
 // Capture is one pipeline: one goroutine reads, decodes, encodes and
 // publishes, the others (nats.go's flusher and reader, the acknowledgement
 // handler) take turns with it. With more Ps every hand-off wakes another
@@ -30,9 +31,9 @@ func TuneGC() {
 // cost more CPU than the work handed off; on one P the hand-off is a
 // goroutine switch. Measured in BENCHMARKS.md (capture CPU per row and
 // context switches). Not for the in-process benchmark, whose process is
-// nats-server too.
+// nats-server too, nor for tests running the service in theirs.
 func TuneProcs() {
-	if _, ok := os.LookupEnv("GOMAXPROCS"); !ok {
+	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
 }

@@ -20,4 +20,10 @@ func TestTuneProcs(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Errorf("without GOMAXPROCS: GOMAXPROCS %d, want 1", got)
 	}
+	runtime.GOMAXPROCS(2)
+	t.Setenv("GOMAXPROCS", "") // the runtime reads it as unset
+	TuneProcs()
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Errorf("with GOMAXPROCS empty: GOMAXPROCS %d, want 1", got)
+	}
 }
