@@ -186,24 +186,52 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 }
 
 // prepare readies PostgreSQL (table, publication, slot) and NATS (the
-// connection, the streams) at once: start-up is time a backlog waits.
-// Either one's failure ends the other's retrying.
+// connection, the streams) at once: start-up is time a backlog waits. A
+// PostgreSQL failure ends NATS's retrying; a NATS failure ends PostgreSQL's
+// retrying of an unreachable server, but not an attempt under way: the slot
+// is still made, so rows committed until NATS is fixed are kept.
 func prepare(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	natsCtx, stopNATS := context.WithCancel(ctx)
+	defer stopNATS()
+	natsFailed := make(chan struct{})
 	var nc *nats.Conn
 	var js jetstream.JetStream
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return pgcdc.Prepare(gctx, cfg.DatabaseURL, cfg.Table, cfg.HashFields, cfg.Publication, cfg.Slot, log)
-	})
-	g.Go(func() (err error) {
-		nc, js, err = connectNATS(gctx, cfg, log)
-		return err
-	})
-	if err := g.Wait(); err != nil {
+	var nerr error
+	natsDone := make(chan struct{})
+	go func() {
+		defer close(natsDone)
+		if nc, js, nerr = connectNATS(natsCtx, cfg, log); nerr != nil {
+			close(natsFailed)
+		}
+	}()
+	// Not even a stop (a NATS refusal is one) cuts an attempt short; it
+	// ends the retrying. An attempt is bounded (10 s).
+	giveUp, prepared := make(chan struct{}), make(chan struct{})
+	go func() {
+		select {
+		case <-natsFailed:
+		case <-ctx.Done():
+		case <-prepared:
+		}
+		close(giveUp)
+	}()
+	perr := pgcdc.Prepare(context.WithoutCancel(ctx), giveUp, cfg.DatabaseURL, cfg.Table, cfg.HashFields, cfg.Publication, cfg.Slot, log)
+	close(prepared)
+	if perr == nil && ctx.Err() != nil {
+		perr = ctx.Err()
+	}
+	if perr != nil {
+		stopNATS()
+	}
+	<-natsDone
+	switch {
+	case nerr != nil && (perr == nil || !errors.Is(nerr, context.Canceled)):
+		return nil, nil, nerr // NATS's own failure (connectNATS closed nc)
+	case perr != nil:
 		if nc != nil {
 			nc.Close()
 		}
-		return nil, nil, err
+		return nil, nil, perr
 	}
 	return nc, js, nil
 }

@@ -2,12 +2,15 @@ package capture
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cowjacket/formjira/internal/localnats"
+	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
@@ -40,5 +43,33 @@ func TestNATSRefusalEndsStartUpWhilePostgresIsDown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "PostgreSQL unreachable") {
 		t.Errorf("PostgreSQL was not being retried meanwhile; logs:\n%s", logs)
+	}
+}
+
+// A NATS refusal does not cut PostgreSQL's preparation short: the slot is
+// made, so what is committed until NATS is fixed is kept for capture.
+func TestNATSRefusalStillMakesTheSlot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	ca := testsupport.NewCA(t, "nats")
+	client := ca.Client(t, "capture")
+	ns := localnats.StartAuthTB(t, ca, map[string]string{"capture": "right-password"})
+	slot := fmt.Sprintf("refused_%d", os.Getpid())
+	e := newEnv(t).With(t, map[string]string{
+		"SLOT_NAME": slot, "NATS_URL": ns.URL(), "NATS_USER": "capture", "NATS_PASSWORD": "wrong-password",
+		"NATS_TLS_CA": ca.File, "NATS_TLS_CERT": client.CertFile, "NATS_TLS_KEY": client.KeyFile,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := Run(ctx, e.Getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "NATS_USER/NATS_PASSWORD: the NATS server refused the credentials") {
+		t.Fatalf("error %v, want NATS's refusal", err)
+	}
+	c := e.Conn()
+	t.Cleanup(func() { _, _ = c.Exec(context.Background(), "SELECT pg_drop_replication_slot($1)", slot) })
+	s, err := pgcdc.ReadSlot(ctx, c, slot)
+	if err != nil || !s.Exists {
+		t.Fatalf("slot %s after the refusal: %+v (%v), want it made", slot, s, err)
 	}
 }

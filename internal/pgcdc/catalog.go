@@ -86,8 +86,11 @@ func (e startupCause) Unwrap() error        { return e.error }
 // Prepare runs every start-up check and creates what is missing: logical
 // WAL, a role allowed to replicate, the table, the HASH_FIELDS columns, the
 // publication and the slot. An unreachable server is retried (it may be
-// starting; each failure goes to log); an answer that says no is returned.
-func Prepare(ctx context.Context, dsn string, t Table, hashFields []string, publication, slot string, log *slog.Logger) error {
+// starting; each failure goes to log) until giveUp is closed (nil: never):
+// then the last failure is returned. An attempt under way is not cut short
+// by giveUp, so a reachable server still gets its slot. An answer that says
+// no is returned at once.
+func Prepare(ctx context.Context, giveUp <-chan struct{}, dsn string, t Table, hashFields []string, publication, slot string, log *slog.Logger) error {
 	for attempt := 1; ; attempt++ {
 		err := prepareOnce(ctx, dsn, t, hashFields, publication, slot)
 		var pgErr *pgconn.PgError
@@ -98,6 +101,8 @@ func Prepare(ctx context.Context, dsn string, t Table, hashFields []string, publ
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-giveUp:
+			return err
 		case <-time.After(min(time.Duration(attempt)*time.Second, 5*time.Second)):
 		}
 	}
