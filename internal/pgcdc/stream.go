@@ -21,7 +21,9 @@ type Sink interface {
 	// Publish takes one row of the current transaction. It may block while
 	// the sink is full; when ctx ends first it returns ctx's error and has
 	// not taken the row (the stream offers it again). row.Event is the
-	// relation's reused storage: valid only until Publish returns.
+	// relation's reused storage and its strings alias the received
+	// message (proto.Clone would share them): valid only until Publish
+	// returns; keep an encoding or a copy.
 	Publish(ctx context.Context, row Decoded) error
 	// Commit says every row of WAL before end has been offered: once they
 	// are all delivered, the slot may be confirmed up to end.
