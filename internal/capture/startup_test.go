@@ -22,15 +22,9 @@ func TestNATSRefusalEndsStartUpWhilePostgresIsDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	ca := testsupport.NewCA(t, "nats")
-	client := ca.Client(t, "capture")
-	ns := localnats.StartAuthTB(t, ca, map[string]string{"capture": "right-password"})
-	vars := map[string]string{
-		"DATABASE_URL": "postgres://capture@" + testsupport.FreeAddr(t) + "/forms?sslmode=disable",
-		"NATS_URL":     ns.URL(), "NATS_USER": "capture", "NATS_PASSWORD": "wrong-password",
-		"NATS_TLS_CA": ca.File, "NATS_TLS_CERT": client.CertFile, "NATS_TLS_KEY": client.KeyFile,
-		"HTTP_ADDR": "off",
-	}
+	vars := refusingNATS(t)
+	vars["DATABASE_URL"] = "postgres://capture@" + testsupport.FreeAddr(t) + "/forms?sslmode=disable"
+	vars["HTTP_ADDR"] = "off"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	logs := &testsupport.Buffer{}
@@ -38,9 +32,7 @@ func TestNATSRefusalEndsStartUpWhilePostgresIsDown(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatalf("start-up still waiting after 30 s (PostgreSQL first?); logs:\n%s", logs)
 	}
-	if err == nil || !strings.Contains(err.Error(), "NATS_USER/NATS_PASSWORD: the NATS server refused the credentials") {
-		t.Fatalf("error %v, want NATS's refusal", err)
-	}
+	wantRefusal(t, err)
 	if !strings.Contains(logs.String(), "PostgreSQL unreachable") {
 		t.Errorf("PostgreSQL was not being retried meanwhile; logs:\n%s", logs)
 	}
@@ -52,24 +44,36 @@ func TestNATSRefusalStillMakesTheSlot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	ca := testsupport.NewCA(t, "nats")
-	client := ca.Client(t, "capture")
-	ns := localnats.StartAuthTB(t, ca, map[string]string{"capture": "right-password"})
 	slot := fmt.Sprintf("refused_%d", os.Getpid())
-	e := newEnv(t).With(t, map[string]string{
-		"SLOT_NAME": slot, "NATS_URL": ns.URL(), "NATS_USER": "capture", "NATS_PASSWORD": "wrong-password",
-		"NATS_TLS_CA": ca.File, "NATS_TLS_CERT": client.CertFile, "NATS_TLS_KEY": client.KeyFile,
-	})
+	vars := refusingNATS(t)
+	vars["SLOT_NAME"] = slot
+	e := newEnv(t).With(t, vars)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := Run(ctx, e.Getenv, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "NATS_USER/NATS_PASSWORD: the NATS server refused the credentials") {
-		t.Fatalf("error %v, want NATS's refusal", err)
-	}
+	wantRefusal(t, Run(ctx, e.Getenv, io.Discard, io.Discard))
 	c := e.Conn()
 	t.Cleanup(func() { _, _ = c.Exec(context.Background(), "SELECT pg_drop_replication_slot($1)", slot) })
 	s, err := pgcdc.ReadSlot(ctx, c, slot)
 	if err != nil || !s.Exists {
 		t.Fatalf("slot %s after the refusal: %+v (%v), want it made", slot, s, err)
+	}
+}
+
+// refusingNATS is the NATS variables of a server that refuses capture's
+// password.
+func refusingNATS(t *testing.T) map[string]string {
+	ca := testsupport.NewCA(t, "nats")
+	client := ca.Client(t, "capture")
+	ns := localnats.StartAuthTB(t, ca, map[string]string{"capture": "right-password"})
+	return map[string]string{
+		"NATS_URL": ns.URL(), "NATS_USER": "capture", "NATS_PASSWORD": "wrong-password",
+		"NATS_TLS_CA": ca.File, "NATS_TLS_CERT": client.CertFile, "NATS_TLS_KEY": client.KeyFile,
+	}
+}
+
+func wantRefusal(t *testing.T, err error) {
+	t.Helper()
+	if err == nil || !strings.Contains(err.Error(), "NATS_USER/NATS_PASSWORD: the NATS server refused the credentials") {
+		t.Fatalf("error %v, want NATS's refusal", err)
 	}
 }
