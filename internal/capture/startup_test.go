@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -48,6 +50,13 @@ func TestNATSRefusalStillMakesTheSlot(t *testing.T) {
 	vars := refusingNATS(t)
 	vars["SLOT_NAME"] = slot
 	e := newEnv(t).With(t, vars)
+	// PostgreSQL answers later than NATS refuses.
+	u, err := url.Parse(e.Vars["DATABASE_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Host = slowProxy(t, u.Host)
+	e.Vars["DATABASE_URL"] = u.String()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	wantRefusal(t, Run(ctx, e.Getenv, io.Discard, io.Discard))
@@ -76,4 +85,34 @@ func wantRefusal(t *testing.T, err error) {
 	if err == nil || !strings.Contains(err.Error(), "NATS_USER/NATS_PASSWORD: the NATS server refused the credentials") {
 		t.Fatalf("error %v, want NATS's refusal", err)
 	}
+}
+
+// slowProxy forwards connections to addr, each a second late: a PostgreSQL
+// slower to prepare than NATS is to refuse.
+func slowProxy(t *testing.T, addr string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				time.Sleep(time.Second)
+				s, err := net.Dial("tcp", addr)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { _, _ = io.Copy(s, c) }()
+				_, _ = io.Copy(c, s)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
