@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -105,13 +106,8 @@ func randomPassword(t *testing.T) string {
 
 // as is env with user's NATS settings over it.
 func (u *natsUsers) as(user string, env map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range env {
-		out[k] = v
-	}
-	for k, v := range u.env[user] {
-		out[k] = v
-	}
+	out := maps.Clone(env)
+	maps.Copy(out, u.env[user])
 	return out
 }
 
@@ -379,9 +375,7 @@ func operatorConsole(t *testing.T, env map[string]string, seq uint64) {
 		t.Fatal(err)
 	}
 	cenv := map[string]string{"CONSOLE_ADDR": "127.0.0.1:0", "CONSOLE_USERS_FILE": users, "CONSOLE_OPERATORS": "oper"}
-	for k, v := range env {
-		cenv[k] = v
-	}
+	maps.Copy(cenv, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addr, done := make(chan string, 1), make(chan error, 1)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -70,13 +71,8 @@ func TestNothingTicketerPrintsShowsASecret(t *testing.T) {
 		"ALERT_WEBHOOK_URL": "https://hooks.slack.invalid/services/T0000/B0000/webhook-s3cret",
 	}
 	with := func(vars map[string]string) map[string]string {
-		out := map[string]string{}
-		for k, v := range env {
-			out[k] = v
-		}
-		for k, v := range vars {
-			out[k] = v
-		}
+		out := maps.Clone(env)
+		maps.Copy(out, vars)
 		return out
 	}
 

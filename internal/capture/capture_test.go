@@ -2,7 +2,6 @@ package capture
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -254,14 +253,7 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 
 	// The poison row published again (here by backfill; after a crash, by
 	// the re-read from the confirmed LSN) is the same dead letter: one.
-	cfg, err := LoadConfig(e.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Backfill(ctx, cfg, time.Time{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := backfill(ctx, t, e)
 	if res.Read != 4 || res.DeadLettered != 1 {
 		t.Errorf("backfill %+v, want 4 read, the poison row dead-lettered again", res)
 	}

@@ -1,8 +1,11 @@
 package capture
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/localnats"
@@ -37,4 +40,18 @@ func newEnv(t *testing.T) *env { return capturetest.New(t, pg, Run) }
 // Postgres, or needs a small max payload, brings its own).
 func newEnvOn(t *testing.T, srv *localpg.Server, ns *localnats.Server) *env {
 	return capturetest.NewOn(t, srv, ns, Run)
+}
+
+// backfill runs Backfill over the whole table with e's configuration.
+func backfill(ctx context.Context, t *testing.T, e *env) BackfillResult {
+	t.Helper()
+	cfg, err := LoadConfig(e.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Backfill(ctx, cfg, time.Time{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

@@ -3,7 +3,6 @@ package capture
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -225,14 +224,7 @@ func TestEveryTypeArrives(t *testing.T) {
 	}
 
 	// The same rows read by a table scan (backfill) are the same events.
-	cfg, err := LoadConfig(e.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Backfill(ctx, cfg, time.Time{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := backfill(ctx, t, e)
 	if res != (BackfillResult{Read: 4, Duplicates: 4}) {
 		t.Errorf("backfill %+v, want 4 read, all 4 duplicates of the captured events", res)
 	}

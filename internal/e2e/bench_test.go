@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"testing"
@@ -67,9 +68,7 @@ func benchTicketer(b *testing.B, mapping string, n int, tune map[string]string) 
 		env["JIRA_TIMEOUT"] = "10s"
 		env["RETRY_WINDOW"] = "30s"
 		env["ACK_WAIT"] = "30s"
-		for k, v := range tune {
-			env[k] = v
-		}
+		maps.Copy(env, tune)
 		b.StartTimer()
 		begin := time.Now()
 		p := start(b, "ticketer", ticketer.Run, env)

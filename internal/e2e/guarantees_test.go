@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -355,7 +356,7 @@ func TestTwoTicketersKilledAmidUnknownOutcomes(t *testing.T) {
 	}
 
 	for _, in := range insts {
-		env := cloneEnv(base)
+		env := maps.Clone(base)
 		env["JIRA_URL"] = in.url
 		in.cur.Store(startBinary(t, "ticketer-"+in.name, bin, env))
 	}
@@ -370,7 +371,7 @@ func TestTwoTicketersKilledAmidUnknownOutcomes(t *testing.T) {
 		<-first.done
 		t.Logf("ticketer-%s killed after Jira created its bulk #%d (%d tickets so far); restarting with RECONCILE_DELAY=%s",
 			in.name, in.killAt, len(sb.Issues()), in.restart)
-		env := cloneEnv(base)
+		env := maps.Clone(base)
 		env["JIRA_URL"] = in.url
 		env["RECONCILE_DELAY"] = in.restart
 		in.cur.Store(startBinary(t, "ticketer-"+in.name+"-restarted", bin, env))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -83,7 +84,7 @@ type runFunc func(ctx context.Context, getenv func(string) string, stdout, stder
 // of the test. On failure the test log gets the tail of the service's log.
 func start(tb testing.TB, name string, run runFunc, env map[string]string) *proc {
 	tb.Helper()
-	env = cloneEnv(env)
+	env = maps.Clone(env)
 	ctx, cancel := context.WithCancelCause(context.Background())
 	p := &proc{name: name, cancel: cancel, done: make(chan struct{}), logs: &syncBuffer{}}
 	go func() {
@@ -97,14 +98,6 @@ func start(tb testing.TB, name string, run runFunc, env map[string]string) *proc
 		}
 	})
 	return p
-}
-
-func cloneEnv(env map[string]string) map[string]string {
-	out := make(map[string]string, len(env))
-	for k, v := range env {
-		out[k] = v
-	}
-	return out
 }
 
 // stop is SIGTERM: the service must return within 10 s (design).

@@ -16,9 +16,15 @@ import (
 // second to initialise.
 func StartTB(tb testing.TB) *Server {
 	tb.Helper()
+	return StartTBWith(tb, Options{})
+}
+
+// StartTBWith is StartTB with options.
+func StartTBWith(tb testing.TB, opts Options) *Server {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*readyTimeout)
 	defer cancel()
-	s, err := Start(ctx, Options{})
+	s, err := Start(ctx, opts)
 	if err != nil {
 		tb.Fatalf("localpg: %v", err)
 	}
@@ -42,13 +48,20 @@ func StartTB(tb testing.TB) *Server {
 //
 // If the server cannot start, no test runs and the code is 1 with the
 // reason on stderr: integration tests fail rather than skip.
-func Main(m *testing.M, srv **Server) int {
+func Main(m *testing.M, srv **Server) int { return MainWith(m, srv, Options{}, nil) }
+
+// MainWith is Main with options; started, when set, is called with the
+// server before any test runs.
+func MainWith(m *testing.M, srv **Server, opts Options, started func(*Server)) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*readyTimeout)
-	s, err := Start(ctx, Options{})
+	s, err := Start(ctx, opts)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "localpg: %v\n", err)
 		return 1
+	}
+	if started != nil {
+		started(s)
 	}
 	*srv = s
 	code := m.Run()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -113,13 +114,8 @@ func sampleEvents(t testing.TB) []*formsv1.FormSubmission {
 // value is NULL.
 func saraWith(t testing.TB, changes map[string]*string) *formsv1.FormSubmission {
 	t.Helper()
-	s := form.Sample{}
-	for k, v := range samples(t)[0] {
-		s[k] = v
-	}
-	for k, v := range changes {
-		s[k] = v
-	}
+	s := maps.Clone(samples(t)[0])
+	maps.Copy(s, changes)
 	return event(s)
 }
 

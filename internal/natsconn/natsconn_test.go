@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -152,13 +153,8 @@ func TestConnectAuthAndTLS(t *testing.T) {
 	}
 	tlsEnv := map[string]string{"NATS_URL": url, "NATS_TLS_CA": ca.File, "NATS_TLS_CERT": client.CertFile, "NATS_TLS_KEY": client.KeyFile}
 	with := func(extra map[string]string) map[string]string {
-		out := map[string]string{}
-		for k, v := range tlsEnv {
-			out[k] = v
-		}
-		for k, v := range extra {
-			out[k] = v
-		}
+		out := maps.Clone(tlsEnv)
+		maps.Copy(out, extra)
 		return out
 	}
 	stranger := testsupport.NewCA(t, "stranger")

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"maps"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -38,10 +39,7 @@ func TestJiraBehindAPrivateCA(t *testing.T) {
 		{"not a certificate", ticketertest.Deploy("mapping.yaml"), "JIRA_CA_FILE: " + ticketertest.Deploy("mapping.yaml") + " holds no PEM certificate"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{}
-			for k, v := range h.Env {
-				env[k] = v
-			}
+			env := maps.Clone(h.Env)
 			env["JIRA_CA_FILE"] = tt.caFile
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -114,13 +115,8 @@ func newIn(t *testing.T, dsn string, ns *localnats.Server, service Service) *Env
 func (e *Env) With(t *testing.T, extra map[string]string) *Env {
 	c := *e
 	c.T = t
-	c.Vars = map[string]string{}
-	for k, v := range e.Vars {
-		c.Vars[k] = v
-	}
-	for k, v := range extra {
-		c.Vars[k] = v
-	}
+	c.Vars = maps.Clone(e.Vars)
+	maps.Copy(c.Vars, extra)
 	return &c
 }
 

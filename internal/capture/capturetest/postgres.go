@@ -1,7 +1,6 @@
 package capturetest
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/testsupport"
@@ -67,24 +65,7 @@ func Main(m *testing.M, srv **localpg.Server) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	s, err := localpg.Start(ctx, localpg.Options{TLS: opts})
-	cancel()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "localpg: %v\n", err)
-		return 1
-	}
-	tlsOf.Store(s.Port(), st)
-	*srv = s
-	code := m.Run()
-	if code != 0 {
-		fmt.Fprintln(os.Stderr, s.LogTail())
-	}
-	if err := s.Stop(); err != nil && code == 0 {
-		fmt.Fprintf(os.Stderr, "localpg: stop: %v\n", err)
-		code = 1
-	}
-	return code
+	return localpg.MainWith(m, srv, localpg.Options{TLS: opts}, func(s *localpg.Server) { tlsOf.Store(s.Port(), st) })
 }
 
 // StartPG is a server of its own for one test (one it may kill), set up
@@ -95,21 +76,8 @@ func StartPG(tb testing.TB) *localpg.Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := localpg.Start(ctx, localpg.Options{TLS: opts})
-	if err != nil {
-		tb.Fatalf("localpg: %v", err)
-	}
+	s := localpg.StartTBWith(tb, localpg.Options{TLS: opts})
 	tlsOf.Store(s.Port(), st)
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Log(s.LogTail())
-		}
-		if err := s.Stop(); err != nil {
-			tb.Errorf("localpg: stop: %v", err)
-		}
-	})
 	return s
 }
 
