@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/url"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/localpg"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 var pg *localpg.Server
@@ -42,4 +44,18 @@ func run(e *env, args ...string) (string, error) {
 	defer cancel()
 	err := program.Run(ctx, args, e.Getenv, &out, io.Discard)
 	return out.String(), err
+}
+
+// trustingAStranger is dsn trusting another CA than the one that signed the
+// server's certificate.
+func trustingAStranger(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("sslrootcert", testsupport.NewCA(t, "stranger").File)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

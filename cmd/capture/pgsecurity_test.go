@@ -10,7 +10,6 @@ import (
 
 	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/config"
-	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 // capture streams as the least-privilege role of deploy/postgres, not a
@@ -63,12 +62,7 @@ func TestPostgresTLSAndPrivilegeRefusals(t *testing.T) {
 	}
 	e := newEnv(t)
 	good := e.Vars["DATABASE_URL"]
-	stranger := testsupport.NewCA(t, "stranger")
-	u, _ := url.Parse(good)
-	q := u.Query()
-	q.Set("sslrootcert", stranger.File)
-	u.RawQuery = q.Encode()
-	wrongCA := u.String()
+	wrongCA := trustingAStranger(t, good)
 	wrongHost := strings.Replace(good, "@127.0.0.1:", "@localhost:", 1)
 
 	for _, tt := range []struct {

@@ -56,11 +56,8 @@ func TestNothingCapturePrintsShowsASecret(t *testing.T) {
 		"ALERT_WEBHOOK_URL": "https://hooks.slack.invalid/services/" + secrets["ALERT_WEBHOOK_URL's path"],
 	})
 	dsn := base.Vars["DATABASE_URL"]
+	untrusting := trustingAStranger(t, dsn)
 	stranger := testsupport.NewCA(t, "stranger")
-	u, _ := url.Parse(dsn)
-	q := u.Query()
-	q.Set("sslrootcert", stranger.File)
-	u.RawQuery = q.Encode()
 
 	var all strings.Builder
 	out, err := runCapture(t, base, nil, "--help")
@@ -77,7 +74,7 @@ func TestNothingCapturePrintsShowsASecret(t *testing.T) {
 	}{
 		{"bad DATABASE_URL", map[string]string{"DATABASE_URL": "postgres://capture:bad-url-s3cret@127.0.0.1:notaport/db"}, nil},
 		{"wrong database password", map[string]string{"DATABASE_URL": strings.Replace(dsn, capturetest.RolePassword, "wrong-db-s3cret-pw", 1)}, nil},
-		{"untrusted database certificate", map[string]string{"DATABASE_URL": u.String()}, nil},
+		{"untrusted database certificate", map[string]string{"DATABASE_URL": untrusting}, nil},
 		{"NATS refuses the password", map[string]string{"NATS_PASSWORD": "wrong-nats-s3cret"}, nil},
 		{"NATS refuses the token", map[string]string{"NATS_URL": tokenServer, "NATS_USER": "", "NATS_PASSWORD": "", "NATS_TOKEN": "nats-token-s3cret",
 			"NATS_TLS_CA": "", "NATS_TLS_CERT": "", "NATS_TLS_KEY": ""}, nil},

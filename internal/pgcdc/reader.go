@@ -116,7 +116,7 @@ func (r *reader) loop(ctx context.Context) error {
 		case *pgproto3.ErrorResponse:
 			return fmt.Errorf("replication: %w", pgconn.ErrorResponseToPgError(m))
 		case *pgproto3.CopyData:
-			if err := r.handle(ctx, m.Data, r.now); err != nil {
+			if err := r.handle(ctx, m.Data); err != nil {
 				if ctx.Err() != nil {
 					return r.stop(ctx)
 				}
@@ -163,7 +163,7 @@ func (r *reader) stop(ctx context.Context) error {
 	return nil
 }
 
-func (r *reader) handle(ctx context.Context, data []byte, now time.Time) error {
+func (r *reader) handle(ctx context.Context, data []byte) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -187,12 +187,12 @@ func (r *reader) handle(ctx context.Context, data []byte, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("parse XLogData: %w", err)
 		}
-		return r.logical(ctx, xld.WALData, now)
+		return r.logical(ctx, xld.WALData)
 	}
 	return nil
 }
 
-func (r *reader) logical(ctx context.Context, wal []byte, now time.Time) error {
+func (r *reader) logical(ctx context.Context, wal []byte) error {
 	if len(wal) == 0 {
 		return fmt.Errorf("%w: empty", errMalformed)
 	}
@@ -234,7 +234,7 @@ func (r *reader) logical(ctx context.Context, wal []byte, now time.Time) error {
 		if rel.Schema != r.s.opt.Table.Schema || rel.Name != r.s.opt.Table.Name {
 			return nil
 		}
-		return r.insert(ctx, rel, row, now)
+		return r.insert(ctx, rel, row)
 	default:
 		// Update, Delete, Truncate (the publication is INSERT-only anyway),
 		// Type, Origin, and logical decoding messages such as our heartbeat.
@@ -242,17 +242,17 @@ func (r *reader) logical(ctx context.Context, wal []byte, now time.Time) error {
 	return nil
 }
 
-func (r *reader) insert(ctx context.Context, rel *Relation, row Row, now time.Time) error {
+func (r *reader) insert(ctx context.Context, rel *Relation, row Row) error {
 	r.src.Schema, r.src.Table = rel.Schema, rel.Name
 	r.src.CommitTime = &r.commitTime
-	dec := rel.Decode(row, &r.src, now)
+	dec := rel.Decode(row, &r.src, r.now)
 	if r.s.opt.OnCaptured != nil {
 		r.s.opt.OnCaptured()
 	}
 	for {
 		// A full sink must not silence us: keep answering the server with
 		// status updates, or wal_sender_timeout would end the session.
-		err := r.sink.Publish(r.publishContext(ctx, now), dec)
+		err := r.sink.Publish(r.publishContext(ctx, r.now), dec)
 		r.now = time.Now()
 		if err == nil {
 			return nil
@@ -267,7 +267,6 @@ func (r *reader) insert(ctx context.Context, rel *Relation, row Row, now time.Ti
 		if err := r.sendStatus(); err != nil {
 			return err
 		}
-		now = r.now
 	}
 }
 
