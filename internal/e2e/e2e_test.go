@@ -28,8 +28,8 @@ func TestSamplesEndToEnd(t *testing.T) {
 	ns := localnats.StartTB(t)
 	sb, jiraURL := sandbox(t, jirasandbox.Options{})
 
-	start(t, "capture", capture.Run, captureEnv(dsn, ns.URL()))
-	start(t, "ticketer", ticketer.Run, ticketerEnv(ns.URL(), jiraURL, mappingFile(t, "mapping.yaml")))
+	cp := start(t, "capture", capture.Run, captureEnv(dsn, ns.URL()))
+	tp := start(t, "ticketer", ticketer.Run, ticketerEnv(ns.URL(), jiraURL, mappingFile(t, "mapping.yaml")))
 	c := connect(t, dsn)
 	testsupport.WaitFor(t, "capture streaming from the slot", 20*time.Second, func() bool { return walsenderPID(c) != 0 })
 
@@ -49,7 +49,7 @@ func TestSamplesEndToEnd(t *testing.T) {
 	if n := len(sb.Issues()); n != 197 {
 		t.Errorf("%d tickets, want 197", n)
 	}
-	checkOneTicketEach(t, sb, rows)
+	checkOneTicketEach(t, sb, rows, cp, tp)
 	js := natsJS(t, ns.URL())
 	if d := dlq(t, js); len(d) != 0 {
 		t.Errorf("%d dead letters after the samples, want 0: %v", len(d), d[0].Header)

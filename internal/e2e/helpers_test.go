@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cowjacket/formjira/internal/testsupport"
-
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +22,8 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/localpg"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
+	"github.com/cowjacket/formjira/internal/ticket"
 )
 
 // pg is the package's one PostgreSQL server; every test gets its own
@@ -280,8 +280,9 @@ func ticketsByLabel(sb *jirasandbox.Server) map[string]int {
 }
 
 // checkOneTicketEach: every row's hash label on exactly one issue, and no
-// other issue at all.
-func checkOneTicketEach(tb testing.TB, sb *jirasandbox.Server, rows []row) {
+// other issue at all. For a row with more than one, the issues and what
+// the services ps logged about its hash are shown.
+func checkOneTicketEach(tb testing.TB, sb *jirasandbox.Server, rows []row, ps ...*proc) {
 	tb.Helper()
 	want := map[string]bool{}
 	for _, r := range rows {
@@ -295,6 +296,7 @@ func checkOneTicketEach(tb testing.TB, sb *jirasandbox.Server, rows []row) {
 			missing = append(missing, l)
 		case n > 1:
 			doubled = append(doubled, fmt.Sprintf("%s×%d", l, n))
+			explainDouble(tb, sb, l, ps)
 		}
 	}
 	var extra []string
@@ -306,6 +308,23 @@ func checkOneTicketEach(tb testing.TB, sb *jirasandbox.Server, rows []row) {
 	if len(missing)+len(doubled)+len(extra) > 0 {
 		tb.Errorf("%d issues for %d distinct rows: %d rows without a ticket %v, %d with more than one %v, %d issues for no row %v",
 			len(sb.Issues()), len(want), len(missing), head(missing), len(doubled), head(doubled), len(extra), head(extra))
+	}
+}
+
+// explainDouble logs the issues carrying label and every line of ps's logs
+// naming its hash.
+func explainDouble(tb testing.TB, sb *jirasandbox.Server, label string, ps []*proc) {
+	tb.Helper()
+	for _, is := range sb.IssueByLabel(label) {
+		tb.Logf("%s: %s created %s", label, is.Key, is.Created.Format(time.RFC3339Nano))
+	}
+	hash := strings.TrimPrefix(label, ticket.HashLabelPrefix)
+	for _, p := range ps {
+		for line := range strings.Lines(p.logs.String()) {
+			if strings.Contains(line, hash) {
+				tb.Logf("%s: %s", p.name, strings.TrimSpace(line))
+			}
+		}
 	}
 }
 

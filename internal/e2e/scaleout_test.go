@@ -133,7 +133,7 @@ func scaleOut(t *testing.T, victim string) {
 	testsupport.WaitFor(t, fmt.Sprintf("a ticket for each of the %d rows", total), 90*time.Second, func() bool { return covered() >= total })
 	t.Logf("all %d rows ticketed %v after the last commit", total, (time.Since(begin) - loaded).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // late duplicates would show now
-	checkOneTicketEach(t, sb, rows)
+	checkOneTicketEach(t, sb, rows, append([]*proc{active, standby}, tickets...)...)
 
 	// What the faults cost, from the services' own logs.
 	count := func(ps []*proc, msg string) int {

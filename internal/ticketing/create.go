@@ -112,7 +112,8 @@ func (p *Engine) takeTurn(ctx context.Context, op string) (context.Context, erro
 // a worker that took the claim over meanwhile (revision check) and starts
 // RecheckAfter from now. false: the claim is no longer ours.
 func (p *Engine) stamp(ctx context.Context, w *work) bool {
-	rev, err := p.cfg.Records.Put(ctx, w.hash, p.claimRecord(w, time.Now()), w.rev)
+	now := time.Now()
+	rev, err := p.cfg.Records.Put(ctx, w.hash, p.claimRecord(w, now), w.rev)
 	if err != nil {
 		w.rev = 0
 		if !errors.Is(err, stream.ErrConflict) {
@@ -120,8 +121,28 @@ func (p *Engine) stamp(ctx context.Context, w *work) bool {
 		}
 		return false
 	}
-	w.rev = rev
+	w.rev, w.stamped = rev, now
 	return true
+}
+
+// errStaleStamp: a claim's stamp is too old to send its create under.
+var errStaleStamp = errors.New("the claim was stamped too long before its create could go out (slow FORMS_TICKETS writes); claiming it again first")
+
+// sendBy is when a create carrying ws must have ended, client side: the
+// oldest stamp plus JIRA_TIMEOUT. Another worker may take a claim over
+// from stamp + JIRA_TIMEOUT + RECONCILE_DELAY on, trusting that by then
+// the create has ended and Jira's search shows what it did; a request
+// still in flight then would make a second ticket. false: less than half
+// of JIRA_TIMEOUT is left, so stamp again rather than send.
+func (p *Engine) sendBy(ws ...*work) (time.Time, bool) {
+	var oldest time.Time
+	for _, w := range ws {
+		if oldest.IsZero() || w.stamped.Before(oldest) {
+			oldest = w.stamped
+		}
+	}
+	by := oldest.Add(p.cfg.JiraTimeout)
+	return by, time.Until(by) >= p.cfg.JiraTimeout/2
 }
 
 func cmpFirst(a, b time.Time) time.Time {
@@ -184,8 +205,15 @@ func (p *Engine) createOneByOne(ctx context.Context, ws []*work) []result {
 			if !p.stamp(ctx, w) {
 				return nil
 			}
+			by, ok := p.sendBy(w)
+			if !ok {
+				results[i] = result{w, "", errStaleStamp}
+				return nil
+			}
+			cctx, cancel := context.WithDeadline(pctx, by)
+			defer cancel()
 			w.sent = true
-			key, err := p.cfg.Jira.Create(pctx, w.req)
+			key, err := p.cfg.Jira.Create(cctx, w.req)
 			results[i] = result{w, key, err}
 			return nil
 		})
@@ -204,21 +232,53 @@ func (p *Engine) createInBulk(ctx context.Context, ws []*work) []result {
 			}
 			continue
 		}
-		var reqs []*ticket.Request
-		var sent []*work
-		for _, w := range chunk {
-			if p.stamp(ctx, w) {
-				reqs, w.sent = append(reqs, w.req), true
-				sent = append(sent, w)
-			}
-		}
-		if len(reqs) == 0 {
+		stamped := p.stampAll(ctx, chunk)
+		if len(stamped) == 0 {
 			continue
 		}
-		rs, _ := p.cfg.Jira.BulkCreate(pctx, reqs)
-		for i, w := range sent {
+		by, ok := p.sendBy(stamped...)
+		if !ok {
+			for _, w := range stamped {
+				results = append(results, result{w, "", errStaleStamp})
+			}
+			continue
+		}
+		var reqs []*ticket.Request
+		for _, w := range stamped {
+			reqs, w.sent = append(reqs, w.req), true
+		}
+		cctx, cancel := context.WithDeadline(pctx, by)
+		rs, _ := p.cfg.Jira.BulkCreate(cctx, reqs)
+		cancel()
+		for i, w := range stamped {
 			results = append(results, result{w, rs[i].Key, rs[i].Err})
 		}
 	}
 	return results
+}
+
+// stampConcurrency bounds the claim writes in flight for one bulk: one
+// after the other, a slow FORMS_TICKETS would age the first stamps.
+const stampConcurrency = 16
+
+// stampAll stamps the works of one bulk at once; it returns those still
+// ours, in order.
+func (p *Engine) stampAll(ctx context.Context, ws []*work) []*work {
+	ok := make([]bool, len(ws))
+	g := errgroup.Group{}
+	g.SetLimit(stampConcurrency)
+	for i, w := range ws {
+		g.Go(func() error {
+			ok[i] = p.stamp(ctx, w)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var out []*work
+	for i, w := range ws {
+		if ok[i] {
+			out = append(out, w)
+		}
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -611,5 +612,127 @@ func TestDeadLetterAbandonedAtShutdownKeepsTheEvent(t *testing.T) {
 	out := f.engine.Process(ctx, []Item{{Data: []byte("not protobuf \xff"), Seq: 9, Delivery: 1}})[0]
 	if out.Status != StatusRetry || out.DeadLetter != nil || len(f.dlq.Msgs) != 0 {
 		t.Errorf("%+v, %d dead letters stored; want retry (nak), none", out, len(f.dlq.Msgs))
+	}
+}
+
+// lateAcks is a FORMS_TICKETS whose answer to one write comes late: the
+// write is done, its acknowledgement is slow (a JetStream leader change).
+type lateAcks struct {
+	*ticketingtest.Records
+	late func(hash string, n int) // n: the how-manieth write of hash
+	mu   sync.Mutex
+	puts map[string]int
+}
+
+func (r *lateAcks) Put(ctx context.Context, hash string, rec *stream.Record, rev uint64) (uint64, error) {
+	n, err := r.Records.Put(ctx, hash, rec, rev)
+	r.mu.Lock()
+	r.puts[hash]++
+	k := r.puts[hash]
+	r.mu.Unlock()
+	r.late(hash, k)
+	return n, err
+}
+
+// A create is never sent under a claim another worker may already have
+// taken over. Here the acknowledgement of one claim's stamp (its second
+// write, after the claim) comes later than that claim's search window
+// (JIRA_TIMEOUT + RECONCILE_DELAY), and meanwhile a second worker, seeing
+// a claim old enough and no ticket, takes the request over and creates
+// it. The first worker must then leave it out: one ticket each, in a bulk
+// (the late stamp is the bulk's second) as one by one (JSM).
+func TestStaleStampSendsNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		jsm  bool
+		late int // which event's stamp is acknowledged late
+	}{
+		{"bulk", false, 1},
+		{"one by one", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := events(t, 2)
+			var other *Engine
+			var once sync.Once
+			f := newFixture(t, func(c *Config) {
+				if tc.jsm {
+					useJSM(t, c)
+				}
+				c.RetryWindow = 5 * time.Second
+				c.Records = &lateAcks{Records: c.Records.(*ticketingtest.Records), puts: map[string]int{}, late: func(hash string, n int) {
+					if hash != evs[tc.late].GetHash() || n != 2 {
+						return
+					}
+					once.Do(func() {
+						time.Sleep(c.JiraTimeout + c.ReconcileDelay + 50*time.Millisecond)
+						if out := other.Process(context.Background(), items(t, evs[tc.late]))[0]; out.Status != StatusCreated {
+							t.Errorf("the second worker: %+v, want it to take the stale claim over and create", out)
+						}
+					})
+				}}
+			})
+			var err error
+			if other, err = New(f.engine.cfg); err != nil {
+				t.Fatal(err)
+			}
+			outs := f.process(items(t, evs...)...)
+			for i, out := range outs {
+				want := StatusCreated
+				if i == tc.late {
+					want = StatusSkipped // the other worker made it
+				}
+				if out.Status != want {
+					t.Errorf("request %d: %v, want %v", i, out.Status, want)
+				}
+			}
+			sent := map[string]int{}
+			for _, req := range f.jira.Created {
+				sent[req.HashLabel]++
+			}
+			for i, ev := range evs {
+				if n := sent[ticket.HashLabel(ev.GetHash())]; n != 1 {
+					t.Errorf("request %d sent %d times, want once", i, n)
+				}
+			}
+		})
+	}
+}
+
+// useJSM switches c to the shipped JSM mapping and request type 41.
+func useJSM(t *testing.T, c *Config) {
+	t.Helper()
+	m, err := mapping.Load("../../deploy/mapping-jsm.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../jirasandbox/fixtures/servicedesk-4-requesttype-41-fields.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := jira.ParseRequestTypeFields(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Mapping = m
+	c.Jira.(*ticketingtest.Jira).MetaFunc = func(context.Context, ticket.Target) (*ticket.Meta, error) { return meta, nil }
+}
+
+// A create ends, client side, by its claim's stamp + JIRA_TIMEOUT, however
+// long the stamp's write took: RecheckAfter leaves only RECONCILE_DELAY
+// after that for Jira's own side.
+func TestCreateEndsWithinTheClaimsWindow(t *testing.T) {
+	ev := events(t, 1)[0]
+	f := newFixture(t, nil)
+	var deadline, window time.Time
+	f.jira.BulkCreateFunc = func(ctx context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+		deadline, _ = ctx.Deadline()
+		window = f.records.Record(ev.GetHash()).RecheckAfter
+		return []jira.Result{{Key: f.jira.NextKey()}}, nil
+	}
+	if out := f.process(items(t, ev)...)[0]; out.Status != StatusCreated {
+		t.Fatalf("%+v, want created", out)
+	}
+	if want := window.Add(-f.engine.cfg.ReconcileDelay); !deadline.Equal(want) {
+		t.Errorf("bulk create deadline %v, want the stamp + JIRA_TIMEOUT, %v", deadline, want)
 	}
 }

@@ -29,7 +29,8 @@ type work struct {
 	// notCreated: our last create attempt provably created nothing, so the
 	// next one needs no reconciliation.
 	notCreated bool
-	sent       bool // we sent a create in this call
+	sent       bool      // we sent a create in this call
+	stamped    time.Time // when our claim was last stamped for a create
 	forced     bool
 	attempts   int
 	firstFail  time.Time
