@@ -187,6 +187,11 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 			return 0, nil, &waitError{op: op, err: err}
 		}
 	}
+	if by, ok := CreateDeadline(ctx); ok && creates(op) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, by)
+		defer cancel()
+	}
 	req, err := via.NewRequest(ctx, method, path, "", body)
 	if err != nil {
 		return 0, nil, fmt.Errorf("jira %s: build request: %w", op, err)
@@ -360,6 +365,24 @@ func jsmFieldErrors(msg string) map[string]string {
 }
 
 type pacedKey struct{}
+
+type sendByKey struct{}
+
+// SendBy bounds the create made with ctx (Create, BulkCreate's POST): it
+// ends, client side, by t, whatever its timeout; the calls around it (a
+// bulk's read-back) are not bound. A caller whose claim on the request
+// may be taken over from some moment on needs the create over by then.
+func SendBy(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, sendByKey{}, t)
+}
+
+// CreateDeadline is the time SendBy set on ctx.
+func CreateDeadline(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(sendByKey{}).(time.Time)
+	return t, ok
+}
+
+func creates(op string) bool { return op == OpCreate || op == OpBulkCreate || op == OpRequestCreate }
 
 // Paced marks ctx as having already waited on the client's Pacer for its
 // request: the caller took the turn (Pacer.Wait) itself, to do something

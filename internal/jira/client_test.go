@@ -292,3 +292,32 @@ func TestSearchOrder(t *testing.T) {
 		t.Errorf("LatestKey: %q %v, want %s", latest, err, keys[2])
 	}
 }
+
+// SendBy bounds the create itself, not a bulk's read-back: Jira slow
+// enough that the POST and the read-back together outlast the deadline
+// still answers with the keys; a POST that outlasts it is cut and may
+// have created (the caller reconciles).
+func TestSendByBoundsTheCreateOnly(t *testing.T) {
+	const latency = 300 * time.Millisecond
+	sb, url := sandbox(t, jirasandbox.Options{Latency: latency})
+	c, err := New(Options{URL: url, Email: email, APIToken: token, APIVersion: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := SendBy(context.Background(), time.Now().Add(latency*3/2))
+	res, err := c.BulkCreate(ctx, []*ticket.Request{fields("Ann", "Finance", "cowjacket-a")})
+	if err != nil || res[0].Err != nil || res[0].Key == "" {
+		t.Fatalf("bulk within its deadline, read back after it: %v %+v; want the key", err, res)
+	}
+	ctx = SendBy(context.Background(), time.Now().Add(latency/3))
+	res, err = c.BulkCreate(ctx, []*ticket.Request{fields("Bob", "Finance", "cowjacket-b")})
+	if err == nil || !MaybeCreated(res[0].Err) {
+		t.Errorf("bulk past its deadline: %v %+v; want cut, outcome unknown", err, res)
+	}
+	if _, err := c.Create(ctx, fields("Cy", "Finance", "cowjacket-c")); !MaybeCreated(err) {
+		t.Errorf("create past its deadline: %v; want cut, outcome unknown", err)
+	}
+	if n := len(sb.Issues()); n != 1 {
+		t.Errorf("%d issues in Jira, want 1 (the cut ones abandoned)", n)
+	}
+}

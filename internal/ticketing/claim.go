@@ -31,6 +31,11 @@ func (p *Engine) claim(ctx context.Context, w *work) error {
 			return err
 		}
 		w.rec, w.recRev = r, rev
+		if rev != w.rev {
+			// Not (or not provably) our claim any more: write nothing from
+			// this view of it (a follower's read may be stale).
+			w.rev = 0
+		}
 		if r != nil && !r.FirstFailure.IsZero() && (w.firstFail.IsZero() || r.FirstFailure.Before(w.firstFail)) {
 			w.firstFail = r.FirstFailure
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -60,6 +61,11 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 		case Refused(r.err):
 			w.notCreated = !jira.MaybeCreated(r.err)
 			authErr = r.err
+		case errors.Is(r.err, errStaleStamp):
+			// Nothing was sent and the claim is still ours: a slow
+			// FORMS_TICKETS, not a failure of the event. Go again soon.
+			w.notCreated, w.lastErr, w.wait = true, r.err, time.Now()
+			p.log.Warn("create not sent: its claim's stamp is too old", "hash", w.hash, "stream_seq", w.it.Seq)
 		case errors.Is(r.err, jira.ErrBatchRejected):
 			// Jira refused the bulk as a whole, naming no request: find the
 			// culprit by sending them one by one, at once.
@@ -78,9 +84,11 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 			// Outcome unknown: never create again before a search, after
 			// Jira's index had time to show it.
 			w.notCreated = false
-			recheck := time.Now().Add(p.cfg.ReconcileDelay)
+			// An early 5xx (a gateway's) may leave Jira still creating:
+			// never end the stamp's window sooner.
 			nr := *w.rec
-			nr.RecheckAfter, nr.FirstFailure = recheck, cmpFirst(w.firstFail, time.Now())
+			nr.RecheckAfter = laterOf(nr.RecheckAfter, time.Now().Add(p.cfg.ReconcileDelay))
+			nr.FirstFailure = cmpFirst(w.firstFail, time.Now())
 			if rev, err := p.cfg.Records.Put(context.WithoutCancel(ctx), w.hash, &nr, w.rev); err == nil {
 				w.rev, w.rec = rev, &nr
 			}
@@ -126,14 +134,46 @@ func (p *Engine) stamp(ctx context.Context, w *work) bool {
 }
 
 // errStaleStamp: a claim's stamp is too old to send its create under.
-var errStaleStamp = errors.New("the claim was stamped too long before its create could go out (slow FORMS_TICKETS writes); claiming it again first")
+var errStaleStamp = errors.New("the claim was stamped too long before its create could go out (slow FORMS_TICKETS writes); stamping it again")
+
+// stampRounds bounds the stamping of one create when the writes are slow.
+const stampRounds = 3
+
+// stampFresh stamps ws at once (a bulk's claims: one after the other, a
+// slow FORMS_TICKETS would age the first) and again while the oldest stamp
+// leaves too little time to send. It returns the works still ours, in
+// order, and when their create must end (see sendBy); false: stamped too
+// slowly to send.
+func (p *Engine) stampFresh(ctx context.Context, ws []*work) ([]*work, time.Time, bool) {
+	for range stampRounds {
+		ok := make([]bool, len(ws))
+		var wg sync.WaitGroup
+		for i, w := range ws {
+			wg.Go(func() { ok[i] = p.stamp(ctx, w) })
+		}
+		wg.Wait()
+		var mine []*work
+		for i, w := range ws {
+			if ok[i] {
+				mine = append(mine, w)
+			}
+		}
+		if ws = mine; len(ws) == 0 {
+			return nil, time.Time{}, false
+		}
+		if by, fresh := p.sendBy(ws...); fresh {
+			return ws, by, true
+		}
+	}
+	return ws, time.Time{}, false
+}
 
 // sendBy is when a create carrying ws must have ended, client side: the
 // oldest stamp plus JIRA_TIMEOUT. Another worker may take a claim over
 // from stamp + JIRA_TIMEOUT + RECONCILE_DELAY on, trusting that by then
 // the create has ended and Jira's search shows what it did; a request
 // still in flight then would make a second ticket. false: less than half
-// of JIRA_TIMEOUT is left, so stamp again rather than send.
+// of JIRA_TIMEOUT is left, too little to send.
 func (p *Engine) sendBy(ws ...*work) (time.Time, bool) {
 	var oldest time.Time
 	for _, w := range ws {
@@ -143,6 +183,13 @@ func (p *Engine) sendBy(ws ...*work) (time.Time, bool) {
 	}
 	by := oldest.Add(p.cfg.JiraTimeout)
 	return by, time.Until(by) >= p.cfg.JiraTimeout/2
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func cmpFirst(a, b time.Time) time.Time {
@@ -202,18 +249,16 @@ func (p *Engine) createOneByOne(ctx context.Context, ws []*work) []result {
 				results[i] = result{w, "", err}
 				return nil
 			}
-			if !p.stamp(ctx, w) {
+			mine, by, ok := p.stampFresh(ctx, []*work{w})
+			switch {
+			case len(mine) == 0:
 				return nil
-			}
-			by, ok := p.sendBy(w)
-			if !ok {
+			case !ok:
 				results[i] = result{w, "", errStaleStamp}
 				return nil
 			}
-			cctx, cancel := context.WithDeadline(pctx, by)
-			defer cancel()
 			w.sent = true
-			key, err := p.cfg.Jira.Create(cctx, w.req)
+			key, err := p.cfg.Jira.Create(jira.SendBy(pctx, by), w.req)
 			results[i] = result{w, key, err}
 			return nil
 		})
@@ -232,53 +277,21 @@ func (p *Engine) createInBulk(ctx context.Context, ws []*work) []result {
 			}
 			continue
 		}
-		stamped := p.stampAll(ctx, chunk)
-		if len(stamped) == 0 {
-			continue
-		}
-		by, ok := p.sendBy(stamped...)
+		stamped, by, ok := p.stampFresh(ctx, chunk)
 		if !ok {
 			for _, w := range stamped {
 				results = append(results, result{w, "", errStaleStamp})
 			}
 			continue
 		}
-		var reqs []*ticket.Request
-		for _, w := range stamped {
-			reqs, w.sent = append(reqs, w.req), true
+		reqs := make([]*ticket.Request, len(stamped))
+		for i, w := range stamped {
+			reqs[i], w.sent = w.req, true
 		}
-		cctx, cancel := context.WithDeadline(pctx, by)
-		rs, _ := p.cfg.Jira.BulkCreate(cctx, reqs)
-		cancel()
+		rs, _ := p.cfg.Jira.BulkCreate(jira.SendBy(pctx, by), reqs)
 		for i, w := range stamped {
 			results = append(results, result{w, rs[i].Key, rs[i].Err})
 		}
 	}
 	return results
-}
-
-// stampConcurrency bounds the claim writes in flight for one bulk: one
-// after the other, a slow FORMS_TICKETS would age the first stamps.
-const stampConcurrency = 16
-
-// stampAll stamps the works of one bulk at once; it returns those still
-// ours, in order.
-func (p *Engine) stampAll(ctx context.Context, ws []*work) []*work {
-	ok := make([]bool, len(ws))
-	g := errgroup.Group{}
-	g.SetLimit(stampConcurrency)
-	for i, w := range ws {
-		g.Go(func() error {
-			ok[i] = p.stamp(ctx, w)
-			return nil
-		})
-	}
-	_ = g.Wait()
-	var out []*work
-	for i, w := range ws {
-		if ok[i] {
-			out = append(out, w)
-		}
-	}
-	return out
 }

@@ -725,7 +725,7 @@ func TestCreateEndsWithinTheClaimsWindow(t *testing.T) {
 	f := newFixture(t, nil)
 	var deadline, window time.Time
 	f.jira.BulkCreateFunc = func(ctx context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
-		deadline, _ = ctx.Deadline()
+		deadline, _ = jira.CreateDeadline(ctx)
 		window = f.records.Record(ev.GetHash()).RecheckAfter
 		return []jira.Result{{Key: f.jira.NextKey()}}, nil
 	}
@@ -734,5 +734,128 @@ func TestCreateEndsWithinTheClaimsWindow(t *testing.T) {
 	}
 	if want := window.Add(-f.engine.cfg.ReconcileDelay); !deadline.Equal(want) {
 		t.Errorf("bulk create deadline %v, want the stamp + JIRA_TIMEOUT, %v", deadline, want)
+	}
+}
+
+// An early 5xx (a gateway's, while Jira may still be creating) never ends
+// the stamp's window sooner: the next create waits for stamp + JIRA_TIMEOUT
+// + RECONCILE_DELAY all the same.
+func TestEarlyServerErrorKeepsTheStampsWindow(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.JiraTimeout, c.ReconcileDelay, c.RetryWindow = 300*time.Millisecond, 100*time.Millisecond, 3*time.Second
+	})
+	ev := events(t, 1)[0]
+	var window time.Time
+	create := func() error {
+		if window.IsZero() {
+			window = f.records.Record(ev.GetHash()).RecheckAfter
+			return &jira.APIError{Op: "bulk create", Status: http.StatusBadGateway}
+		}
+		if now := time.Now(); now.Before(window) {
+			t.Errorf("created again %v before the first attempt's window ended", window.Sub(now))
+		}
+		return nil
+	}
+	f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+		err := create()
+		return []jira.Result{{Key: f.jira.NextKey(), Err: err}}, err
+	}
+	f.jira.CreateFunc = func(context.Context, *ticket.Request) (string, error) { return f.jira.NextKey(), create() }
+	if out := f.process(items(t, ev)...)[0]; out.Status != StatusCreated || len(f.jira.Created) != 2 {
+		t.Errorf("%+v after %d creates; want created by the second, after the window", out, len(f.jira.Created))
+	}
+}
+
+// A worker judges a claim's window by when its search began: a claim that
+// was young when a slow search started is not taken over on that
+// search's empty answer.
+func TestSlowSearchDoesNotAgeTheClaim(t *testing.T) {
+	ev := events(t, 1)[0]
+	f := newFixture(t, func(c *Config) { c.RetryWindow = 2 * time.Second })
+	recheck := time.Now().Add(100 * time.Millisecond)
+	f.records.Set(ev.GetHash(), stream.Record{State: stream.StateClaimed, ClaimedAt: time.Now(), RecheckAfter: recheck, Attempt: 1})
+	var mu sync.Mutex
+	var searches []time.Time
+	f.jira.FindByLabelsFunc = func(context.Context, []string) (map[string][]string, error) {
+		mu.Lock()
+		searches = append(searches, time.Now())
+		mu.Unlock()
+		time.Sleep(200 * time.Millisecond)
+		return map[string][]string{}, nil
+	}
+	f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.ContainsFunc(searches, func(s time.Time) bool { return !s.Before(recheck) }) {
+			t.Errorf("took the claim over on searches begun at %v, all before its window ended at %v", searches, recheck)
+		}
+		return []jira.Result{{Key: f.jira.NextKey()}}, nil
+	}
+	if out := f.process(items(t, ev)...)[0]; out.Status != StatusCreated {
+		t.Errorf("%+v; want created once the window passed", out)
+	}
+}
+
+// staleReads is a FORMS_TICKETS whose reads of one hash, once stuck, keep
+// answering an old revision (a JetStream follower behind its leader).
+type staleReads struct {
+	*ticketingtest.Records
+	mu    sync.Mutex
+	first map[string]staleRead
+	stuck bool
+}
+
+type staleRead struct {
+	rec stream.Record
+	rev uint64
+}
+
+func (r *staleReads) Put(ctx context.Context, hash string, rec *stream.Record, rev uint64) (uint64, error) {
+	n, err := r.Records.Put(ctx, hash, rec, rev)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.first[hash]; !ok && err == nil {
+		r.first[hash] = staleRead{*rec, n}
+	}
+	return n, err
+}
+
+func (r *staleReads) Get(ctx context.Context, hash string) (*stream.Record, uint64, error) {
+	r.mu.Lock()
+	old, ok := r.first[hash]
+	stuck := r.stuck
+	r.mu.Unlock()
+	if stuck && ok {
+		return &old.rec, old.rev, nil
+	}
+	return r.Records.Get(ctx, hash)
+}
+
+// What a stale read shows is never written back: after an unknown outcome
+// the record keeps the attempt's window even when the reads answer the
+// claim as it was before the attempt's stamp.
+func TestStaleReadIsNeverWrittenBack(t *testing.T) {
+	ev := events(t, 1)[0]
+	var st *staleReads
+	f := newFixture(t, func(c *Config) {
+		// The retry after an unknown outcome comes after a second.
+		c.JiraTimeout, c.ReconcileDelay, c.RetryWindow = 100*time.Millisecond, time.Hour, 1500*time.Millisecond
+		st = &staleReads{Records: c.Records.(*ticketingtest.Records), first: map[string]staleRead{}}
+		c.Records = st
+	})
+	f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+		st.mu.Lock()
+		st.stuck = true
+		st.mu.Unlock()
+		err := &jira.APIError{Op: "bulk create", Status: http.StatusInternalServerError}
+		return []jira.Result{{Err: err}}, err
+	}
+	f.process(items(t, ev)...)
+	if n := f.jira.Count("FindByLabels"); n == 0 {
+		t.Fatalf("no reconcile ran; the stale read was never made")
+	}
+	// The claim was attempt 1, its stamp attempt 2 (failed at FirstFailure).
+	if r := f.records.Record(ev.GetHash()); r == nil || r.Attempt != 2 || r.FirstFailure.IsZero() {
+		t.Errorf("record %+v; want the unknown attempt's (attempt 2, its failure noted), not the claim before it", r)
 	}
 }

@@ -21,6 +21,9 @@ import (
 // moved away, search lags), so trust it only once the claim's RecheckAfter
 // (JIRA_TIMEOUT + RECONCILE_DELAY) has passed, then take the claim over.
 func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
+	// The window is judged by when the search began: a ticket made while
+	// a slow search ran must not count as none.
+	now := time.Now()
 	var labels, hashes []string
 	for _, w := range ws {
 		if w.req.LabelsPending {
@@ -48,7 +51,6 @@ func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	for _, w := range ws {
 		keys := byLabel[w.req.HashLabel]
 		if w.req.LabelsPending {
