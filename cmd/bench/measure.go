@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -213,23 +214,36 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 			ref.Round(time.Millisecond), refBytes>>20, refRate, d.took.Round(time.Millisecond), capRate, capRate/refRate,
 			d.confirmTook.Round(time.Millisecond), mb(d.hwmKB))
 		b.logf("run %d: pg_recvlogical %.0f rows/s, capture %.0f rows/s (first message after %v), ratio %.2f", i+1, refRate, capRate, d.first.Round(time.Millisecond), capRate/refRate)
-		capCPU := "n/a (in-process: in the bench process)"
+		capCPU, bound := "n/a (in-process: in the bench process)", "n/a"
+		others := perRow(d.walsender, n) + perRow(d.self, n)
 		if d.cpu > 0 {
 			capCPU = fmt.Sprintf("%.1f", perRow(d.cpu, n))
+			bound = fmt.Sprintf("%.2f", ceiling(others+perRow(d.cpu, n), refRate))
 		}
-		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.1f | %.1f | %.1f | %s |", i+1,
-			perRow(refWalsender, n), perRow(d.walsender, n), perRow(d.self, n), capCPU))
+		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.1f | %.1f | %.1f | %s | %s | %.2f |", i+1,
+			perRow(refWalsender, n), perRow(d.walsender, n), perRow(d.self, n), capCPU, bound, ceiling(others, refRate)))
 	}
 	fmt.Fprintf(out, "| **median** | | | | **%.0f** | | **%.0f** | **%.2f** | | |\n\n", median(refRates), median(capRates), median(ratios))
-	fmt.Fprintln(out, "CPU per row (µs; CPU time of the process over the drain ÷ rows):")
+	fmt.Fprintln(out, "CPU per row (µs; CPU time of the process over the drain ÷ rows), and the ratio the")
+	fmt.Fprintf(out, "CPU allows on %d cores: with this capture, and with a capture costing nothing:\n", runtime.NumCPU())
 	fmt.Fprintln(out)
-	fmt.Fprintln(out, "| run | walsender, pg_recvlogical run | walsender, capture run | bench process (nats-server), capture run | capture process |")
-	fmt.Fprintln(out, "| --- | --- | --- | --- | --- |")
+	fmt.Fprintln(out, "| run | walsender, pg_recvlogical run | walsender, capture run | bench process (nats-server), capture run | capture process | ratio bound | bound, free capture |")
+	fmt.Fprintln(out, "| --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range cpuRows {
 		fmt.Fprintln(out, r)
 	}
 	fmt.Fprintln(out)
 	return nil
+}
+
+// ceiling is the capture/pg_recvlogical ratio that perRow µs of CPU per row
+// allow when every core works for the pipeline and nothing else:
+// NumCPU rows every perRow µs, against pg_recvlogical's measured rate.
+func ceiling(perRow, refRate float64) float64 {
+	if perRow <= 0 || refRate <= 0 {
+		return 0
+	}
+	return float64(runtime.NumCPU()) * 1e6 / perRow / refRate
 }
 
 func mb(kb int64) string {

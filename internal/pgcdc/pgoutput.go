@@ -28,6 +28,30 @@ var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func pgTime(us int64) time.Time { return pgEpoch.Add(time.Duration(us) * time.Microsecond) }
 
+// lsnString is pglogrepl.LSN.String ("16/B374D848") without fmt: it runs
+// once per transaction, and a busy stream's transactions are single rows.
+func lsnString(lsn pglogrepl.LSN) string {
+	var b [17]byte
+	s := appendHex(b[:0], uint32(lsn>>32))
+	s = append(s, '/')
+	return string(appendHex(s, uint32(lsn)))
+}
+
+// appendHex appends v in upper-case hexadecimal, as %X does.
+func appendHex(b []byte, v uint32) []byte {
+	const digits = "0123456789ABCDEF"
+	var t [8]byte
+	i := len(t)
+	for {
+		i--
+		t[i] = digits[v&0xf]
+		if v >>= 4; v == 0 {
+			break
+		}
+	}
+	return append(b, t[i:]...)
+}
+
 // parseBegin reads 'B', final LSN, commit time, xid.
 func parseBegin(b []byte) (begin, error) {
 	if len(b) < 21 {

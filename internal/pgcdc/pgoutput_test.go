@@ -67,3 +67,16 @@ func FuzzBeginCommit(f *testing.F) {
 		}
 	})
 }
+
+// lsnString writes what pglogrepl's LSN.String (fmt's %X/%X) writes, the
+// form the event's commit_lsn has always had.
+func FuzzLSNString(f *testing.F) {
+	for _, v := range []uint64{0, 1, 0xf, 0x10, 0x16_B374D848, 0xffffffff, 0x1_00000000, 0xffffffff_ffffffff, 0xA0000000_0000000B} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v uint64) {
+		if got, want := lsnString(pglogrepl.LSN(v)), pglogrepl.LSN(v).String(); got != want {
+			t.Errorf("lsnString(%#x) = %q, want %q", v, got, want)
+		}
+	})
+}

@@ -211,7 +211,7 @@ func (r *reader) logical(ctx context.Context, wal []byte) error {
 		r.inTxn = true
 		// Per transaction, not per row: its position and time as the event
 		// carries them.
-		r.src.CommitLsn = b.finalLSN.String()
+		r.src.CommitLsn = lsnString(b.finalLSN)
 		r.commitTime.Seconds, r.commitTime.Nanos = b.commitTime.Unix(), int32(b.commitTime.Nanosecond())
 		r.src.Xid = b.xid
 	case pglogrepl.MessageTypeCommit:
