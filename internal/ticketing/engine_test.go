@@ -40,18 +40,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	t.Helper()
-	m, err := mapping.Load("../../deploy/mapping.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile("../jirasandbox/fixtures/createmeta-CP-10003.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := jira.ParseCreatemeta(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, meta := shipped(t, "mapping.yaml", "createmeta-CP-10003.json", jira.ParseCreatemeta)
 	f := &fixture{t: t, records: ticketingtest.NewRecords(), dlq: &ticketingtest.Publisher{}}
 	f.jira = &ticketingtest.Jira{MetaFunc: func(context.Context, ticket.Target) (*ticket.Meta, error) { return meta, nil }}
 	cfg := Config{
@@ -62,6 +51,7 @@ func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	if tune != nil {
 		tune(&cfg)
 	}
+	var err error
 	if f.engine, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -698,21 +688,29 @@ func TestStaleStampSendsNothing(t *testing.T) {
 	}
 }
 
+// shipped is the mapping deploy/file and the sandbox's field metadata
+// fixture it is checked against.
+func shipped(t *testing.T, file, fixture string, parse func([]byte) (*ticket.Meta, error)) (*mapping.Mapping, *ticket.Meta) {
+	t.Helper()
+	m, err := mapping.Load("../../deploy/" + file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../jirasandbox/fixtures/" + fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, meta
+}
+
 // useJSM switches c to the shipped JSM mapping and request type 41.
 func useJSM(t *testing.T, c *Config) {
 	t.Helper()
-	m, err := mapping.Load("../../deploy/mapping-jsm.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile("../jirasandbox/fixtures/servicedesk-4-requesttype-41-fields.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := jira.ParseRequestTypeFields(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, meta := shipped(t, "mapping-jsm.yaml", "servicedesk-4-requesttype-41-fields.json", jira.ParseRequestTypeFields)
 	c.Mapping = m
 	c.Jira.(*ticketingtest.Jira).MetaFunc = func(context.Context, ticket.Target) (*ticket.Meta, error) { return meta, nil }
 }
