@@ -214,14 +214,16 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 			ref.Round(time.Millisecond), refBytes>>20, refRate, d.took.Round(time.Millisecond), capRate, capRate/refRate,
 			d.confirmTook.Round(time.Millisecond), mb(d.hwmKB))
 		b.logf("run %d: pg_recvlogical %.0f rows/s, capture %.0f rows/s (first message after %v), ratio %.2f", i+1, refRate, capRate, d.first.Round(time.Millisecond), capRate/refRate)
-		capCPU, bound := "n/a (in-process: in the bench process)", "n/a"
+		// In-process, the bench process's CPU is capture's too: no bound
+		// for a free capture then.
 		others := perRow(d.walsender, n) + perRow(d.self, n)
+		capCPU, bound, free := "n/a (in-process: in the bench process)", fmt.Sprintf("%.2f", ceiling(others, refRate)), "n/a"
 		if d.cpu > 0 {
 			capCPU = fmt.Sprintf("%.1f", perRow(d.cpu, n))
-			bound = fmt.Sprintf("%.2f", ceiling(others+perRow(d.cpu, n), refRate))
+			bound, free = fmt.Sprintf("%.2f", ceiling(others+perRow(d.cpu, n), refRate)), bound
 		}
-		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.1f | %.1f | %.1f | %s | %s | %.2f |", i+1,
-			perRow(refWalsender, n), perRow(d.walsender, n), perRow(d.self, n), capCPU, bound, ceiling(others, refRate)))
+		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.1f | %.1f | %.1f | %s | %s | %s |", i+1,
+			perRow(refWalsender, n), perRow(d.walsender, n), perRow(d.self, n), capCPU, bound, free))
 	}
 	fmt.Fprintf(out, "| **median** | | | | **%.0f** | | **%.0f** | **%.2f** | | |\n\n", median(refRates), median(capRates), median(ratios))
 	fmt.Fprintln(out, "CPU per row (µs; CPU time of the process over the drain ÷ rows), and the ratio the")

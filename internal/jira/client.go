@@ -188,6 +188,10 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 		}
 	}
 	if by, ok := CreateDeadline(ctx); ok && creates(op) {
+		if !time.Now().Before(by) {
+			// Provably not sent, so no reconciliation is needed.
+			return 0, nil, &transportError{op: op, err: fmt.Errorf("the create's deadline passed before it was sent: %w", context.DeadlineExceeded)}
+		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, by)
 		defer cancel()

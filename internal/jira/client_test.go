@@ -296,7 +296,8 @@ func TestSearchOrder(t *testing.T) {
 // SendBy bounds the create itself, not a bulk's read-back: Jira slow
 // enough that the POST and the read-back together outlast the deadline
 // still answers with the keys; a POST that outlasts it is cut and may
-// have created (the caller reconciles).
+// have created (the caller reconciles); one whose deadline passed before
+// it could go is not sent, and says so.
 func TestSendByBoundsTheCreateOnly(t *testing.T) {
 	const latency = 300 * time.Millisecond
 	sb, url := sandbox(t, jirasandbox.Options{Latency: latency})
@@ -304,18 +305,26 @@ func TestSendByBoundsTheCreateOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := SendBy(context.Background(), time.Now().Add(latency*3/2))
-	res, err := c.BulkCreate(ctx, []*ticket.Request{fields("Ann", "Finance", "cowjacket-a")})
+	within := SendBy(context.Background(), time.Now().Add(latency*19/10))
+	res, err := c.BulkCreate(within, []*ticket.Request{fields("Ann", "Finance", "cowjacket-a")})
 	if err != nil || res[0].Err != nil || res[0].Key == "" {
 		t.Fatalf("bulk within its deadline, read back after it: %v %+v; want the key", err, res)
 	}
-	ctx = SendBy(context.Background(), time.Now().Add(latency/3))
-	res, err = c.BulkCreate(ctx, []*ticket.Request{fields("Bob", "Finance", "cowjacket-b")})
+	cut := func() context.Context { return SendBy(context.Background(), time.Now().Add(latency/3)) }
+	res, err = c.BulkCreate(cut(), []*ticket.Request{fields("Bob", "Finance", "cowjacket-b")})
 	if err == nil || !MaybeCreated(res[0].Err) {
 		t.Errorf("bulk past its deadline: %v %+v; want cut, outcome unknown", err, res)
 	}
-	if _, err := c.Create(ctx, fields("Cy", "Finance", "cowjacket-c")); !MaybeCreated(err) {
+	if _, err := c.Create(cut(), fields("Cy", "Finance", "cowjacket-c")); !MaybeCreated(err) {
 		t.Errorf("create past its deadline: %v; want cut, outcome unknown", err)
+	}
+	sent := len(sb.Requests())
+	late := SendBy(context.Background(), time.Now().Add(-time.Millisecond))
+	if _, err := c.Create(late, fields("Di", "Finance", "cowjacket-d")); err == nil || MaybeCreated(err) || !errors.Is(err, ErrRetryable) {
+		t.Errorf("create whose deadline had passed: %v; want not sent (retryable, not maybe created)", err)
+	}
+	if n := len(sb.Requests()) - sent; n != 0 {
+		t.Errorf("%d requests reached Jira for a create whose deadline had passed", n)
 	}
 	if n := len(sb.Issues()); n != 1 {
 		t.Errorf("%d issues in Jira, want 1 (the cut ones abandoned)", n)

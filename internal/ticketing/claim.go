@@ -32,8 +32,9 @@ func (p *Engine) claim(ctx context.Context, w *work) error {
 		}
 		w.rec, w.recRev = r, rev
 		if rev != w.rev {
-			// Not (or not provably) our claim any more: write nothing from
-			// this view of it (a follower's read may be stale).
+			// Not (or not provably) our claim any more: never write this
+			// view of it back at our revision (a follower's read may be
+			// stale; writes from it go at recRev, compare-and-set).
 			w.rev = 0
 		}
 		if r != nil && !r.FirstFailure.IsZero() && (w.firstFail.IsZero() || r.FirstFailure.Before(w.firstFail)) {

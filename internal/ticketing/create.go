@@ -134,24 +134,28 @@ func (p *Engine) stamp(ctx context.Context, w *work) bool {
 }
 
 // errStaleStamp: a claim's stamp is too old to send its create under.
-var errStaleStamp = errors.New("the claim was stamped too long before its create could go out (slow FORMS_TICKETS writes); stamping it again")
+var errStaleStamp = errors.New("claim stamp too old to send under (slow FORMS_TICKETS writes)")
 
 // stampRounds bounds the stamping of one create when the writes are slow.
 const stampRounds = 3
 
-// stampFresh stamps ws at once (a bulk's claims: one after the other, a
-// slow FORMS_TICKETS would age the first) and again while the oldest stamp
-// leaves too little time to send. It returns the works still ours, in
-// order, and when their create must end (see sendBy); false: stamped too
-// slowly to send.
+// stampFresh stamps ws concurrently (one after the other, a slow
+// FORMS_TICKETS would age a bulk's first stamps), and again while the
+// oldest stamp leaves too little time to send. It returns the works still
+// ours, in order, and when their create must end (createDeadline); false:
+// still too old after stampRounds, send nothing.
 func (p *Engine) stampFresh(ctx context.Context, ws []*work) ([]*work, time.Time, bool) {
 	for range stampRounds {
 		ok := make([]bool, len(ws))
-		var wg sync.WaitGroup
-		for i, w := range ws {
-			wg.Go(func() { ok[i] = p.stamp(ctx, w) })
+		if len(ws) == 1 {
+			ok[0] = p.stamp(ctx, ws[0])
+		} else {
+			var wg sync.WaitGroup
+			for i, w := range ws {
+				wg.Go(func() { ok[i] = p.stamp(ctx, w) })
+			}
+			wg.Wait()
 		}
-		wg.Wait()
 		var mine []*work
 		for i, w := range ws {
 			if ok[i] {
@@ -161,20 +165,20 @@ func (p *Engine) stampFresh(ctx context.Context, ws []*work) ([]*work, time.Time
 		if ws = mine; len(ws) == 0 {
 			return nil, time.Time{}, false
 		}
-		if by, fresh := p.sendBy(ws...); fresh {
+		if by, fresh := p.createDeadline(ws...); fresh {
 			return ws, by, true
 		}
 	}
 	return ws, time.Time{}, false
 }
 
-// sendBy is when a create carrying ws must have ended, client side: the
-// oldest stamp plus JIRA_TIMEOUT. Another worker may take a claim over
-// from stamp + JIRA_TIMEOUT + RECONCILE_DELAY on, trusting that by then
-// the create has ended and Jira's search shows what it did; a request
-// still in flight then would make a second ticket. false: less than half
-// of JIRA_TIMEOUT is left, too little to send.
-func (p *Engine) sendBy(ws ...*work) (time.Time, bool) {
+// createDeadline is when a create carrying ws must have ended, client
+// side (jira.SendBy): the oldest stamp plus JIRA_TIMEOUT. Another worker
+// may take a claim over from stamp + JIRA_TIMEOUT + RECONCILE_DELAY on,
+// trusting that by then the create has ended and Jira's search shows what
+// it did; a request still in flight then would make a second ticket.
+// false: less than half of JIRA_TIMEOUT is left, too little to send.
+func (p *Engine) createDeadline(ws ...*work) (time.Time, bool) {
 	var oldest time.Time
 	for _, w := range ws {
 		if oldest.IsZero() || w.stamped.Before(oldest) {

@@ -715,23 +715,133 @@ func useJSM(t *testing.T, c *Config) {
 	c.Jira.(*ticketingtest.Jira).MetaFunc = func(context.Context, ticket.Target) (*ticket.Meta, error) { return meta, nil }
 }
 
-// A create ends, client side, by its claim's stamp + JIRA_TIMEOUT, however
-// long the stamp's write took: RecheckAfter leaves only RECONCILE_DELAY
-// after that for Jira's own side.
+// A create ends, client side, by its oldest claim stamp + JIRA_TIMEOUT,
+// however long the stamps' writes took: RecheckAfter leaves only
+// RECONCILE_DELAY after that for Jira's own side. One of the two stamps
+// is acknowledged late here, in a bulk and one by one (JSM).
 func TestCreateEndsWithinTheClaimsWindow(t *testing.T) {
+	for _, jsm := range []bool{false, true} {
+		t.Run(fmt.Sprintf("jsm=%v", jsm), func(t *testing.T) {
+			evs := events(t, 2)
+			f := newFixture(t, func(c *Config) {
+				if jsm {
+					useJSM(t, c)
+				}
+				c.JiraTimeout = 400 * time.Millisecond
+				c.Records = &lateAcks{Records: c.Records.(*ticketingtest.Records), puts: map[string]int{}, late: func(hash string, n int) {
+					if hash == evs[1].GetHash() && n == 2 { // its stamp
+						time.Sleep(c.JiraTimeout / 4)
+					}
+				}}
+			})
+			var mu sync.Mutex
+			checked := 0
+			check := func(ctx context.Context, reqs ...*ticket.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				var oldest time.Time
+				for _, req := range reqs {
+					r := f.records.Record(strings.TrimPrefix(req.HashLabel, ticket.HashLabelPrefix))
+					if w := r.RecheckAfter.Add(-f.engine.cfg.ReconcileDelay); oldest.IsZero() || w.Before(oldest) {
+						oldest = w
+					}
+				}
+				if by, ok := jira.CreateDeadline(ctx); !ok || !by.Equal(oldest) {
+					t.Errorf("create of %d requests must end by %v (set %v), want the oldest stamp + JIRA_TIMEOUT, %v", len(reqs), by, ok, oldest)
+				}
+				checked += len(reqs)
+			}
+			f.jira.BulkCreateFunc = func(ctx context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
+				check(ctx, reqs...)
+				out := make([]jira.Result, len(reqs))
+				for i := range out {
+					out[i].Key = f.jira.NextKey()
+				}
+				return out, nil
+			}
+			f.jira.CreateFunc = func(ctx context.Context, req *ticket.Request) (string, error) {
+				check(ctx, req)
+				return f.jira.NextKey(), nil
+			}
+			for i, out := range f.process(items(t, evs...)...) {
+				if out.Status != StatusCreated {
+					t.Errorf("request %d: %+v, want created", i, out)
+				}
+			}
+			if checked != 2 {
+				t.Errorf("%d requests checked, want 2", checked)
+			}
+		})
+	}
+}
+
+// Stamps written at once: three claims whose stamps each take 0.3 of
+// JIRA_TIMEOUT to be acknowledged still leave enough of it to send the
+// bulk (one after the other they would not).
+func TestBulkStampsAreWrittenConcurrently(t *testing.T) {
+	evs := events(t, 3)
+	hashes := map[string]bool{}
+	for _, ev := range evs {
+		hashes[ev.GetHash()] = true
+	}
+	la := &lateAcks{puts: map[string]int{}}
+	f := newFixture(t, func(c *Config) {
+		c.JiraTimeout, c.RetryWindow = time.Second, 3*time.Second
+		la.Records = c.Records.(*ticketingtest.Records)
+		la.late = func(hash string, n int) {
+			if hashes[hash] && n == 2 {
+				time.Sleep(c.JiraTimeout * 3 / 10)
+			}
+		}
+		c.Records = la
+	})
+	for i, out := range f.process(items(t, evs...)...) {
+		if out.Status != StatusCreated {
+			t.Errorf("request %d: %+v, want created", i, out)
+		}
+	}
+	la.mu.Lock()
+	defer la.mu.Unlock()
+	for _, ev := range evs {
+		if n := la.puts[ev.GetHash()]; n != 3 {
+			t.Errorf("%d record writes for one request, want 3 (claim, one stamp, created)", n)
+		}
+	}
+	if n := f.jira.Count("BulkCreate"); n != 1 {
+		t.Errorf("%d bulk creates, want 1", n)
+	}
+}
+
+// A claim whose stamps all come back too late sends nothing, and the slow
+// store is no failure of the event, even after a real failure earlier in
+// the delivery: it ends in a retry with nothing counted, its claim
+// released for the next one.
+func TestSlowStampsSendNothingAndCountNothing(t *testing.T) {
 	ev := events(t, 1)[0]
-	f := newFixture(t, nil)
-	var deadline, window time.Time
-	f.jira.BulkCreateFunc = func(ctx context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
-		deadline, _ = jira.CreateDeadline(ctx)
-		window = f.records.Record(ev.GetHash()).RecheckAfter
-		return []jira.Result{{Key: f.jira.NextKey()}}, nil
+	f := newFixture(t, func(c *Config) {
+		recs, failed := c.Records.(*ticketingtest.Records), false
+		recs.Fail = func(op, _ string) error {
+			if op == "get" && !failed {
+				failed = true
+				return errors.New("nats: timeout")
+			}
+			return nil
+		}
+		c.Records = &lateAcks{Records: recs, puts: map[string]int{}, late: func(_ string, n int) {
+			if n >= 2 { // every write after the claim
+				time.Sleep(c.JiraTimeout * 6 / 10)
+			}
+		}}
+	})
+	out := f.process(items(t, ev)...)[0]
+	if out.Status != StatusRetry || !errors.Is(out.Err, errStaleStamp) {
+		t.Errorf("%+v, want a retry for a stale stamp", out)
 	}
-	if out := f.process(items(t, ev)...)[0]; out.Status != StatusCreated {
-		t.Fatalf("%+v, want created", out)
+	if n := len(f.jira.Created); n != 0 {
+		t.Errorf("%d creates sent under stale stamps, want none", n)
 	}
-	if want := window.Add(-f.engine.cfg.ReconcileDelay); !deadline.Equal(want) {
-		t.Errorf("bulk create deadline %v, want the stamp + JIRA_TIMEOUT, %v", deadline, want)
+	if r := f.records.Record(ev.GetHash()); r == nil || r.Failures != 0 || r.State != stream.StateClaimed || r.RecheckAfter.After(time.Now()) {
+		t.Errorf("record %+v, want the claim released (RecheckAfter passed) with no failure counted", r)
 	}
 }
 
@@ -852,8 +962,9 @@ func TestStaleReadIsNeverWrittenBack(t *testing.T) {
 	if n := f.jira.Count("FindByLabels"); n == 0 {
 		t.Fatalf("no reconcile ran; the stale read was never made")
 	}
-	// The claim was attempt 1, its stamp attempt 2 (failed at FirstFailure).
-	if r := f.records.Record(ev.GetHash()); r == nil || r.Attempt != 2 || r.FirstFailure.IsZero() {
-		t.Errorf("record %+v; want the unknown attempt's (attempt 2, its failure noted), not the claim before it", r)
+	// The claim was attempt 1, its stamps later ones (the unknown outcome's
+	// noted at FirstFailure).
+	if r := f.records.Record(ev.GetHash()); r == nil || r.Attempt < 2 || r.FirstFailure.IsZero() {
+		t.Errorf("record %+v; want the unknown attempt's (attempt 2 or later, its failure noted), not the claim before it", r)
 	}
 }

@@ -244,9 +244,11 @@ func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration
 // countFailure adds this delivery's failure to w's record when it is the
 // event's own (see giveUp) and returns the count; 0 when it does not count.
 // A delivery that only waited (for a young claim's search window) made no
-// failed call (attempts 0) and counts nothing.
+// failed call (attempts 0) and counts nothing, nor does one that last
+// failed to stamp its claim in time (the store was slow, not the event).
 func (p *Engine) countFailure(ctx context.Context, w *work, stopping bool) int {
-	if stopping || w.it.NoDeadLetter || w.attempts == 0 || w.lastErr == nil || w.rev == 0 || w.rec == nil {
+	if stopping || w.it.NoDeadLetter || w.attempts == 0 || w.lastErr == nil || w.rev == 0 || w.rec == nil ||
+		errors.Is(w.lastErr, errStaleStamp) {
 		return 0
 	}
 	r := *w.rec

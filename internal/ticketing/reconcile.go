@@ -73,7 +73,7 @@ func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 			p.log.Debug("claim too young to trust an empty search", "hash", w.hash, "stream_seq", w.it.Seq, "recheck_after", w.rec.RecheckAfter)
 			continue
 		}
-		rev, err := p.cfg.Records.Put(ctx, w.hash, p.claimRecord(w, now), w.recRev)
+		rev, err := p.cfg.Records.Put(ctx, w.hash, p.claimRecord(w, time.Now()), w.recRev)
 		if err != nil {
 			if !errors.Is(err, stream.ErrConflict) {
 				p.transient(w, err, 0)
