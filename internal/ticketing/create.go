@@ -116,6 +116,14 @@ func (p *Engine) takeTurn(ctx context.Context, op string) (context.Context, erro
 	return jira.Paced(ctx), nil
 }
 
+// unusedTurn gives back a turn taken for a create that was not sent, so
+// that a new endpoint's lane, waiting for its first answer, goes on.
+func (p *Engine) unusedTurn(op string) {
+	if p.cfg.Pacer != nil {
+		p.cfg.Pacer.Answered(op)
+	}
+}
+
 // stamp re-writes our claim just before the create is sent: it fences off
 // a worker that took the claim over meanwhile (revision check) and starts
 // RecheckAfter from now. false: the claim is no longer ours.
@@ -256,8 +264,10 @@ func (p *Engine) createOneByOne(ctx context.Context, ws []*work) []result {
 			mine, by, ok := p.stampFresh(ctx, []*work{w})
 			switch {
 			case len(mine) == 0:
+				p.unusedTurn(op)
 				return nil
 			case !ok:
+				p.unusedTurn(op)
 				results[i] = result{w, "", errStaleStamp}
 				return nil
 			}
@@ -283,6 +293,7 @@ func (p *Engine) createInBulk(ctx context.Context, ws []*work) []result {
 		}
 		stamped, by, ok := p.stampFresh(ctx, chunk)
 		if !ok {
+			p.unusedTurn(jira.OpBulkCreate)
 			for _, w := range stamped {
 				results = append(results, result{w, "", errStaleStamp})
 			}

@@ -70,6 +70,8 @@ type Publisher interface {
 type Pacer interface {
 	Wait(ctx context.Context, op string) error
 	WaitLow(ctx context.Context, op string) error
+	// Answered: a turn taken by Wait ended without a request.
+	Answered(op string)
 }
 
 // Config wires an Engine. Every field without a default in brackets is

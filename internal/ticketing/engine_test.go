@@ -558,9 +558,10 @@ func TestNotAnEventIsDeadLettered(t *testing.T) {
 // takeOverPacer is a pacer during whose wait another worker takes the
 // claim over (writes the record): the fence before the create.
 type takeOverPacer struct {
-	records *ticketingtest.Records
-	hash    string
-	once    bool
+	records  *ticketingtest.Records
+	hash     string
+	once     bool
+	answered int
 }
 
 func (p *takeOverPacer) Wait(context.Context, string) error {
@@ -571,6 +572,7 @@ func (p *takeOverPacer) Wait(context.Context, string) error {
 	return nil
 }
 func (p *takeOverPacer) WaitLow(context.Context, string) error { return nil }
+func (p *takeOverPacer) Answered(string)                       { p.answered++ }
 
 // A claim taken over while this worker waited for its turn at Jira is
 // fenced: the record's revision moved, so nothing is sent (never two
@@ -589,6 +591,9 @@ func TestClaimTakenOverWhileWaitingSendsNothing(t *testing.T) {
 	}
 	if r := f.records.Record(ev.GetHash()); r == nil || r.Attempt != 9 {
 		t.Errorf("record %+v, want the other worker's claim untouched", r)
+	}
+	if pacer.answered != 1 {
+		t.Errorf("the unused turn given back %d times, want once (a new lane waits for its first answer)", pacer.answered)
 	}
 }
 
