@@ -220,7 +220,8 @@ func (b *bench) throughput(ctx context.Context, out io.Writer) error {
 		capCPU, bound, free := "n/a (in-process: in the bench process)", fmt.Sprintf("%.2f", ceiling(others, refRate)), "n/a"
 		if d.cpu > 0 {
 			capCPU = fmt.Sprintf("%.1f", perRow(d.cpu, n))
-			bound, free = fmt.Sprintf("%.2f", ceiling(others+perRow(d.cpu, n), refRate)), bound
+			free = bound // others holds no capture CPU here
+			bound = fmt.Sprintf("%.2f", ceiling(others+perRow(d.cpu, n), refRate))
 		}
 		cpuRows = append(cpuRows, fmt.Sprintf("| %d | %.1f | %.1f | %.1f | %s | %s | %s |", i+1,
 			perRow(refWalsender, n), perRow(d.walsender, n), perRow(d.self, n), capCPU, bound, free))

@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -193,7 +194,11 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 func prepare(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
 	natsCtx, stopNATS := context.WithCancel(ctx)
 	defer stopNATS()
-	natsFailed := make(chan struct{})
+	// Not even a stop (a NATS refusal is one) cuts a PostgreSQL attempt
+	// short; it ends the retrying. An attempt is bounded (10 s).
+	giveUp := make(chan struct{})
+	stopRetrying := sync.OnceFunc(func() { close(giveUp) })
+	defer context.AfterFunc(ctx, stopRetrying)()
 	var nc *nats.Conn
 	var js jetstream.JetStream
 	var nerr error
@@ -201,22 +206,10 @@ func prepare(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jet
 	go func() {
 		defer close(natsDone)
 		if nc, js, nerr = connectNATS(natsCtx, cfg, log); nerr != nil {
-			close(natsFailed)
+			stopRetrying()
 		}
-	}()
-	// Not even a stop (a NATS refusal is one) cuts an attempt short; it
-	// ends the retrying. An attempt is bounded (10 s).
-	giveUp, prepared := make(chan struct{}), make(chan struct{})
-	go func() {
-		select {
-		case <-natsFailed:
-		case <-ctx.Done():
-		case <-prepared:
-		}
-		close(giveUp)
 	}()
 	perr := pgcdc.Prepare(context.WithoutCancel(ctx), giveUp, cfg.DatabaseURL, cfg.Table, cfg.HashFields, cfg.Publication, cfg.Slot, log)
-	close(prepared)
 	if perr == nil && ctx.Err() != nil {
 		perr = ctx.Err()
 	}

@@ -87,7 +87,9 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 			// An early 5xx (a gateway's) may leave Jira still creating:
 			// never end the stamp's window sooner.
 			nr := *w.rec
-			nr.RecheckAfter = laterOf(nr.RecheckAfter, time.Now().Add(p.cfg.ReconcileDelay))
+			if soon := time.Now().Add(p.cfg.ReconcileDelay); soon.After(nr.RecheckAfter) {
+				nr.RecheckAfter = soon
+			}
 			nr.FirstFailure = cmpFirst(w.firstFail, time.Now())
 			if rev, err := p.cfg.Records.Put(context.WithoutCancel(ctx), w.hash, &nr, w.rev); err == nil {
 				w.rev, w.rec = rev, &nr
@@ -155,15 +157,11 @@ const stampRounds = 3
 func (p *Engine) stampFresh(ctx context.Context, ws []*work) ([]*work, time.Time, bool) {
 	for range stampRounds {
 		ok := make([]bool, len(ws))
-		if len(ws) == 1 {
-			ok[0] = p.stamp(ctx, ws[0])
-		} else {
-			var wg sync.WaitGroup
-			for i, w := range ws {
-				wg.Go(func() { ok[i] = p.stamp(ctx, w) })
-			}
-			wg.Wait()
+		var wg sync.WaitGroup
+		for i, w := range ws {
+			wg.Go(func() { ok[i] = p.stamp(ctx, w) })
 		}
+		wg.Wait()
 		var mine []*work
 		for i, w := range ws {
 			if ok[i] {
@@ -195,13 +193,6 @@ func (p *Engine) createDeadline(ws ...*work) (time.Time, bool) {
 	}
 	by := oldest.Add(p.cfg.JiraTimeout)
 	return by, time.Until(by) >= p.cfg.JiraTimeout/2
-}
-
-func laterOf(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 func cmpFirst(a, b time.Time) time.Time {
