@@ -41,6 +41,7 @@ func badRows(t *testing.T) []*formsv1.FormSubmission {
 // Dead letters cause one digest e-mail with the counts per reason, not
 // one e-mail per event.
 func TestDeadLettersCauseOneDigestEmail(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
 	ms := smtptest.Start(t, smtptest.Options{StartTLS: true})
 	h.alertEnv(ms.Addr)
@@ -72,6 +73,7 @@ func TestDeadLettersCauseOneDigestEmail(t *testing.T) {
 // An SMTP server that accepts connections and never answers must not slow
 // ticket creation, nor the service's exit.
 func TestSMTPDownKeepsCreatingTickets(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
 	l := smtptest.ListenSilent(t, "127.0.0.1:0")
 	h.alertEnv(l.Addr().String())

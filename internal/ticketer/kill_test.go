@@ -27,6 +27,7 @@ func TestKilledBetweenCreateAndRecord(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test: real nats-server and Jira sandbox")
 	}
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "ticketer")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/ticketer").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

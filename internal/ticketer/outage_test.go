@@ -30,6 +30,7 @@ func outageEnv(h *harness) {
 // probes, at a bounded rate; when Jira recovers every request becomes
 // exactly one ticket, with no operator action.
 func TestJiraOutageCostsOnlyTime(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
 	outageEnv(h)
 	evs := ticketertest.SampleEvents(t)[:30]
@@ -83,6 +84,7 @@ func TestJiraOutageCostsOnlyTime(t *testing.T) {
 // deliveries — but an outage in between counts for nothing: its dead
 // letter comes only after the outage, with attempts = MAX_DELIVER.
 func TestOutageDuringRetriesDoesNotCount(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
 	outageEnv(h)
 	h.Env["MAX_DELIVER"] = "2"

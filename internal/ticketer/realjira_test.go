@@ -38,6 +38,7 @@ func accounts(sb *jirasandbox.Server) map[string]string {
 // windows keep the order of issue 9's run: lag 8 s > JIRA_TIMEOUT +
 // RECONCILE_DELAY of the old default, here 3 s + 0.3 s; < the window now.)
 func TestPlatformModeAgainstARealisticJSM(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{
 		ShuffleBulk: true, SearchDelay: 8 * time.Second, CreatedBut500Rate: 1, Seed: 9,
 		RatePerSecond: 20, Burst: 20, RateLimitHeaders: jirasandbox.RateLimitResetOnly,
@@ -212,6 +213,7 @@ func TestCustomerCreationForbidden(t *testing.T) {
 // lacks Create issues). The service stops consuming and says which
 // permission; nothing is dead-lettered; granted, it resumes by itself.
 func TestCreatePermissionMissing(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{DenyCreate: jirasandbox.DenyCreate403})
 	evs := ticketertest.SampleEvents(t)[:5]
 	h.Publish(evs...)

@@ -271,6 +271,7 @@ func TestRateLimitedJiraHonoursRetryAfter(t *testing.T) {
 // whose labels only follow in an edit: reconciled by the record hash in
 // the description). Every request becomes exactly one ticket.
 func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	for _, tc := range []struct {
 		name string
 		opts jirasandbox.Options
@@ -283,6 +284,7 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 		{"jsm-created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.3, Seed: 4, SearchDelay: 100 * time.Millisecond}, true, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, tc.opts)
 			h.Env["BATCH_SIZE"] = "10"
 			h.Env["JIRA_TIMEOUT"] = "1s" // unknown outcomes settle sooner
@@ -320,6 +322,7 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 }
 
 func TestAuthFailureStopsConsumingAndResumes(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
 	evs := ticketertest.SampleEvents(t)[:40]
 	h.Publish(evs[:10]...)
