@@ -32,7 +32,7 @@ var Vars = config.For(config.Ticketer, []config.Var{
 	{Name: "BACKOFF", Default: "30s,1m,2m,5m,10m", Help: "redelivery delays after a failed delivery (consumer BackOff)"},
 	{Name: "MAX_ACK_PENDING", Default: "1000", Help: "events in flight, unacknowledged, at most"},
 	{Name: "JIRA_TIMEOUT", Default: "30s", Help: "timeout of one Jira request"},
-	{Name: "JIRA_RATE", Default: "0", Help: "requests per second to any one Jira endpoint, the budget of the whole site, shared by all replicas (0 = find Jira's pace: unpaced until a 429, then just under it)"},
+	{Name: "JIRA_RATE", Default: "0", Help: "requests per second to any one Jira endpoint, the budget of the whole site, shared by all replicas (0 = find Jira's pace: its X-RateLimit-Limit when it sends one, else unpaced until a 429, then just under it)"},
 	{Name: "RECONCILE_DELAY", Default: "10m", Help: "how long Jira's search may lag behind a create: an unknown outcome that neither search nor a read by key finds counts as nothing created only after JIRA_TIMEOUT + this"},
 	{Name: "RETRY_WINDOW", Default: "1m", Help: "how long to retry transient Jira failures within one delivery"},
 	{Name: "CONSOLE_ADDR", Default: "127.0.0.1:9103", Help: "ticketer console: where the web console listens (serve it behind HTTPS: its cookies are Secure)"},
