@@ -143,6 +143,27 @@ func TestMaybeCreated(t *testing.T) {
 	}
 }
 
+// Throttled: Jira's pacing, never the event's failure (issue 14).
+func TestThrottled(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&APIError{Status: 429}, true},
+		{fmt.Errorf("bulk create: %w", &APIError{Status: 429}), true},
+		{&waitError{op: OpBulkCreate, err: context.DeadlineExceeded}, true},
+		{&APIError{Status: 429, Anonymous: true}, false}, // a credentials problem first
+		{&APIError{Status: 503}, false},
+		{&APIError{Status: 408}, false},
+		{&transportError{op: OpCreate, sent: true, err: errors.New("timeout")}, false},
+		{nil, false},
+	} {
+		if got := Throttled(tc.err); got != tc.want {
+			t.Errorf("Throttled(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
 func TestErrorsAreClassifiedWithoutSecrets(t *testing.T) {
 	sb, url := sandbox(t, jirasandbox.Options{})
 	c, _ := New(Options{URL: url, Email: email, APIToken: token})

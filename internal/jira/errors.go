@@ -146,6 +146,18 @@ func (e *waitError) Error() string {
 func (e *waitError) Unwrap() error        { return e.err }
 func (e *waitError) Is(target error) bool { return target == ErrRetryable }
 
+// Throttled reports whether err is Jira's rate limit — a 429, or a wait
+// behind the pacer that outlasted its context — rather than a failure:
+// Jira paces the whole site, so no event is to blame (issue 14).
+func Throttled(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Status == http.StatusTooManyRequests && !ae.Anonymous
+	}
+	var we *waitError
+	return errors.As(err, &we)
+}
+
 // MaybeCreated reports whether a failed create may nevertheless have
 // created the issue: a 5xx or a lost answer leaves the outcome unknown, as
 // does a success answered to an anonymous user (a project may let anyone

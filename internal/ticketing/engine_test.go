@@ -270,9 +270,11 @@ func TestRefusedCredentialsAndPermissions(t *testing.T) {
 }
 
 // A transient failure while Jira otherwise works is the event's: counted
-// once per delivery, dead-lettered as exhausted at MaxFailures.
+// once per delivery, dead-lettered as exhausted at MaxFailures. Throttling
+// is not: Jira paces the site, so a 429 outlasting every window costs only
+// time.
 func TestTransientFailures(t *testing.T) {
-	unavailable := &jira.APIError{Op: "bulk create", Status: http.StatusTooManyRequests}
+	unavailable := &jira.APIError{Op: "bulk create", Status: http.StatusRequestTimeout}
 	t.Run("retried within the window, then created", func(t *testing.T) {
 		f := newFixture(t, nil)
 		calls := 0
@@ -303,6 +305,28 @@ func TestTransientFailures(t *testing.T) {
 			if delivery == 3 && (out.Status != StatusDeadLettered || f.dlq.DeadLetters()[0].Reason != stream.ReasonExhausted || f.dlq.DeadLetters()[0].Attempts != 3) {
 				t.Errorf("delivery 3: %+v %+v", out, f.dlq.DeadLetters())
 			}
+		}
+	})
+	t.Run("throttled past every window: not counted, never exhausted", func(t *testing.T) {
+		f := newFixture(t, func(c *Config) { c.MaxFailures = 3 })
+		throttled := &jira.APIError{Op: "bulk create", Status: http.StatusTooManyRequests}
+		f.jira.BulkCreateFunc = func(context.Context, []*ticket.Request) ([]jira.Result, error) {
+			return []jira.Result{{Err: throttled}}, throttled
+		}
+		ev := events(t, 1)[0]
+		for delivery := 1; delivery <= 5; delivery++ {
+			it := items(t, ev)[0]
+			it.Delivery = delivery
+			out := f.process(it)[0]
+			if out.Status != StatusRetry {
+				t.Fatalf("delivery %d: %+v, dead letters %+v", delivery, out, f.dlq.DeadLetters())
+			}
+			if r := f.records.Record(ev.GetHash()); r != nil && r.Failures != 0 {
+				t.Fatalf("delivery %d: throttling counted as the event's failure: %+v", delivery, r)
+			}
+		}
+		if len(f.dlq.Msgs) != 0 {
+			t.Errorf("dead letters: %+v", f.dlq.DeadLetters())
 		}
 	})
 }
