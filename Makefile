@@ -25,7 +25,7 @@ demo:
 ## each over a minute; ./... adds the rest once), so the run does not end
 ## on one of them alone.
 TIMED_TESTS := ^(TestJiraBudgetFoundAndShared|TestTraceAnswersInUnderASecondWith100kRequests)$$
-SLOW_PACKAGES := ./internal/capture/ ./internal/ticketer/ ./internal/e2e/ ./cmd/demo/ ./cmd/ticketer/ ./internal/console/
+SLOW_PACKAGES := ./internal/ticketer/ ./internal/capture/ ./cmd/demo/ ./cmd/ticketer/ ./internal/e2e/ ./internal/console/
 test:
 	@./scripts/ensure-deps.sh
 	$(GO) test -race -p 4 -count=1 -timeout 25m -skip '$(TIMED_TESTS)' $(SLOW_PACKAGES) ./...
