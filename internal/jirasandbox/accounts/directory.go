@@ -191,8 +191,9 @@ func (d *Directory) ByEmail(email string) (Account, bool) {
 func (d *Directory) Add(email, displayName string) (a Account, created bool) {
 	d.mu.Lock()
 	if p := d.byEmailLocked(email); p != nil {
+		out := p.clone() // under the lock: AddToDesk may be appending to its desks
 		d.mu.Unlock()
-		return p.clone(), false
+		return out, false
 	}
 	p := d.insert(Account{Email: email, DisplayName: displayName})
 	out := p.clone()
