@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -75,7 +76,9 @@ func runCheck(ctx context.Context, env cli.Env, args []string) error {
 func checkSamples(ctx context.Context, cfg *ticketer.Config, log *slog.Logger) ([]*formsv1.FormSubmission, string) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	nc, js, err := cfg.Connect(ctx, log, nats.Timeout(2*time.Second), nats.MaxReconnects(0))
+	// An operator command: replies under the operators' inbox prefix.
+	opts := append(slices.Clone(ticketer.CommandNATS), nats.Timeout(2*time.Second), nats.MaxReconnects(0))
+	nc, js, err := cfg.Connect(ctx, log, opts...)
 	if err != nil {
 		return nil, "stream FORMS not reachable (" + cli.OneLine(err.Error()) + "): checking the mapping without events"
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -340,6 +341,10 @@ func operatorCommands(t *testing.T, u *natsUsers, sb *jirasandbox.Server, jiraUR
 	}
 	if out := cmd("stats", "--days", "1"); !strings.Contains(out, "created") {
 		t.Errorf("stats as operator: %s", out)
+	}
+	// check reads FORMS' events as operator (replies under _INBOX_operator).
+	if out := cmd("check"); !regexp.MustCompile(`checked against [1-9][0-9]* event\(s\) of stream FORMS`).MatchString(out) {
+		t.Errorf("check as operator did not read FORMS' events:\n%s", out)
 	}
 }
 
