@@ -84,8 +84,9 @@ type Site struct {
 	state     State
 	since     time.Time
 	reason    string
-	failing   int  // calls in a row failed as an outage would
-	probing   bool // this replica probes (suspicion or half-open)
+	failing   int       // calls in a row failed as an outage would
+	answered  time.Time // the last call Jira answered (not as an outage would)
+	probing   bool      // this replica probes (suspicion or half-open)
 	wake      chan struct{}
 	replicas  map[string]time.Time
 	lastShare float64
@@ -142,7 +143,7 @@ func (s *Site) Result(op string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !jira.Down(err) {
-		s.failing = 0
+		s.failing, s.answered = 0, time.Now()
 		return
 	}
 	s.failing++
@@ -151,6 +152,15 @@ func (s *Site) Result(op string, err error) {
 		last := err.Error()
 		go s.suspect(last)
 	}
+}
+
+// AnsweredSince reports whether Jira answered any call of this replica
+// after t: whether it worked while a failing event failed (issue 14 counts
+// only those failures; the circuit opens only after several).
+func (s *Site) AnsweredSince(t time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answered.After(t)
 }
 
 // Up reports whether Jira is up, and the state and since when.

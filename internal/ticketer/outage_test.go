@@ -128,3 +128,45 @@ func TestOutageDuringRetriesDoesNotCount(t *testing.T) {
 	}
 	h.WaitFor("the good tickets", 20*time.Second, func() bool { return len(h.SB.Issues()) == 2 })
 }
+
+// TestOutageBeforeTheCircuitOpensCountsNothing: Jira answers every call 503
+// with a Retry-After longer than RETRY_WINDOW, so deliveries end before the
+// circuit has seen enough failures to open. They still count for nothing
+// (issue 14): nothing else was answered while the events failed.
+func TestOutageBeforeTheCircuitOpensCountsNothing(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
+	h := newHarness(t, jirasandbox.Options{})
+	outageEnv(h)
+	h.Env["MAX_DELIVER"] = "2"
+	h.Env["BACKOFF"] = "100ms"
+	evs := ticketertest.SampleEvents(t)[:12]
+	h.Publish(evs[:4]...)
+	h.Start()
+	defer func() {
+		if t.Failed() {
+			t.Log(h.Logs.String()[max(0, len(h.Logs.String())-4000):])
+		}
+	}()
+	h.WaitFor("the first 4 tickets", 30*time.Second, func() bool { return len(h.SB.Issues()) == 4 })
+	h.SB.SetOutageRetryAfter(3 * time.Second)
+	h.SB.SetOutage(jirasandbox.Outage503)
+	h.Publish(evs[4:]...)
+	h.WaitFor("the circuit open", 20*time.Second, func() bool { return strings.Contains(h.Logs.String(), "JIRA UNREACHABLE") })
+	time.Sleep(3 * time.Second)
+	tickets, err := stream.LookupTickets(context.Background(), h.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs[4:] {
+		if r, _, _ := tickets.Get(context.Background(), ev.GetHash()); r != nil && r.Failures != 0 {
+			t.Errorf("%s: %d failures counted during the outage", ev.GetHash()[:12], r.Failures)
+		}
+	}
+	h.SB.SetOutage(jirasandbox.OutageNone)
+	h.WaitFor("every ticket after the outage", 45*time.Second, func() bool { return len(h.SB.Issues()) >= len(evs) && h.Pending() == 0 })
+	time.Sleep(300 * time.Millisecond)
+	h.AssertOneTicketPerHash(evs)
+	if dl := h.DLQ(); len(dl) != 0 {
+		t.Errorf("%d dead letters, want none", len(dl))
+	}
+}

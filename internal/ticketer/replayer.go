@@ -56,7 +56,7 @@ func (c *Config) NewReplayer(ctx context.Context, js jetstream.JetStream, log *s
 	if err != nil {
 		return nil, err
 	}
-	engine, err := c.Engine(js, tickets, m, jc, nil, requesters, nil, log)
+	engine, err := c.Engine(js, tickets, m, jc, nil, nil, requesters, nil, log)
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if engine, err = cfg.Engine(js, stream.Tickets{KV: kv}, m, jc, pacer, requesters, engineMetrics, log); err != nil {
+		if engine, err = cfg.Engine(js, stream.Tickets{KV: kv}, m, jc, pacer, s.site, requesters, engineMetrics, log); err != nil {
 			return err
 		}
 		jkv, err := stream.EnsureJira(ctx, js, cfg.Streams)

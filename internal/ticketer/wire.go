@@ -64,10 +64,10 @@ func (c *Config) Connect(ctx context.Context, log *slog.Logger, opts ...nats.Opt
 // Engine builds the exactly-once engine over FORMS_TICKETS and FORMS_DLQ,
 // with the service's rules, for the service and the replay commands.
 func (c *Config) Engine(js jetstream.JetStream, tickets stream.Tickets, m *mapping.Mapping, jc ticketing.Jira, pacer ticketing.Pacer,
-	requesters ticketing.Requesters, metrics *ticketing.Metrics, log *slog.Logger) (*ticketing.Engine, error) {
+	health ticketing.Health, requesters ticketing.Requesters, metrics *ticketing.Metrics, log *slog.Logger) (*ticketing.Engine, error) {
 	return ticketing.New(ticketing.Config{
 		Jira: jc, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: js, Requesters: requesters,
-		Log: log, Metrics: metrics, Pacer: pacer,
+		Log: log, Metrics: metrics, Pacer: pacer, Health: health,
 		BatchSize: c.BatchSize, Concurrency: c.Concurrency,
 		ReconcileDelay: c.ReconcileDelay, JiraTimeout: c.JiraTimeout, RetryWindow: c.RetryWindow, MaxFailures: c.MaxDeliver,
 		KeepAliveEvery: c.keepAliveEvery(),

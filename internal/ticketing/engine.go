@@ -76,6 +76,11 @@ type Pacer interface {
 
 // Config wires an Engine. Every field without a default in brackets is
 // required: the binary's configuration holds the defaults.
+// Health is the site's view of whether Jira works (jirasite.Site).
+type Health interface {
+	AnsweredSince(t time.Time) bool
+}
+
 type Config struct {
 	Jira        Jira
 	Mapping     *mapping.Mapping
@@ -90,6 +95,11 @@ type Config struct {
 	// RecheckAfter is measured from the moment the create is really sent.
 	// [none]
 	Pacer Pacer
+	// Health, when set, tells whether Jira answered other calls after an
+	// event's failures began: a failure as an outage would fail (no answer,
+	// 5xx) counts only then, since the circuit opens only after several
+	// such failures. [none: every such failure counts]
+	Health Health
 
 	// BatchSize bounds a bulk create (platform, at most jira.MaxBulk);
 	// Concurrency bounds JSM creates in flight within one Process call.

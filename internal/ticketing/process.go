@@ -245,11 +245,14 @@ func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration
 // event's own (see giveUp) and returns the count; 0 when it does not count.
 // A delivery that only waited (for a young claim's search window) made no
 // failed call (attempts 0) and counts nothing, nor does one that last
-// failed to stamp its claim in time (the store was slow, not the event) or
-// that ended throttled (Jira paces the site, not this event).
+// failed to stamp its claim in time (the store was slow, not the event),
+// that ended throttled (Jira paces the site, not this event), or that failed
+// as an outage would while Jira answered nothing else (an outage the
+// circuit had not yet confirmed).
 func (p *Engine) countFailure(ctx context.Context, w *work, stopping bool) int {
 	if stopping || w.it.NoDeadLetter || w.attempts == 0 || w.lastErr == nil || w.rev == 0 || w.rec == nil ||
-		errors.Is(w.lastErr, errStaleStamp) || jira.Throttled(w.lastErr) {
+		errors.Is(w.lastErr, errStaleStamp) || jira.Throttled(w.lastErr) ||
+		jira.Down(w.lastErr) && p.cfg.Health != nil && !p.cfg.Health.AnsweredSince(w.firstFail) {
 		return 0
 	}
 	r := *w.rec
