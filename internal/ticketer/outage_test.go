@@ -16,6 +16,21 @@ import (
 )
 
 // outageEnv: deliveries that would all be used up within a few seconds.
+// twoDeliveries: an event's own failures dead-letter it at its second.
+func twoDeliveries(h *harness) {
+	h.Env["MAX_DELIVER"] = "2"
+	h.Env["BACKOFF"] = "100ms"
+}
+
+// logsOnFailure logs the tail of the service's log if t fails.
+func logsOnFailure(t *testing.T, h *harness) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.Logs.String()[max(0, len(h.Logs.String())-6000):])
+		}
+	})
+}
+
 func outageEnv(h *harness) {
 	h.Env["MAX_DELIVER"] = "3"
 	h.Env["BACKOFF"] = "100ms,200ms"
@@ -87,8 +102,7 @@ func TestOutageDuringRetriesDoesNotCount(t *testing.T) {
 	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
 	outageEnv(h)
-	h.Env["MAX_DELIVER"] = "2"
-	h.Env["BACKOFF"] = "100ms"
+	twoDeliveries(h)
 	evs := ticketertest.SampleEvents(t)[:3]
 	bad := evs[0]
 	h.Fault(func(r *http.Request, body []byte) int {
@@ -103,11 +117,7 @@ func TestOutageDuringRetriesDoesNotCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		if t.Failed() {
-			t.Log(h.Logs.String()[max(0, len(h.Logs.String())-6000):])
-		}
-	}()
+	logsOnFailure(t, h)
 	h.WaitFor("the bad event's first failure counted", 30*time.Second, func() bool {
 		r, _, _ := tickets.Get(context.Background(), bad.GetHash())
 		return r != nil && r.Failures == 1
@@ -137,16 +147,11 @@ func TestOutageBeforeTheCircuitOpensCountsNothing(t *testing.T) {
 	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
 	outageEnv(h)
-	h.Env["MAX_DELIVER"] = "2"
-	h.Env["BACKOFF"] = "100ms"
+	twoDeliveries(h)
 	evs := ticketertest.SampleEvents(t)[:12]
 	h.Publish(evs[:4]...)
 	h.Start()
-	defer func() {
-		if t.Failed() {
-			t.Log(h.Logs.String()[max(0, len(h.Logs.String())-4000):])
-		}
-	}()
+	logsOnFailure(t, h)
 	h.WaitFor("the first 4 tickets", 30*time.Second, func() bool { return len(h.SB.Issues()) == 4 })
 	h.SB.SetOutageRetryAfter(3 * time.Second)
 	h.SB.SetOutage(jirasandbox.Outage503)

@@ -243,16 +243,8 @@ func (p *Engine) giveUp(ctx context.Context, pending []*work, next time.Duration
 
 // countFailure adds this delivery's failure to w's record when it is the
 // event's own (see giveUp) and returns the count; 0 when it does not count.
-// A delivery that only waited (for a young claim's search window) made no
-// failed call (attempts 0) and counts nothing, nor does one that last
-// failed to stamp its claim in time (the store was slow, not the event),
-// that ended throttled (Jira paces the site, not this event), or that failed
-// as an outage would while Jira answered nothing else (an outage the
-// circuit had not yet confirmed).
 func (p *Engine) countFailure(ctx context.Context, w *work, stopping bool) int {
-	if stopping || w.it.NoDeadLetter || w.attempts == 0 || w.lastErr == nil || w.rev == 0 || w.rec == nil ||
-		errors.Is(w.lastErr, errStaleStamp) || jira.Throttled(w.lastErr) ||
-		jira.Down(w.lastErr) && p.cfg.Health != nil && !p.cfg.Health.AnsweredSince(w.firstFail) {
+	if stopping || w.it.NoDeadLetter || w.rev == 0 || w.rec == nil || !p.eventsOwn(w) {
 		return 0
 	}
 	r := *w.rec
@@ -264,6 +256,22 @@ func (p *Engine) countFailure(ctx context.Context, w *work, stopping bool) int {
 	}
 	w.rev, w.rec = rev, &r
 	return r.Failures
+}
+
+// eventsOwn reports whether w's last failure is the event's, not Jira's or
+// the store's.
+func (p *Engine) eventsOwn(w *work) bool {
+	switch err := w.lastErr; {
+	case w.attempts == 0 || err == nil:
+		return false // only waited (a young claim's search window): no failed call
+	case errors.Is(err, errStaleStamp):
+		return false // the store was slow stamping the claim
+	case jira.Throttled(err):
+		return false // Jira paces the site
+	case jira.Down(err) && p.cfg.Health != nil && !p.cfg.Health.AnsweredSince(w.firstFail):
+		return false // failed as an outage would, and Jira answered nothing else meanwhile
+	}
+	return true
 }
 
 // releaseClaim ends the search window of w's own claim when its last
