@@ -253,13 +253,11 @@ func (p *Engine) createOneByOne(ctx context.Context, ws []*work) []result {
 				return nil
 			}
 			mine, by, ok := p.stampFresh(ctx, []*work{w})
-			switch {
-			case len(mine) == 0:
+			if !ok {
 				p.unusedTurn(op)
-				return nil
-			case !ok:
-				p.unusedTurn(op)
-				results[i] = result{w, "", errStaleStamp}
+				if len(mine) > 0 { // still ours, only its stamp too old
+					results[i] = result{w, "", errStaleStamp}
+				}
 				return nil
 			}
 			w.sent = true
