@@ -54,10 +54,19 @@ type Resolver struct {
 	log   *slog.Logger
 
 	mu   sync.Mutex
-	memo map[string]string // e-mail (lower case) → accountId, this process
+	memo map[string]stream.Customer // by e-mail (lower case), this process
 	// warned: the bot could not add a customer to the desk (logged once).
 	warned bool
+	// refusedAt: when Jira last refused to add a customer to the desk. The
+	// permission is the bot's, not the account's, so an account left off
+	// the desk is tried again at most once a minute (and at once by a new
+	// process, such as a replay).
+	refusedAt time.Time
 }
+
+// deskRetry is how long after a refused add to the desk no account is
+// tried again.
+const deskRetry = time.Minute
 
 // New is a resolver for service desk desk ("" when there is none: then
 // accounts are only found and created, never added to a desk). cache may be
@@ -67,7 +76,7 @@ func New(j Jira, cache Cache, desk string, log *slog.Logger) *Resolver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Resolver{jira: j, cache: cache, desk: desk, log: log, memo: map[string]string{}}
+	return &Resolver{jira: j, cache: cache, desk: desk, log: log, memo: map[string]stream.Customer{}}
 }
 
 // AccountID is the account of p's e-mail, found or created. A Jira or NATS
@@ -75,41 +84,77 @@ func New(j Jira, cache Cache, desk string, log *slog.Logger) *Resolver {
 // ErrNoAccount when Jira lets the bot neither find nor create one.
 func (r *Resolver) AccountID(ctx context.Context, p ticket.Person) (string, error) {
 	email := strings.ToLower(strings.TrimSpace(p.Email))
-	r.mu.Lock()
-	id := r.memo[email]
-	r.mu.Unlock()
-	if id != "" {
-		return id, nil
-	}
-	if r.cache != nil {
-		if c, ok, err := r.cache.Get(ctx, email); err == nil && ok {
-			r.remember(email, c.AccountID)
-			return c.AccountID, nil
+	if c, ok := r.known(ctx, email); ok {
+		if c.OffDesk && r.deskRetryDue() {
+			r.retryDesk(ctx, c)
 		}
+		return c.AccountID, nil
 	}
-	id, created, err := r.findOrCreate(ctx, email, p.Name)
+	c, err := r.findOrCreate(ctx, email, p.Name)
 	if err != nil {
 		return "", err
 	}
+	r.store(ctx, c)
+	return c.AccountID, nil
+}
+
+// known is the account remembered by this process, else cached.
+func (r *Resolver) known(ctx context.Context, email string) (stream.Customer, bool) {
+	r.mu.Lock()
+	c, ok := r.memo[email]
+	r.mu.Unlock()
+	if ok || r.cache == nil {
+		return c, ok
+	}
+	c, ok, err := r.cache.Get(ctx, email)
+	if err != nil || !ok {
+		return stream.Customer{}, false
+	}
+	r.remember(c)
+	return c, true
+}
+
+func (r *Resolver) store(ctx context.Context, c stream.Customer) {
 	if r.cache != nil {
-		if err := r.cache.Put(ctx, stream.Customer{Email: email, AccountID: id, Created: created, At: time.Now().UTC()}); err != nil {
+		if err := r.cache.Put(ctx, c); err != nil {
 			r.log.Warn("customer account not cached; found again next time", "err", err)
 		}
 	}
-	r.remember(email, id)
-	return id, nil
+	r.remember(c)
 }
 
-func (r *Resolver) remember(email, id string) {
+func (r *Resolver) remember(c stream.Customer) {
 	r.mu.Lock()
-	r.memo[email] = id
+	r.memo[c.Email] = c
 	r.mu.Unlock()
 }
 
-func (r *Resolver) findOrCreate(ctx context.Context, email, name string) (id string, created bool, err error) {
+func (r *Resolver) deskRetryDue() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return time.Since(r.refusedAt) >= deskRetry
+}
+
+// retryDesk tries again to add an account Jira would not add before (the
+// bot may have been made an administrator since). A failure leaves it as
+// it was: the account is still the requester's.
+func (r *Resolver) retryDesk(ctx context.Context, c stream.Customer) {
+	added, err := r.addToDesk(ctx, c.AccountID, c.Email)
+	if err != nil {
+		r.log.Debug("adding a customer to the service desk failed; tried again later", "email", c.Email, "err", err)
+		return
+	}
+	if added {
+		c.OffDesk, c.At = false, time.Now().UTC()
+		r.store(ctx, c)
+	}
+}
+
+func (r *Resolver) findOrCreate(ctx context.Context, email, name string) (stream.Customer, error) {
+	c := stream.Customer{Email: email}
 	id, inDesk, err := r.jira.FindAccount(ctx, r.desk, email)
 	if err != nil {
-		return "", false, fmt.Errorf("find the account of %s: %w", email, err)
+		return c, fmt.Errorf("find the account of %s: %w", email, err)
 	}
 	if id == "" {
 		id, err = r.jira.CreateCustomer(ctx, email, name)
@@ -118,48 +163,51 @@ func (r *Resolver) findOrCreate(ctx context.Context, email, name string) (id str
 			// Created meanwhile (another replica), or an account the
 			// customer list did not show: look again.
 			if id, inDesk, err = r.jira.FindAccount(ctx, r.desk, email); err != nil {
-				return "", false, fmt.Errorf("find the account of %s: %w", email, err)
+				return c, fmt.Errorf("find the account of %s: %w", email, err)
 			}
 			if id == "" {
-				return "", false, fmt.Errorf("%w %s: Jira says the e-mail has an account, but neither the customers of service desk %s nor user search show it "+
+				return c, fmt.Errorf("%w %s: Jira says the e-mail has an account, but neither the customers of service desk %s nor user search show it "+
 					"(the account's e-mail may be hidden; grant the bot Browse users and groups, or add the person as a customer of the desk)", ErrNoAccount, email, r.desk)
 			}
 		case errors.Is(err, jira.ErrPermission):
-			return "", false, fmt.Errorf("%w %s, and Jira refuses to create the customer: %w", ErrNoAccount, email, err)
+			return c, fmt.Errorf("%w %s, and Jira refuses to create the customer: %w", ErrNoAccount, email, err)
 		case err != nil:
-			return "", false, fmt.Errorf("create the customer %s: %w", email, err)
+			return c, fmt.Errorf("create the customer %s: %w", email, err)
 		default:
-			created = true
+			c.Created = true
 			r.log.Info("JSM customer created for a first-time requester", "email", email)
 		}
 	}
+	c.AccountID, c.At = id, time.Now().UTC()
 	if r.desk != "" && !inDesk {
-		if err := r.addToDesk(ctx, id, email); err != nil {
-			return "", false, err
+		added, err := r.addToDesk(ctx, id, email)
+		if err != nil {
+			return c, err
 		}
+		c.OffDesk = !added
 	}
-	return id, created, nil
+	return c, nil
 }
 
 // addToDesk makes the account a customer of the desk, which a desk open to
 // everyone does not need and one restricted to its customers does; Jira
-// tells neither, so a refusal of the permission is only logged (once): the
-// request create then says whether it mattered. Other failures are the
-// caller's to retry, before the account is cached.
-func (r *Resolver) addToDesk(ctx context.Context, id, email string) error {
-	err := r.jira.AddCustomer(ctx, r.desk, id)
+// tells neither, so a refusal of the permission is only logged (once) and
+// reported as not added: the request create then says whether it mattered.
+// Other failures are the caller's to retry, before the account is cached.
+func (r *Resolver) addToDesk(ctx context.Context, id, email string) (added bool, err error) {
+	err = r.jira.AddCustomer(ctx, r.desk, id)
 	if err == nil {
-		return nil
+		return true, nil
 	}
 	if !errors.Is(err, jira.ErrPermission) {
-		return fmt.Errorf("add %s to the customers of service desk %s: %w", email, r.desk, err)
+		return false, fmt.Errorf("add %s to the customers of service desk %s: %w", email, r.desk, err)
 	}
 	r.mu.Lock()
 	first := !r.warned
-	r.warned = true
+	r.warned, r.refusedAt = true, time.Now()
 	r.mu.Unlock()
 	if first {
 		r.log.Warn("the bot may not add customers to the service desk; fine if the desk is open to all", "email", email, "desk", r.desk, "err", err)
 	}
-	return nil
+	return false, nil
 }

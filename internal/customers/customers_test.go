@@ -21,7 +21,9 @@ type directory struct {
 	accounts map[string]string // lower e-mail → id
 	inDesk   map[string]bool
 	forbid   bool // the bot may not create customers
-	calls    map[string]int
+	// forbidAdd: the bot may not add customers to the desk.
+	forbidAdd bool
+	calls     map[string]int
 	// between is called between a failed find and the create: a test's
 	// chance to let another replica win the race.
 	between func()
@@ -63,6 +65,9 @@ func (d *directory) AddCustomer(_ context.Context, _, id string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.calls["add"]++
+	if d.forbidAdd {
+		return &jira.APIError{Op: jira.OpCustomerAdd, Status: http.StatusForbidden}
+	}
 	d.inDesk[id] = true
 	return nil
 }
@@ -167,5 +172,43 @@ func TestForbiddenCreateNamesThePermission(t *testing.T) {
 	_, err := r.AccountID(context.Background(), ticket.Person{Email: "x@example.com"})
 	if !errors.Is(err, ErrNoAccount) || !errors.Is(err, jira.ErrPermission) || !strings.Contains(err.Error(), "Jira Administrators") {
 		t.Errorf("err = %v; want ErrNoAccount naming the Jira Administrators permission", err)
+	}
+}
+
+// TestOffDeskTriedAgain: an account Jira would not add to the desk is
+// cached as off the desk and tried again, by a new process at once (a
+// replay after the bot was made an administrator), by this one at most
+// once a minute; once added, never again.
+func TestOffDeskTriedAgain(t *testing.T) {
+	dir, cache := newDirectory(), &memCache{m: map[string]stream.Customer{}}
+	dir.forbidAdd = true
+	ctx := context.Background()
+	p := ticket.Person{Email: "new@example.com", Name: "New Person"}
+	r := New(dir, cache, "4", nil)
+	id, err := r.AccountID(ctx, p)
+	if c, _, _ := cache.Get(ctx, p.Email); err != nil || id == "" || !c.OffDesk {
+		t.Fatalf("first request: %q, %v, cached %+v; want an account cached as off the desk", id, err, c)
+	}
+	if _, err := r.AccountID(ctx, p); err != nil || dir.count("add") != 1 {
+		t.Errorf("again within the minute: %v, %d adds; want no second add", err, dir.count("add"))
+	}
+	r.mu.Lock()
+	r.refusedAt = r.refusedAt.Add(-deskRetry)
+	r.mu.Unlock()
+	if _, err := r.AccountID(ctx, p); err != nil || dir.count("add") != 2 {
+		t.Errorf("a minute after the refusal: %v, %d adds; want the add tried again", err, dir.count("add"))
+	}
+	dir.mu.Lock()
+	dir.forbidAdd = false
+	dir.mu.Unlock()
+	r2 := New(dir, cache, "4", nil)
+	if got, err := r2.AccountID(ctx, p); err != nil || got != id || dir.count("add") != 3 || !dir.inDesk[id] {
+		t.Errorf("a new process: %q, %v, %d adds, on desk %v; want the add tried again, and done", got, err, dir.count("add"), dir.inDesk[id])
+	}
+	if c, _, _ := cache.Get(ctx, p.Email); c.OffDesk {
+		t.Errorf("cached %+v after the add; want on the desk", c)
+	}
+	if _, err := New(dir, cache, "4", nil).AccountID(ctx, p); err != nil || dir.count("add") != 3 || dir.count("create") != 1 {
+		t.Errorf("after the add: %v, calls %v; want no further add or create", err, dir.calls)
 	}
 }

@@ -86,6 +86,7 @@ func ParseRequestTypeFields(data []byte) (*ticket.Meta, error) {
 				Label string `json:"label"`
 			} `json:"validValues"`
 		} `json:"requestTypeFields"`
+		CanRaiseOnBehalfOf bool `json:"canRaiseOnBehalfOf"`
 	}
 	if err := json.Unmarshal(data, &body); err != nil {
 		return nil, fmt.Errorf("request type fields: %w", err)
@@ -93,7 +94,7 @@ func ParseRequestTypeFields(data []byte) (*ticket.Meta, error) {
 	if body.Fields == nil {
 		return nil, errors.New(`request type fields: no "requestTypeFields" (is this the body of /servicedeskapi/servicedesk/{id}/requesttype/{id}/field?)`)
 	}
-	meta := &ticket.Meta{Fields: map[string]ticket.FieldMeta{}}
+	meta := &ticket.Meta{Fields: map[string]ticket.FieldMeta{}, CanRaiseOnBehalfOf: body.CanRaiseOnBehalfOf}
 	for _, f := range *body.Fields {
 		if f.FieldID == "" {
 			return nil, fmt.Errorf("request type fields: field %q has no fieldId", f.Name)

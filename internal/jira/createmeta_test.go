@@ -58,6 +58,12 @@ func TestParseRequestTypeFields(t *testing.T) {
 	if _, ok := meta.Fields["labels"]; ok {
 		t.Error("request type 41 has no labels field")
 	}
+	if !meta.CanRaiseOnBehalfOf {
+		t.Error("canRaiseOnBehalfOf: the fixture says true")
+	}
+	if m, err := ParseRequestTypeFields([]byte(`{"requestTypeFields":[],"canRaiseOnBehalfOf":false}`)); err != nil || m.CanRaiseOnBehalfOf {
+		t.Errorf("canRaiseOnBehalfOf false read as %+v, %v", m, err)
+	}
 	for _, bad := range []string{`[]`, `{"values":[]}`} {
 		if _, err := ParseRequestTypeFields([]byte(bad)); err == nil {
 			t.Errorf("ParseRequestTypeFields(%s) accepted", bad)

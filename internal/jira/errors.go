@@ -55,14 +55,7 @@ type APIError struct {
 
 func (e *APIError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "jira %s: %d %s", e.Op, e.Status, http.StatusText(e.Status))
-	if e.Anonymous {
-		b.WriteString(": served as anonymous (X-Seraph-LoginReason: the credentials were refused)")
-	}
-	if len(e.Messages) > 0 {
-		b.WriteString(": ")
-		b.WriteString(strings.Join(e.Messages, "; "))
-	}
+	b.WriteString(e.said())
 	for _, id := range slices.Sorted(maps.Keys(e.FieldErrors)) {
 		fmt.Fprintf(&b, "; %s: %s", id, e.FieldErrors[id])
 	}
@@ -89,6 +82,27 @@ var permissions = map[string]string{
 	OpCustomerCreate:   "the Jira Administrators global permission (to create customers), or customers who sign up on the portal themselves",
 	OpCustomerAdd:      "to be a service desk administrator (to add customers to the service desk)",
 	OpMyself:           "access to Jira",
+}
+
+// Said is Jira's answer as it gave it (status and messages), without the
+// guess at a missing permission that Error adds to a 403.
+func Said(err error) string {
+	var ae *APIError
+	if !errors.As(err, &ae) {
+		return err.Error()
+	}
+	return ae.said()
+}
+
+func (e *APIError) said() string {
+	s := fmt.Sprintf("jira %s: %d %s", e.Op, e.Status, http.StatusText(e.Status))
+	if e.Anonymous {
+		s += ": served as anonymous (X-Seraph-LoginReason: the credentials were refused)"
+	}
+	if len(e.Messages) > 0 {
+		s += ": " + strings.Join(e.Messages, "; ")
+	}
+	return s
 }
 
 // Permission is what a 403 says is missing, in words.

@@ -426,6 +426,23 @@ func TestLatency(t *testing.T) {
 	}
 }
 
+// TestRequestTypeFieldsWithoutCreate: a bot that may not create requests
+// is told it may not raise them on a customer's behalf either, which is
+// what the ticketer probes after a 403.
+func TestRequestTypeFieldsWithoutCreate(t *testing.T) {
+	sb, url := start(t, jirasandbox.Options{})
+	c := smClient(t, url)
+	sb.SetDenyCreate(jirasandbox.DenyCreate403)
+	fields, _, err := c.Request.Type.Fields(context.Background(), 4, 41)
+	if err != nil || len(fields.RequestTypeFields) != 16 || fields.CanRaiseOnBehalfOf {
+		t.Fatalf("request type fields, create denied: %v canRaiseOnBehalfOf=%v, %d fields", err, fields.CanRaiseOnBehalfOf, len(fields.RequestTypeFields))
+	}
+	sb.SetDenyCreate("")
+	if fields, _, err = c.Request.Type.Fields(context.Background(), 4, 41); err != nil || !fields.CanRaiseOnBehalfOf {
+		t.Fatalf("request type fields, create granted again: %v %+v", err, fields)
+	}
+}
+
 func TestJSMRequestCreate(t *testing.T) {
 	row := sara(t)
 	sb, url := start(t, jirasandbox.Options{StartKey: 7})

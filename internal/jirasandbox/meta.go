@@ -1,6 +1,7 @@
 package jirasandbox
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -129,9 +130,25 @@ func (s *Server) handleRequestTypeFields(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	b, err := s.cat.RequestTypeFields()
+	if o, _ := s.options(); err == nil && o.DenyCreate != "" {
+		b, err = withoutRaiseOnBehalfOf(b)
+	}
 	if err != nil {
 		wire.JSMError(w, http.StatusInternalServerError, err.Error(), "sd.error", nil)
 		return
 	}
 	serveFixture(w, r, b)
+}
+
+// withoutRaiseOnBehalfOf is the field list as a bot that may not create
+// requests sees it: canRaiseOnBehalfOf, "if a request can be raised on
+// behalf of a customer", is false
+// (https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-servicedesk/#api-rest-servicedeskapi-servicedesk-servicedeskid-requesttype-requesttypeid-field-get).
+func withoutRaiseOnBehalfOf(b []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["canRaiseOnBehalfOf"] = json.RawMessage("false")
+	return json.Marshal(m)
 }

@@ -26,10 +26,13 @@ func CustomersConfig(c Config) jetstream.KeyValueConfig {
 
 // Customer is one cached account.
 type Customer struct {
-	Email     string    `json:"email"`
-	AccountID string    `json:"account_id"`
-	Created   bool      `json:"created,omitempty"` // created by ticketer (else found)
-	At        time.Time `json:"at"`
+	Email     string `json:"email"`
+	AccountID string `json:"account_id"`
+	Created   bool   `json:"created,omitempty"` // created by ticketer (else found)
+	// OffDesk: Jira refused to add the account to the service desk (the
+	// bot is no service desk administrator); tried again later.
+	OffDesk bool      `json:"off_desk,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // Customers reads and writes FORMS_CUSTOMERS.

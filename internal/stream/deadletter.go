@@ -31,7 +31,7 @@ const (
 	ReasonUnmappable   = "unmappable"      // the row cannot be mapped to Jira fields
 	ReasonJiraRejected = "jira_rejected"   // Jira answered 400 with field errors
 	ReasonExhausted    = "exhausted"       // transient failures used every attempt
-	ReasonPermission   = "jira_permission" // Jira refuses a permission the ticket needs (e.g. creating the customer)
+	ReasonPermission   = "jira_permission" // Jira refuses a permission the ticket needs (creating the customer; raising for a non-customer)
 	ReasonUndecodable  = "undecodable"     // capture could not decode a value / the event
 	ReasonTooLarge     = "too_large"       // the event exceeds the server's max payload
 )

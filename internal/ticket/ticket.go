@@ -136,6 +136,9 @@ type Option struct {
 // after every failure class that could mean it changed).
 type Meta struct {
 	Fields map[string]FieldMeta // by field id
+	// CanRaiseOnBehalfOf is JSM's canRaiseOnBehalfOf for the bot: it may
+	// raise requests for customers (false in platform mode).
+	CanRaiseOnBehalfOf bool
 }
 
 // Field is the field's metadata, tolerating a nil Meta.

@@ -2,6 +2,7 @@ package ticketer_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/replay"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer"
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
@@ -210,24 +213,146 @@ func TestCustomerCreationForbidden(t *testing.T) {
 }
 
 // TestCreatePermissionMissing: Jira answers every create 403 (the account
-// lacks Create issues). The service stops consuming and says which
-// permission; nothing is dead-lettered; granted, it resumes by itself.
+// lacks Create issues; in JSM mode it may not create requests, so it may
+// not raise them for customers either). The service stops consuming and
+// says which permission; nothing is dead-lettered; granted, it resumes by
+// itself.
 func TestCreatePermissionMissing(t *testing.T) {
 	t.Parallel() // waits on Jira and NATS, not the CPU
-	h := newHarness(t, jirasandbox.Options{DenyCreate: jirasandbox.DenyCreate403})
-	evs := ticketertest.SampleEvents(t)[:5]
-	h.Publish(evs...)
-	h.Start()
-	h.WaitFor("consuming stopped, naming the permission", 20*time.Second, func() bool {
-		l := h.Logs.String()
-		return strings.Contains(l, "JIRA REFUSES A PERMISSION") && strings.Contains(l, "Create issues")
-	})
-	if len(h.DLQ()) != 0 || len(h.SB.Issues()) != 0 {
-		t.Fatalf("%d dead letters, %d tickets; want none", len(h.DLQ()), len(h.SB.Issues()))
+	for _, tc := range []struct{ mapping, permission string }{
+		{"mapping.yaml", "Create issues"},
+		{"mapping-jsm.yaml", "agent of the service desk"},
+	} {
+		t.Run(tc.mapping, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, jirasandbox.Options{DenyCreate: jirasandbox.DenyCreate403})
+			h.Env["MAPPING_FILE"] = ticketertest.Deploy(tc.mapping)
+			evs := ticketertest.SampleEvents(t)[:5]
+			h.Publish(evs...)
+			h.Start()
+			h.WaitFor("consuming stopped, naming the permission", 20*time.Second, func() bool {
+				l := h.Logs.String()
+				return strings.Contains(l, "JIRA REFUSES A PERMISSION") && strings.Contains(l, tc.permission)
+			})
+			if len(h.DLQ()) != 0 || len(h.SB.Issues()) != 0 {
+				t.Fatalf("%d dead letters, %d tickets; want none", len(h.DLQ()), len(h.SB.Issues()))
+			}
+			h.SB.SetDenyCreate("")
+			h.WaitFor("the tickets once granted", 90*time.Second, func() bool { return len(h.SB.Issues()) == len(evs) })
+			if tc.mapping == "mapping.yaml" {
+				h.AssertOneTicketPerHash(evs)
+			} else {
+				h.AssertOneRequestPerHash(evs)
+			}
+		})
 	}
-	h.SB.SetDenyCreate("")
-	h.WaitFor("the tickets once granted", 90*time.Second, func() bool { return len(h.SB.Issues()) == len(evs) })
-	h.AssertOneTicketPerHash(evs)
+}
+
+// TestRestrictedDeskRefusesNonCustomers: a desk restricted to its
+// customers, and a bot that may create customers but not add them to the
+// desk. JSM refuses each first-time requester's request (400, or 403 as it
+// refuses a missing permission). A returning customer's request is raised;
+// the others are dead-lettered, their reason naming the requester and the
+// fix, and consuming never stops. Once the bot may add them (or they are
+// added), a replay raises them.
+func TestRestrictedDeskRefusesNonCustomers(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
+	for _, tc := range []struct {
+		name      string
+		status    int
+		returning bool // a returning customer's request is among them
+		admin     bool // the fix: the bot made an administrator (else: the requesters added to the desk)
+		reason    string
+		says      []string // in the dead letter's error
+	}{
+		// With nobody's request raised, only Jira's canRaiseOnBehalfOf
+		// tells the requester's refusal from the bot's.
+		{"403, first-time requesters only", http.StatusForbidden, false, true, stream.ReasonPermission, []string{"this person is not one", "service desk 4", "403 Forbidden", "not a customer"}},
+		{"403, and a returning customer", http.StatusForbidden, true, false, stream.ReasonPermission, []string{"this person is not one", "service desk 4", "403 Forbidden", "not a customer"}},
+		{"400, and a returning customer", http.StatusBadRequest, true, false, stream.ReasonJiraRejected, []string{"400 Bad Request", "not a customer"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, jirasandbox.Options{StrictCustomers: true, DeskAccess: jirasandbox.DeskRestricted,
+				ForbidAddCustomer: true, NotCustomerStatus: tc.status})
+			h.Env["MAPPING_FILE"] = ticketertest.Deploy("mapping-jsm.yaml")
+			evs := ticketertest.SampleEvents(t)[:4]
+			refused, known := len(evs), ""
+			if tc.returning {
+				known = h.SB.AddCustomer(evs[0].GetColumns()[5].GetValue().GetText(), "Sara Curtis")
+				if err := h.SB.AddToServiceDesk(known); err != nil {
+					t.Fatal(err)
+				}
+				refused--
+			}
+			h.Publish(evs...)
+			h.Start()
+			h.WaitFor("the refused requests dead-lettered", 30*time.Second, func() bool { return len(h.DLQ()) == refused && h.Pending() == 0 })
+			for _, m := range h.DLQ() {
+				d := stream.ParseDeadLetter(nats.Header(m.Header))
+				if d.Reason != tc.reason {
+					t.Errorf("dead letter reason %q, want %q: %s", d.Reason, tc.reason, d.Error)
+				}
+				for _, want := range tc.says {
+					if !strings.Contains(d.Error, want) {
+						t.Errorf("dead letter error %q does not say %q", d.Error, want)
+					}
+				}
+			}
+			if is := h.SB.Issues(); len(is) != len(evs)-refused || known != "" && is[0].RaisedOnBehalfOf != known {
+				t.Errorf("tickets %v; want only the returning customer's", is)
+			}
+			if l := h.Logs.String(); strings.Contains(l, "stopped consuming") {
+				t.Errorf("consuming stopped for one requester's refusal:\n%s", l)
+			}
+
+			// The operator lets the bot add customers, or adds them to the
+			// desk, then replays.
+			var ids []string
+			for _, a := range h.SB.Customers() {
+				if a.AccountID != known && a.AccountID != jirasandbox.BotAccountID {
+					ids = append(ids, a.AccountID)
+				}
+			}
+			if tc.admin {
+				h.SB.SetForbidAddCustomer(false)
+			} else if err := h.SB.AddToServiceDesk(ids...); err != nil {
+				t.Fatal(err)
+			}
+			if res := replayDeadLetters(t, h); res.Created != refused || len(h.DLQ()) != 0 {
+				t.Errorf("replay: %+v, %d dead letters left; want %d created, none left", res, len(h.DLQ()), refused)
+			}
+			h.AssertOneRequestPerHash(evs)
+		})
+	}
+}
+
+// replayDeadLetters is ticketer dlq replay --all.
+func replayDeadLetters(t *testing.T, h *harness) replay.Result {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := ticketer.LoadConfig(h.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := cfg.NewReplayer(ctx, h.JS, slog.New(slog.NewTextHandler(h.Logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	st, err := deadletters.Open(ctx, h.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := deadletters.List(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := r.DeadLetters(ctx, st, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // TestAnonymousAtStartRefusesToStart: Jira serves wrong credentials as an
