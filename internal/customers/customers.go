@@ -57,15 +57,14 @@ type Resolver struct {
 	memo map[string]stream.Customer // by e-mail (lower case), this process
 	// warned: the bot could not add a customer to the desk (logged once).
 	warned bool
-	// refusedAt: when Jira last refused to add a customer to the desk. The
-	// permission is the bot's, not the account's, so an account left off
-	// the desk is tried again at most once a minute (and at once by a new
+	// failedAt: when Jira last refused or failed an add to the desk. The
+	// permission is the bot's, not the account's, so accounts left off
+	// the desk are tried again only a minute after that (at once in a new
 	// process, such as a replay).
-	refusedAt time.Time
+	failedAt time.Time
 }
 
-// deskRetry is how long after a refused add to the desk no account is
-// tried again.
+// deskRetry is how long after a failed add to the desk none is retried.
 const deskRetry = time.Minute
 
 // New is a resolver for service desk desk ("" when there is none: then
@@ -83,7 +82,7 @@ func New(j Jira, cache Cache, desk string, log *slog.Logger) *Resolver {
 // failure is returned as it is (retryable or not, as jira classifies it);
 // ErrNoAccount when Jira lets the bot neither find nor create one.
 func (r *Resolver) AccountID(ctx context.Context, p ticket.Person) (string, error) {
-	email := strings.ToLower(strings.TrimSpace(p.Email))
+	email := normal(p.Email)
 	if c, ok := r.known(ctx, email); ok {
 		if c.OffDesk && r.deskRetryDue() {
 			r.retryDesk(ctx, c)
@@ -98,6 +97,28 @@ func (r *Resolver) AccountID(ctx context.Context, p ticket.Person) (string, erro
 	return c.AccountID, nil
 }
 
+// OnDesk asks Jira whether p's account is a customer of the desk (true when
+// there is no desk: nothing to be a customer of). One that is not is
+// remembered as off the desk, so the next request tries to add it (an
+// entry cached before off_desk existed does not say).
+func (r *Resolver) OnDesk(ctx context.Context, p ticket.Person) (bool, error) {
+	if r.desk == "" {
+		return true, nil
+	}
+	email := normal(p.Email)
+	id, inDesk, err := r.jira.FindAccount(ctx, r.desk, email)
+	if err != nil {
+		return false, fmt.Errorf("is %s a customer of service desk %s: %w", email, r.desk, err)
+	}
+	if c, ok := r.known(ctx, email); ok && !inDesk && !c.OffDesk && c.AccountID == id {
+		c.OffDesk = true
+		r.store(ctx, c)
+	}
+	return inDesk, nil
+}
+
+func normal(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
+
 // known is the account remembered by this process, else cached.
 func (r *Resolver) known(ctx context.Context, email string) (stream.Customer, bool) {
 	r.mu.Lock()
@@ -110,6 +131,7 @@ func (r *Resolver) known(ctx context.Context, email string) (stream.Customer, bo
 	if err != nil || !ok {
 		return stream.Customer{}, false
 	}
+	c.Email = email
 	r.remember(c)
 	return c, true
 }
@@ -132,7 +154,7 @@ func (r *Resolver) remember(c stream.Customer) {
 func (r *Resolver) deskRetryDue() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return time.Since(r.refusedAt) >= deskRetry
+	return time.Since(r.failedAt) >= deskRetry
 }
 
 // retryDesk tries again to add an account Jira would not add before (the
@@ -199,13 +221,14 @@ func (r *Resolver) addToDesk(ctx context.Context, id, email string) (added bool,
 	if err == nil {
 		return true, nil
 	}
+	r.mu.Lock()
+	r.failedAt = time.Now()
+	first := !r.warned && errors.Is(err, jira.ErrPermission)
+	r.warned = r.warned || first
+	r.mu.Unlock()
 	if !errors.Is(err, jira.ErrPermission) {
 		return false, fmt.Errorf("add %s to the customers of service desk %s: %w", email, r.desk, err)
 	}
-	r.mu.Lock()
-	first := !r.warned
-	r.warned, r.refusedAt = true, time.Now()
-	r.mu.Unlock()
 	if first {
 		r.log.Warn("the bot may not add customers to the service desk; fine if the desk is open to all", "email", email, "desk", r.desk, "err", err)
 	}

@@ -21,9 +21,10 @@ type directory struct {
 	accounts map[string]string // lower e-mail → id
 	inDesk   map[string]bool
 	forbid   bool // the bot may not create customers
-	// forbidAdd: the bot may not add customers to the desk.
-	forbidAdd bool
-	calls     map[string]int
+	// forbidAdd: the bot may not add customers to the desk; failAdd:
+	// Jira fails the add (a 503).
+	forbidAdd, failAdd bool
+	calls              map[string]int
 	// between is called between a failed find and the create: a test's
 	// chance to let another replica win the race.
 	between func()
@@ -67,6 +68,9 @@ func (d *directory) AddCustomer(_ context.Context, _, id string) error {
 	d.calls["add"]++
 	if d.forbidAdd {
 		return &jira.APIError{Op: jira.OpCustomerAdd, Status: http.StatusForbidden}
+	}
+	if d.failAdd {
+		return &jira.APIError{Op: jira.OpCustomerAdd, Status: http.StatusServiceUnavailable}
 	}
 	d.inDesk[id] = true
 	return nil
@@ -193,7 +197,7 @@ func TestOffDeskTriedAgain(t *testing.T) {
 		t.Errorf("again within the minute: %v, %d adds; want no second add", err, dir.count("add"))
 	}
 	r.mu.Lock()
-	r.refusedAt = r.refusedAt.Add(-deskRetry)
+	r.failedAt = r.failedAt.Add(-deskRetry)
 	r.mu.Unlock()
 	if _, err := r.AccountID(ctx, p); err != nil || dir.count("add") != 2 {
 		t.Errorf("a minute after the refusal: %v, %d adds; want the add tried again", err, dir.count("add"))
@@ -210,5 +214,51 @@ func TestOffDeskTriedAgain(t *testing.T) {
 	}
 	if _, err := New(dir, cache, "4", nil).AccountID(ctx, p); err != nil || dir.count("add") != 3 || dir.count("create") != 1 {
 		t.Errorf("after the add: %v, calls %v; want no further add or create", err, dir.calls)
+	}
+}
+
+// TestOffDeskRetriesAreSpaced: while Jira fails the adds, an off-desk
+// account costs one add a minute, however often its requester writes.
+func TestOffDeskRetriesAreSpaced(t *testing.T) {
+	dir, cache := newDirectory(), &memCache{m: map[string]stream.Customer{}}
+	ctx := context.Background()
+	cache.m["ann@example.com"] = stream.Customer{Email: "ann@example.com", AccountID: "qm:ann", OffDesk: true}
+	dir.accounts["ann@example.com"] = "qm:ann"
+	dir.failAdd = true
+	r := New(dir, cache, "4", nil)
+	for range 20 {
+		if id, err := r.AccountID(ctx, ticket.Person{Email: "Ann@Example.com"}); err != nil || id != "qm:ann" {
+			t.Fatalf("%q, %v; want the cached account whatever the add does", id, err)
+		}
+	}
+	if n := dir.count("add"); n != 1 {
+		t.Errorf("%d adds for 20 requests while Jira fails them, want 1", n)
+	}
+}
+
+// TestOnDeskAsksJiraAndRemembersOffDesk: OnDesk reads the desk's customers
+// afresh; an account cached before off_desk existed is marked off the
+// desk, so the next request tries to add it.
+func TestOnDeskAsksJiraAndRemembersOffDesk(t *testing.T) {
+	dir, cache := newDirectory(), &memCache{m: map[string]stream.Customer{}}
+	ctx := context.Background()
+	cache.m["ann@example.com"] = stream.Customer{Email: "ann@example.com", AccountID: "qm:ann"}
+	dir.accounts["ann@example.com"] = "qm:ann"
+	r := New(dir, cache, "4", nil)
+	p := ticket.Person{Email: " ANN@example.com"}
+	if on, err := r.OnDesk(ctx, p); err != nil || on {
+		t.Fatalf("OnDesk = %v, %v; want false", on, err)
+	}
+	if c, _, _ := cache.Get(ctx, "ann@example.com"); !c.OffDesk {
+		t.Errorf("cached %+v; want it marked off the desk", c)
+	}
+	if _, err := r.AccountID(ctx, p); err != nil || dir.count("add") != 1 || !dir.inDesk["qm:ann"] {
+		t.Errorf("next request: %v, %d adds; want the account added", err, dir.count("add"))
+	}
+	if on, err := r.OnDesk(ctx, p); err != nil || !on {
+		t.Errorf("OnDesk after the add = %v, %v; want true", on, err)
+	}
+	if on, err := New(dir, cache, "", nil).OnDesk(ctx, p); err != nil || !on {
+		t.Errorf("no desk: OnDesk = %v, %v; want true", on, err)
 	}
 }

@@ -219,13 +219,29 @@ func TestCustomerCreationForbidden(t *testing.T) {
 // itself.
 func TestCreatePermissionMissing(t *testing.T) {
 	t.Parallel() // waits on Jira and NATS, not the CPU
-	for _, tc := range []struct{ mapping, permission string }{
-		{"mapping.yaml", "Create issues"},
-		{"mapping-jsm.yaml", "agent of the service desk"},
+	for _, tc := range []struct {
+		name, mapping, permission string
+		// fault: the 403 comes from in front of the sandbox, which goes
+		// on saying canRaiseOnBehalfOf: the requesters, customers of the
+		// desk, tell the refusal is the bot's.
+		fault bool
+	}{
+		{"platform", "mapping.yaml", "Create issues", false},
+		{"JSM", "mapping-jsm.yaml", "agent of the service desk", false},
+		{"JSM, canRaiseOnBehalfOf still true", "mapping-jsm.yaml", "agent of the service desk", true},
 	} {
-		t.Run(tc.mapping, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, jirasandbox.Options{DenyCreate: jirasandbox.DenyCreate403})
+			if tc.fault {
+				h.SB.SetDenyCreate("")
+				h.Fault(func(r *http.Request, _ []byte) int {
+					if r.Method == http.MethodPost && r.URL.Path == "/rest/servicedeskapi/request" {
+						return http.StatusForbidden
+					}
+					return 0
+				})
+			}
 			h.Env["MAPPING_FILE"] = ticketertest.Deploy(tc.mapping)
 			evs := ticketertest.SampleEvents(t)[:5]
 			h.Publish(evs...)
@@ -238,6 +254,7 @@ func TestCreatePermissionMissing(t *testing.T) {
 				t.Fatalf("%d dead letters, %d tickets; want none", len(h.DLQ()), len(h.SB.Issues()))
 			}
 			h.SB.SetDenyCreate("")
+			h.Fault(nil)
 			h.WaitFor("the tickets once granted", 90*time.Second, func() bool { return len(h.SB.Issues()) == len(evs) })
 			if tc.mapping == "mapping.yaml" {
 				h.AssertOneTicketPerHash(evs)
@@ -267,9 +284,9 @@ func TestRestrictedDeskRefusesNonCustomers(t *testing.T) {
 	}{
 		// With nobody's request raised, only Jira's canRaiseOnBehalfOf
 		// tells the requester's refusal from the bot's.
-		{"403, first-time requesters only", http.StatusForbidden, false, true, stream.ReasonPermission, []string{"this person is not one", "service desk 4", "403 Forbidden", "not a customer"}},
-		{"403, and a returning customer", http.StatusForbidden, true, false, stream.ReasonPermission, []string{"this person is not one", "service desk 4", "403 Forbidden", "not a customer"}},
-		{"400, and a returning customer", http.StatusBadRequest, true, false, stream.ReasonJiraRejected, []string{"400 Bad Request", "not a customer"}},
+		{"403, first-time requesters only", http.StatusForbidden, false, true, stream.ReasonPermission, []string{"who is not a customer of service desk 4", "403 Forbidden", "is not a customer of this service project"}},
+		{"403, and a returning customer", http.StatusForbidden, true, false, stream.ReasonPermission, []string{"who is not a customer of service desk 4", "403 Forbidden", "is not a customer of this service project"}},
+		{"400, and a returning customer", http.StatusBadRequest, true, false, stream.ReasonJiraRejected, []string{"400 Bad Request", "is not a customer of this service project"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -37,8 +37,7 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 		}
 	}
 	results := slices.Concat(p.createOneByOne(ctx, single), p.createInBulk(ctx, bulk))
-	raised := slices.ContainsFunc(results, func(r result) bool { return r.err == nil && r.w.req.RaiseOnBehalfOf != "" })
-	mayRaise := sync.OnceValue(func() bool { return p.mayRaiseForCustomers(ctx) })
+	who := p.refusalJudge(ctx, results)
 	var authErr error
 	for _, r := range results {
 		w := r.w
@@ -60,12 +59,8 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 			continue
 		}
 		switch {
-		case onBehalfRefused(w, r.err) && (raised || mayRaise()):
-			// Jira refuses this requester, not the bot: dead-letter it
-			// (nothing was created) instead of stopping for everyone.
-			p.freeOwnClaim(ctx, w)
-			err := notACustomer(w, r.err)
-			p.deadLetter(ctx, w, stream.ReasonPermission, err, []string{"raiseOnBehalfOf (" + requesterOf(w) + "): " + err.Error()})
+		case onBehalfRefused(w, r.err) && p.requestersRefusal(ctx, w, r.err, who):
+			// The requester's refusal, dead-lettered, or retried (onbehalf.go).
 		case Refused(r.err):
 			w.notCreated = !jira.MaybeCreated(r.err)
 			authErr = r.err
@@ -306,42 +301,4 @@ func (p *Engine) createInBulk(ctx context.Context, ws []*work) []result {
 		}
 	}
 	return results
-}
-
-// onBehalfRefused: a JSM create raised on a customer's behalf was answered
-// 403. JSM gives that one status both to the bot lacking a permission and
-// to a request for someone the desk does not take (not its customer, on a
-// desk restricted to its customers): "the user does not have permission to
-// complete this request"
-// (https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/#api-rest-servicedeskapi-request-post).
-// It is the request's own when Jira raised another request for a customer
-// in the same round, or still says the bot may (mayRaiseForCustomers).
-func onBehalfRefused(w *work, err error) bool {
-	return w.req.RaiseOnBehalfOf != "" && errors.Is(err, jira.ErrPermission)
-}
-
-// mayRaiseForCustomers asks Jira afresh whether the bot may raise requests
-// on customers' behalf: the request type's canRaiseOnBehalfOf
-// (https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-servicedesk/#api-rest-servicedeskapi-servicedesk-servicedeskid-requesttype-requesttypeid-field-get).
-// Any failure to tell is a no (not the cached view): stopping for everyone
-// loses nothing.
-func (p *Engine) mayRaiseForCustomers(ctx context.Context) bool {
-	m, err := p.cfg.Jira.Meta(ctx, p.cfg.Mapping.Target())
-	return err == nil && m.CanRaiseOnBehalfOf
-}
-
-// notACustomer explains a requester refused while the bot may raise
-// requests for customers: what an operator fixes before the replay.
-func notACustomer(w *work, err error) error {
-	return fmt.Errorf("Jira refuses to raise this request on behalf of %s (account %s), though the bot may raise requests for customers: "+
-		"the service desk takes requests only from its customers, and this person is not one. Add them as a customer of service desk %s "+
-		"(or make the bot a service desk administrator, so it adds first-time requesters itself), then replay it (ticketer dlq replay): %s",
-		requesterOf(w), w.req.RaiseOnBehalfOf, w.req.ServiceDeskID, jira.Said(err))
-}
-
-func requesterOf(w *work) string {
-	if w.req.Requester != nil {
-		return w.req.Requester.Email
-	}
-	return w.req.RaiseOnBehalfOf
 }

@@ -355,6 +355,8 @@ func (f requesterFunc) AccountID(ctx context.Context, p ticket.Person) (string, 
 	return f(ctx, p)
 }
 
+func (f requesterFunc) OnDesk(context.Context, ticket.Person) (bool, error) { return true, nil }
+
 // A requester Jira refuses outright (a 400 on the customer) is
 // dead-lettered at once, naming the requester, not retried until
 // MAX_DELIVER.

@@ -15,9 +15,11 @@ import (
 // Requesters finds the Jira account of a request's requester
 // (*customers.Resolver has it): errors wrap ticket.ErrNoAccount when Jira
 // lets the bot neither find nor create one; others are Jira's or NATS's,
-// retried.
+// retried. OnDesk asks Jira whether the requester is a customer of the
+// service desk (after a refused create: onbehalf.go).
 type Requesters interface {
 	AccountID(ctx context.Context, p ticket.Person) (string, error)
+	OnDesk(ctx context.Context, p ticket.Person) (bool, error)
 }
 
 // resolve puts each owned request's requester account in place, before the
