@@ -100,6 +100,17 @@ func (p *Engine) claimRecord(w *work, now time.Time) *stream.Record {
 	return r
 }
 
+// recordWithLabelsToAdd records w's ticket, created (or found) without its
+// labels: they follow in an edit, deferred to spare capacity (labels.go).
+// The marker goes first, so even a crash before the record leaves the key
+// known.
+func (p *Engine) recordWithLabelsToAdd(ctx context.Context, w *work, key string, rev uint64) {
+	job := stream.LabelJob{Hash: w.hash, Key: key, Labels: w.req.Labels, Since: time.Now()}
+	p.labels.mark(ctx, job)
+	p.recordCreated(ctx, w, key, rev, true)
+	p.labels.submit(ctx, job)
+}
+
 // recordCreated writes the key for w (at rev) and resolves it.
 // labelsPending marks the record until the deferred label edit is done.
 func (p *Engine) recordCreated(ctx context.Context, w *work, key string, rev uint64, labelsPending bool) {

@@ -49,13 +49,8 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 				p.recordCreated(ctx, w, r.key, rev, false)
 				continue
 			}
-			// JSM without a labels field: the labels follow in an edit,
-			// deferred to spare capacity (labels.go). The marker goes first,
-			// so even a crash before the record leaves the key known.
-			job := stream.LabelJob{Hash: w.hash, Key: r.key, Labels: w.req.Labels, Since: time.Now()}
-			p.labels.mark(ctx, job)
-			p.recordCreated(ctx, w, r.key, rev, true)
-			p.labels.submit(ctx, job)
+			// JSM without a labels field: the labels follow in an edit.
+			p.recordWithLabelsToAdd(ctx, w, r.key, rev)
 			continue
 		}
 		switch {

@@ -8,36 +8,38 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
 )
 
 // reconcile looks in Jira for the tickets of claims whose outcome is
-// unknown, by what the create itself carried: the hash label, or, for a
-// JSM request whose labels follow in a later edit (LabelsPending), the
-// record hash in its description. It searches (JQL), and reads the
-// project's issues created from the claim's KeyFrom directly by key,
-// which sees a create at once where search may lag for minutes. Found: the
-// ticket exists, record it. Not found: no proof (a read can miss an issue
-// moved away, search lags), so trust it only once the claim's RecheckAfter
-// (JIRA_TIMEOUT + RECONCILE_DELAY) has passed, then take the claim over.
+// unknown, by what the create itself may have carried: the hash label, or,
+// for a JSM request whose labels follow in a later edit, the record hash in
+// its description. Which one a JSM create carried depends on the request
+// type's fields when it was sent, which may have changed since, so JSM
+// searches both. It searches (JQL), and reads the project's issues created
+// from the claim's KeyFrom directly by key, which sees a create at once
+// where search may lag for minutes. Found: the ticket exists, record it
+// (and add the labels it lacks). Not found: no proof (a read can miss an
+// issue moved away, search lags), so trust it only once the claim's
+// RecheckAfter (JIRA_TIMEOUT + RECONCILE_DELAY) has passed, then take the
+// claim over.
 func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 	// The window is judged by when the search began: a ticket made while
 	// a slow search ran must not count as none.
 	now := time.Now()
-	var labels, hashes []string
+	jsm := p.cfg.Mapping.Mode() == mapping.ModeJSM
+	labels, hashes := make([]string, 0, len(ws)), []string{}
 	for _, w := range ws {
-		if w.req.LabelsPending {
+		labels = append(labels, w.req.HashLabel)
+		if jsm {
 			hashes = append(hashes, w.hash)
-		} else {
-			labels = append(labels, w.req.HashLabel)
 		}
 	}
 	byLabel, byText := map[string][]string{}, map[string][]string{}
 	var err error
-	if len(labels) > 0 {
-		if byLabel, err = p.cfg.Jira.FindByLabels(ctx, labels); err != nil {
-			return err
-		}
+	if byLabel, err = p.cfg.Jira.FindByLabels(ctx, labels); err != nil {
+		return err
 	}
 	if len(hashes) > 0 {
 		if byText, err = p.cfg.Jira.FindByText(ctx, p.cfg.Mapping.Project(), hashes); err != nil {
@@ -47,23 +49,27 @@ func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 	for _, keys := range byLabel {
 		p.seeKeys(keys...)
 	}
-	read, err := p.readSince(ctx, ws, byLabel, byText)
+	read, err := p.readSince(ctx, ws, byLabel, byText, jsm)
 	if err != nil {
 		return err
 	}
 	for _, w := range ws {
-		keys := byLabel[w.req.HashLabel]
-		if w.req.LabelsPending {
-			keys = byText[w.hash]
+		keys, labelled := byLabel[w.req.HashLabel], true
+		if len(keys) == 0 {
+			keys, labelled = byText[w.hash], false
 		}
-		if len(keys) == 0 && read[w.hash] != "" {
-			keys = []string{read[w.hash]}
+		if f, ok := read[w.hash]; len(keys) == 0 && ok {
+			keys, labelled = []string{f.key}, f.labelled
 		}
 		if len(keys) > 0 {
 			if len(keys) > 1 {
 				p.log.Error("more than one ticket carries the record hash", "hash", w.hash, "jira_keys", keys)
 			}
-			p.recordCreated(ctx, w, keys[0], w.recRev, false)
+			if labelled {
+				p.recordCreated(ctx, w, keys[0], w.recRev, false)
+			} else {
+				p.recordWithLabelsToAdd(ctx, w, keys[0], w.recRev)
+			}
 			w.reconcile = false
 			continue
 		}
@@ -86,6 +92,12 @@ func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 	return nil
 }
 
+// found is a ticket read by key: whether it carries the hash label.
+type found struct {
+	key      string
+	labelled bool
+}
+
 // walkWindows bounds the read by key: 100 keys a call.
 const walkWindows = 5
 
@@ -93,8 +105,8 @@ const walkWindows = 5
 // issues numbered from their claims' KeyFrom (bulkfetch, up to 100 keys a
 // call, missing keys simply absent), window after window until one holds
 // no issue: hash → key of the issues carrying a work's hash label, or its
-// record hash in the text (a JSM request before its label edit).
-func (p *Engine) readSince(ctx context.Context, ws []*work, byLabel, byText map[string][]string) (map[string]string, error) {
+// record hash in the text (jsm: a request before its label edit).
+func (p *Engine) readSince(ctx context.Context, ws []*work, byLabel, byText map[string][]string, jsm bool) (map[string]found, error) {
 	from, want := 0, map[string]*work{}
 	for _, w := range ws {
 		found := len(byLabel[w.req.HashLabel]) > 0 || len(byText[w.hash]) > 0
@@ -106,7 +118,7 @@ func (p *Engine) readSince(ctx context.Context, ws []*work, byLabel, byText map[
 			from = w.rec.KeyFrom
 		}
 	}
-	out := map[string]string{}
+	out := map[string]found{}
 	if len(want) == 0 {
 		return out, nil
 	}
@@ -124,8 +136,8 @@ func (p *Engine) readSince(ctx context.Context, ws []*work, byLabel, byText map[
 			p.seeKeys(is.Key)
 			text := strings.ToLower(is.Text)
 			for hash, w := range want {
-				if slices.Contains(is.Labels, w.req.HashLabel) || (w.req.LabelsPending && strings.Contains(text, hash)) {
-					out[hash] = is.Key
+				if labelled := slices.Contains(is.Labels, w.req.HashLabel); labelled || jsm && strings.Contains(text, hash) {
+					out[hash] = found{is.Key, labelled}
 				}
 			}
 		}
