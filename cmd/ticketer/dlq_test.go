@@ -196,3 +196,56 @@ func TestReplayFromFORMS(t *testing.T) {
 		t.Error("replay without a range succeeded")
 	}
 }
+
+// TestReplayOfARepeatedRequestKeepsItsDeadLetter: FORMS holds a request
+// twice (published again after the duplicate window, as a backfill may),
+// and it cannot be mapped. A FORMS replay over both copies dead-letters
+// the first again; the second, the same request, must not remove that dead
+// letter (it would leave the request with neither a ticket nor a dead
+// letter). A DLQ replay of two entries of one failing request keeps both.
+func TestReplayOfARepeatedRequestKeepsItsDeadLetter(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	bad := ticketertest.BadDepartment(t)
+	h.Publish(bad)
+	m, err := stream.NewMsg(ticketertest.FormSubject, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Header.Set(nats.MsgIdHdr, "published-again-after-the-window")
+	if _, err := h.JS.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	stop := h.Start()
+	h.WaitFor("a dead letter, nothing pending", 20*time.Second, func() bool { return len(h.DLQ()) >= 1 && h.Pending() == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := h.cmd("replay", "--from-seq", "1")
+	if err == nil || !strings.Contains(out, "the same request as an event before it in this replay, which is still failing") ||
+		!strings.Contains(out, "2 replayed: 0 created, 0 skipped (already ticketed), 2 still failing") {
+		t.Errorf("FORMS replay of a repeated failing request (err %v):\n%s", err, out)
+	}
+	if n := len(h.DLQ()); n != 1 {
+		t.Errorf("%d dead letters after the FORMS replay, want the request's one", n)
+	}
+
+	// A second entry of the same request (dead-lettered again from its
+	// other copy), then a DLQ replay of both.
+	dl := h.DLQ()[0]
+	again := &nats.Msg{Subject: dl.Subject, Header: nats.Header(dl.Header), Data: dl.Data}
+	again.Header.Del(nats.MsgIdHdr)
+	if _, err := h.JS.PublishMsg(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	out, err = h.cmd("dlq", "replay", "--all")
+	if err == nil || !strings.Contains(out, "the same request as an entry before it in this replay, which is still failing; entry kept") {
+		t.Errorf("DLQ replay of two entries of one failing request (err %v):\n%s", err, out)
+	}
+	if n := len(h.DLQ()); n != 2 {
+		t.Errorf("%d dead letters after the DLQ replay, want both kept", n)
+	}
+	if n := h.TicketsFor(bad); n != 0 {
+		t.Errorf("%d tickets for an unmappable request", n)
+	}
+}

@@ -6,7 +6,6 @@
 package replay
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,21 +101,26 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 			out := Outcome{Label: fmt.Sprintf("DLQ %d (hash %s, %s)", e.Seq, deadletters.ShortHash(e.Hash), deadletters.Who(e.Name, e.Email)),
 				Status: o.Status, Key: o.Key, Err: o.Err, DLQSeq: e.Seq}
 			res.Replayed++
-			switch o.Status {
-			case ticketing.StatusCreated, ticketing.StatusSkipped:
+			switch {
+			case o.Duplicate && o.Key == "":
+				// The same request as an entry before it, which got no
+				// ticket: this entry stays, as that one's does.
+				res.Failing++
+				out.Line = fmt.Sprintf("%s: the same request as an entry before it in this replay, which is still failing; entry kept", out.Label)
+			case o.Status == ticketing.StatusCreated || o.Status == ticketing.StatusSkipped:
 				if o.Status == ticketing.StatusCreated {
 					res.Created++
 					out.Line = fmt.Sprintf("%s: created %s", out.Label, o.Key)
 				} else {
 					res.Skipped++
-					out.Line = fmt.Sprintf("%s: already ticketed %s, nothing created", out.Label, cmp.Or(o.Key, "(same request earlier in this replay)"))
+					out.Line = fmt.Sprintf("%s: already ticketed %s, nothing created", out.Label, o.Key)
 				}
 				out.DLQSeq = 0
 				if err := st.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 					out.DLQSeq = e.Seq
 					out.Line += fmt.Sprintf("; could not be removed from %s: %v", stream.DLQ, err)
 				}
-			case ticketing.StatusRejected:
+			case o.Status == ticketing.StatusRejected:
 				res.Failing++
 				newSeq, err := deadletters.Replace(ctx, r.JS, st, e, *o.DeadLetter)
 				why := deadletters.ReasonText(*o.DeadLetter)
@@ -132,7 +136,7 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 				default:
 					out.Line = fmt.Sprintf("%s: still failing, entry kept unchanged (%v): %s", out.Label, err, why)
 				}
-			case ticketing.StatusAuth:
+			case o.Status == ticketing.StatusAuth:
 				res.Failing++
 				authErr = o.Err
 				out.Line = fmt.Sprintf("%s: Jira refuses the credentials; entry kept", out.Label)
@@ -246,18 +250,23 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 		out := Outcome{Label: fmt.Sprintf("%s %d (hash %s, %s)", stream.Forms, it.Seq, deadletters.ShortHash(hash), deadletters.Who(name, email)),
 			Status: o.Status, Key: o.Key, Err: o.Err}
 		res.Replayed++
-		switch o.Status {
-		case ticketing.StatusCreated:
+		switch {
+		case o.Duplicate && o.Key == "":
+			// The same request earlier in this replay got no ticket: its
+			// line says why, and its dead letter (if any) must stay.
+			res.Failing++
+			out.Line = fmt.Sprintf("%s: the same request as an event before it in this replay, which is still failing", out.Label)
+		case o.Status == ticketing.StatusCreated:
 			res.Created++
 			note := ""
 			if force {
 				note = " (forced; the record now points at it)"
 			}
 			out.Line = fmt.Sprintf("%s: created %s%s%s", out.Label, o.Key, note, r.resolved(ctx, dlq, hash))
-		case ticketing.StatusSkipped:
+		case o.Status == ticketing.StatusSkipped:
 			res.Skipped++
-			out.Line = fmt.Sprintf("%s: skipped, already ticketed %s%s", out.Label, cmp.Or(o.Key, "(same request earlier in this replay)"), r.resolved(ctx, dlq, hash))
-		case ticketing.StatusRejected:
+			out.Line = fmt.Sprintf("%s: skipped, already ticketed %s%s", out.Label, o.Key, r.resolved(ctx, dlq, hash))
+		case o.Status == ticketing.StatusRejected:
 			res.Failing++
 			seq, err := r.deadLetter(ctx, dlq, hash, it, o.DeadLetter)
 			where := fmt.Sprintf("dead-lettered as DLQ %d", seq)
@@ -266,7 +275,7 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 			}
 			out.DLQSeq = seq
 			out.Line = fmt.Sprintf("%s: failed, %s: %s", out.Label, where, deadletters.ReasonText(*o.DeadLetter))
-		case ticketing.StatusAuth:
+		case o.Status == ticketing.StatusAuth:
 			res.Failing++
 			authErr = o.Err
 			out.Line = fmt.Sprintf("%s: Jira refuses the credentials", out.Label)

@@ -34,7 +34,7 @@ type Status int
 const (
 	StatusRetry        Status = iota // transient failure: leave for redelivery (Nak with RetryIn)
 	StatusCreated                    // a ticket was created (Key)
-	StatusSkipped                    // a ticket already existed (Key; "" for an in-batch duplicate)
+	StatusSkipped                    // a ticket already existed (Key), or an in-batch duplicate (Outcome.Duplicate)
 	StatusDeadLettered               // published to FORMS_DLQ (DLQSeq): terminate the original
 	StatusRejected                   // permanent failure, not published (Item.NoDeadLetter)
 	StatusAuth                       // Jira refused the credentials or a permission: stop consuming
@@ -54,6 +54,9 @@ type Outcome struct {
 	RetryIn    time.Duration      // StatusRetry: when to try again
 	DeadLetter *stream.DeadLetter // StatusDeadLettered / StatusRejected
 	DLQSeq     uint64
+	// Duplicate: the same request earlier in the batch; StatusSkipped, Key
+	// its ticket, "" when that one has none (failed, or to be retried).
+	Duplicate bool
 }
 
 // softStopKey carries a channel: once closed, Process stops retrying (but

@@ -67,7 +67,7 @@ func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
 		}
 		if first := byHash[w.hash]; first != nil {
 			// The same request twice in one batch: one ticket, by the first.
-			w.out = &Outcome{Status: StatusSkipped}
+			w.out = &Outcome{Status: StatusSkipped, Duplicate: true}
 			continue
 		}
 		byHash[w.hash] = w
@@ -125,8 +125,8 @@ func (p *Engine) Process(ctx context.Context, items []Item) []Outcome {
 		if w.out == nil { // cannot happen; never lose an event silently
 			w.out = &Outcome{Status: StatusRetry, Err: errors.New("unprocessed")}
 		}
-		if w.out.Status == StatusSkipped && w.out.Key == "" && w.hash != "" {
-			if first := byHash[w.hash]; first != w && first.out != nil {
+		if w.out.Duplicate {
+			if first := byHash[w.hash]; first.out.Status == StatusCreated || first.out.Status == StatusSkipped {
 				w.out.Key = first.out.Key
 			}
 		}
