@@ -56,6 +56,9 @@ type publisher struct {
 	confirmed atomic.Uint64
 	tally     tally
 	retry     chan struct{} // wakes run: an entry failed
+	// missing hears that JetStream has no stream for a publish (deleted,
+	// or lost with a server's state): restoreStreams makes it again.
+	missing chan struct{}
 
 	mu      sync.Mutex
 	win     []*entry // ring of cap maxInFlight: win[head] is the oldest
@@ -114,7 +117,7 @@ func newPublisher(nc natsConn, subject string, maxPayload, maxInFlight int, ackT
 	p := &publisher{
 		nc: nc, subject: subject, maxPayload: maxPayload, ackTimeout: ackTimeout, log: log, m: m,
 		stored: m.published.WithLabelValues("stored"), duplicate: m.published.WithLabelValues("duplicate"),
-		retryPause: 250 * time.Millisecond, retry: make(chan struct{}, 1),
+		retryPause: 250 * time.Millisecond, retry: make(chan struct{}, 1), missing: make(chan struct{}, 1),
 		win: make([]*entry, maxInFlight), inbox: nc.NewInbox() + ".",
 	}
 	sub, err := nc.Subscribe(p.inbox+"*", p.onReply)
@@ -342,6 +345,12 @@ func (p *publisher) onReply(m *nats.Msg) {
 		select {
 		case p.retry <- struct{}{}:
 		default:
+		}
+		if streamMissing(aerr) {
+			select {
+			case p.missing <- struct{}{}:
+			default:
+			}
 		}
 		return
 	}

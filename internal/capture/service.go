@@ -161,6 +161,7 @@ func serveUntil(ctx context.Context, cfg Config, log *slog.Logger, reg *promethe
 		defer stopAcker()
 		return st.Run(gctx, pub)
 	})
+	g.Go(func() error { restoreStreams(gctx, js, cfg.Streams, pub.missing, log); return nil })
 	g.Go(func() error { pgcdc.Heartbeat(gctx, cfg.DatabaseURL, cfg.HeartbeatInterval, log); return nil })
 	g.Go(func() error { rep.run(gctx); return nil })
 	g.Go(func() error {

@@ -19,7 +19,7 @@ import (
 
 // formRelation is the relation of the Relation message pgoutput sends for
 // the form table.
-func formRelation() *Relation { return relationOf(formRelationMessage(), nil) }
+func formRelation() *Relation { return relationOf(formRelationMessage(), nil, []string{"id"}) }
 
 // formRelationMessage is the Relation message pgoutput sends for the form table.
 func formRelationMessage() *pglogrepl.RelationMessage {

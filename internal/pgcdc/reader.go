@@ -24,6 +24,7 @@ type reader struct {
 	sink      Sink
 	db        string
 	relations map[uint32]*Relation
+	pk        []string // the table's primary key columns
 
 	inTxn      bool
 	src        formsv1.Source // the current transaction's, shared by its rows
@@ -39,8 +40,8 @@ type reader struct {
 	now       time.Time // the clock, read after each receive and each publish
 }
 
-func newReader(s *Stream, conn *pgconn.PgConn, sink Sink, db string) *reader {
-	return &reader{s: s, conn: conn, sink: sink, db: db, relations: map[uint32]*Relation{},
+func newReader(s *Stream, conn *pgconn.PgConn, sink Sink, db string, pk []string) *reader {
+	return &reader{s: s, conn: conn, sink: sink, db: db, relations: map[uint32]*Relation{}, pk: pk,
 		src: formsv1.Source{Origin: "capture", Database: db, Slot: s.opt.Slot}}
 }
 
@@ -202,7 +203,7 @@ func (r *reader) logical(ctx context.Context, wal []byte) error {
 		if err != nil {
 			return err
 		}
-		r.relations[m.RelationID] = relationOf(m, r.s.opt.HashFields)
+		r.relations[m.RelationID] = relationOf(m, r.s.opt.HashFields, r.pk)
 	case pglogrepl.MessageTypeBegin:
 		b, err := parseBegin(wal)
 		if err != nil {

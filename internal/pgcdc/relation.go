@@ -2,6 +2,7 @@ package pgcdc
 
 import (
 	"github.com/jackc/pglogrepl"
+	"slices"
 
 	"github.com/cowjacket/formjira/internal/form"
 )
@@ -50,12 +51,12 @@ func NewColumn(name string, oid uint32, key bool) Column {
 	return Column{Name: name, OID: oid, Type: form.TypeName(oid), Key: key}
 }
 
-// relationOf describes a pgoutput Relation message (flag 1 marks the
-// replica identity: the primary key under the default identity).
-func relationOf(m *pglogrepl.RelationMessage, hashFields []string) *Relation {
+// relationOf describes a pgoutput Relation message, its key the primary key
+// pk (its flag 1 marks the replica identity, which is not always the key).
+func relationOf(m *pglogrepl.RelationMessage, hashFields, pk []string) *Relation {
 	rel := &Relation{ID: m.RelationID, Schema: m.Namespace, Name: m.RelationName, HashFields: hashFields}
 	for _, c := range m.Columns {
-		rel.Columns = append(rel.Columns, NewColumn(c.Name, c.DataType, c.Flags&1 != 0))
+		rel.Columns = append(rel.Columns, NewColumn(c.Name, c.DataType, slices.Contains(pk, c.Name)))
 	}
 	return rel
 }

@@ -138,12 +138,16 @@ func (s *Scan) Next(ctx context.Context, emit func(Decoded) error) (int, error) 
 	return n, nil
 }
 
-// readColumns reads a table's columns and primary key from the catalogue.
+// readColumns reads a table's columns and primary key from the catalogue:
+// the columns pgoutput sends, so without generated ones (it leaves them
+// out: "Generated columns are not replicated",
+// https://www.postgresql.org/docs/15/logical-replication-restrictions.html),
+// else a backfilled row would hash differently from the same row streamed.
 func readColumns(ctx context.Context, conn *pgx.Conn, t Table) ([]Column, error) {
 	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid,
 			EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary AND a.attnum = ANY(i.indkey))
 		FROM pg_attribute a
-		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+		WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 		ORDER BY a.attnum`, t.Ident())
 	if err != nil {
 		return nil, fmt.Errorf("read columns of %s: %w", t, err)

@@ -99,14 +99,15 @@ func checkTable(ctx context.Context, conn *pgx.Conn, t Table, role string) error
 }
 
 // CheckColumns fails when a configured column (HASH_FIELDS) is not a column
-// of the table: a typo would make every row hash alike, and JetStream would
-// then drop all rows but one as duplicates.
+// of the table that pgoutput sends (generated columns it leaves out): a
+// typo would make every row hash alike, and JetStream would then drop all
+// rows but one as duplicates.
 func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string, names []string) error {
 	if len(names) == 0 {
 		return nil
 	}
 	rows, err := conn.Query(ctx,
-		"SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum", t.Ident())
+		"SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", t.Ident())
 	if err != nil {
 		return fmt.Errorf("read columns of %s: %w", t, err)
 	}
@@ -126,24 +127,31 @@ func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string,
 // the persistent pgoutput slot. Existing ones are checked, not altered:
 // silently rewriting an operator's publication would surprise them.
 func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot string) error {
-	var pubExists, hasTable bool
+	var pubExists, hasTable, viaRoot, partitioned bool
 	err := conn.QueryRow(ctx, `SELECT true, EXISTS (SELECT 1 FROM pg_publication_tables pt
-			WHERE pt.pubname = p.pubname AND pt.schemaname = $2 AND pt.tablename = $3)
-		FROM pg_publication p WHERE p.pubname = $1`, publication, t.Schema, t.Name).Scan(&pubExists, &hasTable)
+			WHERE pt.pubname = p.pubname AND pt.schemaname = $2 AND pt.tablename = $3), p.pubviaroot
+		FROM pg_publication p WHERE p.pubname = $1`, publication, t.Schema, t.Name).Scan(&pubExists, &hasTable, &viaRoot)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("look up publication %s: %w", publication, err)
 	}
+	if err := conn.QueryRow(ctx, "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass($1)", t.Ident()).Scan(&partitioned); err != nil {
+		return fmt.Errorf("look up table %s: %w", t, err)
+	}
 	switch {
 	case !pubExists:
-		if err := checkOwner(ctx, conn, t, publication); err != nil {
+		if err := checkOwner(ctx, conn, t, publication, partitioned); err != nil {
 			return err
 		}
-		_, err := conn.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert')",
-			pgx.Identifier{publication}.Sanitize(), t.Ident()))
+		_, err := conn.Exec(ctx, fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (%s)",
+			pgx.Identifier{publication}.Sanitize(), t.Ident(), publicationOptions(partitioned)))
 		if err != nil && !isCode(err, "42710") { // duplicate_object: a peer just created it
-			return startupErr("create publication %s: %v (create it as the table owner: CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert'))",
-				publication, err, publication, t)
+			return startupErr("create publication %s: %v (create it as the table owner: CREATE PUBLICATION %s FOR TABLE %s WITH (%s))",
+				publication, err, publication, t, publicationOptions(partitioned))
 		}
+	case partitioned && !viaRoot:
+		// Rows would arrive as the partitions', under their own names.
+		return startupErr("publication %s publishes the partitions of %s under their own names, and capture reads the table's: "+
+			"ALTER PUBLICATION %s SET (publish_via_partition_root = true)", publication, t, publication)
 	case !hasTable:
 		return startupErr("publication %s does not include %s: ALTER PUBLICATION %s ADD TABLE %s", publication, t, publication, t)
 	}
@@ -166,9 +174,19 @@ func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot strin
 	return nil
 }
 
+// publicationOptions are the publication's: INSERTs only, and a
+// partitioned table's rows published as the table's own
+// (https://www.postgresql.org/docs/15/sql-createpublication.html).
+func publicationOptions(partitioned bool) string {
+	if partitioned {
+		return "publish = 'insert', publish_via_partition_root = true"
+	}
+	return "publish = 'insert'"
+}
+
 // checkOwner: only the table's owner may create its publication, so a
 // least-privilege role needs the owner to have created it.
-func checkOwner(ctx context.Context, conn *pgx.Conn, t Table, publication string) error {
+func checkOwner(ctx context.Context, conn *pgx.Conn, t Table, publication string, partitioned bool) error {
 	var role, owner string
 	var owns bool
 	err := conn.QueryRow(ctx, `SELECT current_user, pg_get_userbyid(relowner), pg_has_role(relowner, 'USAGE')
@@ -178,8 +196,8 @@ func checkOwner(ctx context.Context, conn *pgx.Conn, t Table, publication string
 	}
 	if !owns {
 		return startupErr("publication %s does not exist, and only the owner of %s (%s) may create it, not role %s: "+
-			"as %s, CREATE PUBLICATION %s FOR TABLE %s WITH (publish = 'insert') (deploy/postgres/02-capture-role.sql)",
-			publication, t, owner, role, owner, ident(publication), t.Ident())
+			"as %s, CREATE PUBLICATION %s FOR TABLE %s WITH (%s) (deploy/postgres/02-capture-role.sql)",
+			publication, t, owner, role, owner, ident(publication), t.Ident(), publicationOptions(partitioned))
 	}
 	return nil
 }

@@ -219,6 +219,10 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 			sink.Commit(lsn)
 		}
 	}
+	pk, err := primaryKey(ctx, conn, s.opt.Table)
+	if err != nil {
+		return false, err
+	}
 
 	// Start at 0/0: the server resumes from the slot's confirmed_flush_lsn,
 	// so everything after the last confirmation is sent again (and collapses
@@ -235,8 +239,42 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 	}
 	s.setState(StateStreaming)
 	s.opt.Log.Info("streaming", "slot", s.opt.Slot, "lsn", sink.Confirmed().String())
-	r := newReader(s, conn, sink, cfg.Database)
-	return true, r.loop(ctx)
+	r := newReader(s, conn, sink, cfg.Database, pk)
+	return true, slotPredatesPublication(r.loop(ctx), s.opt.Slot, s.opt.Publication)
+}
+
+// slotPredatesPublication: pgoutput reads the publication as it was when
+// each transaction was written, so WAL written before the publication
+// existed fails to decode ("publication … does not exist", 42704) on every
+// try, for ever. Only an operator can end it: a start-up error that says how.
+func slotPredatesPublication(err error, slot, publication string) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42704" || !strings.Contains(pgErr.Message, "publication") {
+		return err
+	}
+	return fmt.Errorf("%w: replication slot %s is older than publication %s, and PostgreSQL cannot decode the WAL written before the publication existed (%s): "+
+		"drop the slot (SELECT pg_drop_replication_slot(%s)) and start capture again, which makes a new one; then run capture backfill for the rows committed meanwhile",
+		ErrStartup, slot, publication, pgErr.Message, quote(slot))
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// primaryKey is the table's primary key columns, from the catalogue (as a
+// table scan reads them): a Relation message marks the replica identity
+// instead, which is every column under REPLICA IDENTITY FULL, an index's
+// under USING INDEX, none under NOTHING — a key that would leave the hash
+// nothing (FULL: every row alike, dropped as duplicates) or differ from
+// backfill's.
+func primaryKey(ctx context.Context, conn *pgconn.PgConn, t Table) ([]string, error) {
+	res, err := conn.Exec(ctx, `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+		WHERE i.indrelid = to_regclass(`+quote(t.Ident())+`) AND i.indisprimary ORDER BY a.attnum`).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("read the primary key of %s: %w", t, err)
+	}
+	pk := []string{}
+	for _, row := range res[0].Rows {
+		pk = append(pk, string(row[0]))
+	}
+	return pk, nil
+}

@@ -1,0 +1,158 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cowjacket/formjira/internal/capture/capturetest"
+	"github.com/cowjacket/formjira/internal/pgcdc"
+	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
+)
+
+// TestReplicaIdentityDoesNotChangeTheHash: pgoutput marks the replica
+// identity as the key, which is every column under REPLICA IDENTITY FULL
+// and none under NOTHING. The hash leaves out the primary key whatever the
+// identity: ten distinct rows are ten events (under FULL they once all
+// hashed alike and nine were dropped as duplicates), each naming the
+// primary key, and a backfill finds every one already there.
+func TestReplicaIdentityDoesNotChangeTheHash(t *testing.T) {
+	for _, identity := range []string{"FULL", "NOTHING", "USING INDEX form_submissions_id_email"} {
+		t.Run(identity, func(t *testing.T) {
+			e := newEnv(t)
+			e.Exec("CREATE UNIQUE INDEX form_submissions_id_email ON public.form_submissions (id, emailaddress)")
+			e.Exec("ALTER TABLE public.form_submissions ALTER COLUMN emailaddress SET NOT NULL")
+			e.Exec("ALTER TABLE public.form_submissions REPLICA IDENTITY " + identity)
+			r := e.Start()
+			c := e.Conn()
+			e.WaitStreaming(c)
+			ctx := context.Background()
+			if err := insertSamples(ctx, c, samples(t)[:10], nil); err != nil {
+				t.Fatal(err)
+			}
+			js := e.JS()
+			waitMsgs(t, js, stream.Forms, 10, 20*time.Second)
+			for _, m := range readAll(t, js, stream.Forms) {
+				if pk := m.Ev.GetSource().GetPrimaryKey(); len(pk) != 1 || pk[0].GetName() != "id" || slices.Contains(m.Ev.GetHashFields(), "id") {
+					t.Errorf("seq %d: primary key %v, hash fields %v; want id, left out of the hash", m.Seq, pk, m.Ev.GetHashFields())
+				}
+			}
+			r.Stop(t)
+			if res := backfill(ctx, t, e); res.Published != 0 || res.Duplicates != 10 {
+				t.Errorf("backfill %+v; want the 10 rows found already there (same hashes)", res)
+			}
+		})
+	}
+}
+
+// TestGeneratedColumnHashesAsStreamed: pgoutput leaves a stored generated
+// column out, so backfill does too: the rows it reads again are the
+// streamed ones (same hash), not new requests.
+func TestGeneratedColumnHashesAsStreamed(t *testing.T) {
+	e := newEnv(t)
+	e.Exec(`ALTER TABLE public.form_submissions ADD COLUMN shouted text GENERATED ALWAYS AS (upper(newusername)) STORED`)
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	ctx := context.Background()
+	if err := insertSamples(ctx, c, samples(t)[:5], nil); err != nil {
+		t.Fatal(err)
+	}
+	js := e.JS()
+	waitMsgs(t, js, stream.Forms, 5, 20*time.Second)
+	r.Stop(t)
+	if res := backfill(ctx, t, e); res.Published != 0 || res.Duplicates != 5 {
+		t.Errorf("backfill %+v; want the 5 streamed rows found already there", res)
+	}
+	if n := streamMsgs(ctx, js, stream.Forms); n != 5 {
+		t.Errorf("FORMS holds %d, want 5", n)
+	}
+}
+
+// TestPartitionedTable: a partitioned FORM_TABLE is published as itself
+// (capture makes its publication with publish_via_partition_root), so rows
+// in its partitions are captured; a publication made without it is refused
+// at start with the fix.
+func TestPartitionedTable(t *testing.T) {
+	e := newEnv(t)
+	e.Exec(`CREATE TABLE public.pforms (id bigint GENERATED ALWAYS AS IDENTITY, note text, createdat date NOT NULL DEFAULT current_date,
+		PRIMARY KEY (id, createdat)) PARTITION BY RANGE (createdat)`)
+	e.Exec(`CREATE TABLE public.pforms_all PARTITION OF public.pforms DEFAULT`)
+	e.Exec(`GRANT SELECT ON public.pforms TO ` + capturetest.Role)
+	e.Exec(`CREATE PUBLICATION ppub_leaves FOR TABLE public.pforms WITH (publish = 'insert')`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	leaves := e.With(t, map[string]string{"FORM_TABLE": "public.pforms", "PUBLICATION_NAME": "ppub_leaves", "SLOT_NAME": "pslot_leaves"})
+	err := Run(ctx, leaves.Getenv, io.Discard, &testsupport.Buffer{})
+	if !errors.Is(err, pgcdc.ErrStartup) || !strings.Contains(err.Error(), "publish_via_partition_root = true") {
+		t.Errorf("a publication of the partitions: %v; want a start-up error naming publish_via_partition_root", err)
+	}
+
+	// Run as the table's owner, capture makes the publication itself.
+	e = e.With(t, map[string]string{"FORM_TABLE": "public.pforms", "PUBLICATION_NAME": "ppub", "DATABASE_URL": e.DSN})
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	for i := range 3 {
+		e.Exec(`INSERT INTO public.pforms (note) VALUES ($1)`, strings.Repeat("n", i+1))
+	}
+	js := e.JS()
+	waitMsgs(t, js, stream.Forms, 3, 20*time.Second)
+	for _, m := range readAll(t, js, stream.Forms) {
+		if src := m.Ev.GetSource(); src.GetTable() != "pforms" || len(src.GetPrimaryKey()) != 2 {
+			t.Errorf("seq %d from %s.%s, primary key %v; want pforms keyed by (id, createdat)", m.Seq, src.GetSchema(), src.GetTable(), src.GetPrimaryKey())
+		}
+	}
+}
+
+// TestSlotOlderThanPublication: WAL written before the publication existed
+// cannot be decoded, on any try: capture stops with one line saying how to
+// start again, instead of reconnecting for ever.
+func TestSlotOlderThanPublication(t *testing.T) {
+	e := newEnv(t)
+	e.Exec("DROP PUBLICATION cowjacket")
+	e.Exec("SELECT pg_create_logical_replication_slot('cowjacket', 'pgoutput')")
+	c := e.Conn()
+	ctx := context.Background()
+	if err := insertSamples(ctx, c, samples(t)[:2], nil); err != nil {
+		t.Fatal(err)
+	}
+	e.Exec("CREATE PUBLICATION cowjacket FOR TABLE public.form_submissions WITH (publish = 'insert')")
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := Run(rctx, e.Getenv, io.Discard, &testsupport.Buffer{})
+	if !errors.Is(err, pgcdc.ErrStartup) || !strings.Contains(err.Error(), "pg_drop_replication_slot('cowjacket')") || !strings.Contains(err.Error(), "capture backfill") {
+		t.Errorf("Run = %v; want a start-up error saying to drop the slot and backfill", err)
+	}
+}
+
+// TestDeletedStreamIsMadeAgain: FORMS deleted under a running capture
+// (or lost with a server's state) is made again, and the rows committed
+// meanwhile arrive, without a restart.
+func TestDeletedStreamIsMadeAgain(t *testing.T) {
+	e := newEnv(t)
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	ctx := context.Background()
+	js := e.JS()
+	if err := insertSamples(ctx, c, samples(t)[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
+	if err := js.DeleteStream(ctx, stream.Forms); err != nil {
+		t.Fatal(err)
+	}
+	if err := insertSamples(ctx, c, samples(t)[1:3], nil); err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, js, stream.Forms, 2, 30*time.Second)
+	if l := r.Logs.String(); !strings.Contains(l, "made again") {
+		t.Errorf("no log line says the stream was made again:\n%s", l)
+	}
+}
