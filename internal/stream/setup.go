@@ -8,13 +8,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// EnsureForms creates or updates stream FORMS.
+// EnsureForms creates or updates stream FORMS, keeping the limits an
+// operator set on it (FORMS keeps everything until then: see FormsConfig).
 func EnsureForms(ctx context.Context, js jetstream.JetStream, c Config) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, FormsConfig(c))
+	cfg := FormsConfig(c)
+	if s, err := js.Stream(ctx, Forms); err == nil {
+		keepLimits(&cfg, s.CachedInfo().Config)
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create or update stream %s: %w", Forms, err)
 	}
 	return s, nil
+}
+
+// keepLimits copies the retention limits of an existing stream's config
+// into cfg.
+func keepLimits(cfg *jetstream.StreamConfig, old jetstream.StreamConfig) {
+	cfg.MaxAge, cfg.MaxBytes, cfg.MaxMsgs = old.MaxAge, old.MaxBytes, old.MaxMsgs
+	cfg.MaxMsgsPerSubject, cfg.MaxMsgSize = old.MaxMsgsPerSubject, old.MaxMsgSize
 }
 
 // EnsureDLQ creates stream FORMS_DLQ when missing. Both services write it,
