@@ -487,6 +487,13 @@ func (p *publisher) resend(now time.Time, all bool) (next time.Time) {
 		if !errors.Is(e.err, nats.ErrDisconnected) {
 			p.log.Warn("publish failed; retrying the same message", "hash", e.hash, "attempt", e.attempts+1, "error", e.err.Error())
 		}
+		if tooBigForForms(e.err) && e.dead == "" {
+			// FORMS's own max_msg_size (an operator's limit) refuses it on
+			// every try: dead-letter it, as a row over max_payload is.
+			if ev, uerr := stream.Unmarshal(e.msg.Data); uerr == nil {
+				p.deadLetter(e, stream.ReasonTooLarge, tooLarge(ev, fmt.Sprintf("stream %s refused the %d-byte event: %v", stream.Forms, len(e.msg.Data), e.err), p.maxPayload))
+			}
+		}
 		// Published under p.mu: an answer to an earlier attempt could
 		// otherwise free the entry while it is being sent.
 		err := p.nc.PublishMsg(&e.msg)

@@ -18,6 +18,13 @@ func streamMissing(err error) bool {
 	return errors.Is(err, errNoStream) || errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamNotFound
 }
 
+// tooBigForForms: the stream refuses the message for its size
+// (max_msg_size).
+func tooBigForForms(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
 // restoreGap spaces the attempts to make the streams again.
 const restoreGap = 5 * time.Second
 

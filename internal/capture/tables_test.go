@@ -156,3 +156,36 @@ func TestDeletedStreamIsMadeAgain(t *testing.T) {
 		t.Errorf("no log line says the stream was made again:\n%s", l)
 	}
 }
+
+// TestRowOverFormsMaxMsgSize: an operator's max_msg_size on FORMS refuses
+// a row on every try; it is dead-lettered as too_large (as a row over the
+// server's max_payload is) and the rows after it flow.
+func TestRowOverFormsMaxMsgSize(t *testing.T) {
+	e := newEnv(t)
+	e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	ctx := context.Background()
+	js := e.JS()
+	s, err := js.Stream(ctx, stream.Forms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgSize = 4096
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := insertSamples(ctx, c, samples(t)[:1], func(int) string { return strings.Repeat("long comment ", 500) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := insertSamples(ctx, c, samples(t)[1:3], nil); err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, js, stream.Forms, 2, 20*time.Second)
+	waitMsgs(t, js, stream.DLQ, 1, 20*time.Second)
+	d := stream.ParseDeadLetter(readAll(t, js, stream.DLQ)[0].Hdr)
+	if d.Reason != stream.ReasonTooLarge || !strings.Contains(d.Error, "stream FORMS refused the") {
+		t.Errorf("dead letter %+v; want %s saying FORMS refused it", d, stream.ReasonTooLarge)
+	}
+}
