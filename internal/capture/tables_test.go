@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cowjacket/formjira/internal/capture/capturetest"
+	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
@@ -45,6 +46,45 @@ func TestReplicaIdentityDoesNotChangeTheHash(t *testing.T) {
 			r.Stop(t)
 			if res := backfill(ctx, t, e); res.Published != 0 || res.Duplicates != 10 {
 				t.Errorf("backfill %+v; want the 10 rows found already there (same hashes)", res)
+			}
+		})
+	}
+}
+
+// TestPrimaryKeyChangedWhileStreaming: the key left out of the hash
+// follows a primary key renamed or added while capture streams, at its
+// place in the WAL: a double click after the change is still one event.
+func TestPrimaryKeyChangedWhileStreaming(t *testing.T) {
+	for _, tc := range []struct{ name, before, during string }{
+		{"renamed", "", "ALTER TABLE public.form_submissions RENAME COLUMN id TO form_id"},
+		{"added", "ALTER TABLE public.form_submissions DROP CONSTRAINT form_submissions_pkey", "ALTER TABLE public.form_submissions ADD PRIMARY KEY (id)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tc.before != "" {
+				e.Exec(tc.before)
+			}
+			e.Start()
+			c := e.Conn()
+			e.WaitStreaming(c)
+			ctx := context.Background()
+			js := e.JS()
+			s := samples(t)
+			if err := insertSamples(ctx, c, s[5:6], nil); err != nil {
+				t.Fatal(err)
+			}
+			waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
+			e.Exec(tc.during)
+			// A double click, another row, then a last one: FORMS is in
+			// order, so once 4 events are there, the last is the last row
+			// only if the double click was one.
+			if err := insertSamples(ctx, c, []form.Sample{s[0], s[0], s[1], s[2]}, nil); err != nil {
+				t.Fatal(err)
+			}
+			waitMsgs(t, js, stream.Forms, 4, 20*time.Second)
+			ms := readAll(t, js, stream.Forms)
+			if last := form.String(ms[3].Ev, "newusername"); len(ms) != 4 || last != *s[2]["newusername"] {
+				t.Errorf("FORMS holds %d events, the 4th from %q; want 4, the last row's (%q): the double click collapsed", len(ms), last, *s[2]["newusername"])
 			}
 		})
 	}

@@ -24,7 +24,7 @@ func formRelation() *Relation { return relationOf(formRelationMessage(), nil, []
 // formRelationMessage is the Relation message pgoutput sends for the form table.
 func formRelationMessage() *pglogrepl.RelationMessage {
 	rel := &pglogrepl.RelationMessage{RelationID: 16385, Namespace: "public", RelationName: "form_submissions",
-		Columns: []*pglogrepl.RelationMessageColumn{{Flags: 1, Name: "id", DataType: 20}}}
+		ReplicaIdentity: 'd', Columns: []*pglogrepl.RelationMessageColumn{{Flags: 1, Name: "id", DataType: 20}}}
 	for _, c := range form.FormColumns {
 		oid := uint32(25)
 		if c.Type == "date" {

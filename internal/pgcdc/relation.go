@@ -51,12 +51,19 @@ func NewColumn(name string, oid uint32, key bool) Column {
 	return Column{Name: name, OID: oid, Type: form.TypeName(oid), Key: key}
 }
 
-// relationOf describes a pgoutput Relation message, its key the primary key
-// pk (its flag 1 marks the replica identity, which is not always the key).
+// relationOf describes a pgoutput Relation message, its key the primary key.
+// Flag 1 marks the replica identity: the primary key under the default
+// identity ('d'), so a key changed mid-stream is followed at its place in
+// the WAL; under FULL, USING INDEX or NOTHING it is not the key, which is
+// then pk, the catalogue's when the session began.
 func relationOf(m *pglogrepl.RelationMessage, hashFields, pk []string) *Relation {
 	rel := &Relation{ID: m.RelationID, Schema: m.Namespace, Name: m.RelationName, HashFields: hashFields}
 	for _, c := range m.Columns {
-		rel.Columns = append(rel.Columns, NewColumn(c.Name, c.DataType, slices.Contains(pk, c.Name)))
+		key := c.Flags&1 != 0
+		if m.ReplicaIdentity != 'd' {
+			key = slices.Contains(pk, c.Name)
+		}
+		rel.Columns = append(rel.Columns, NewColumn(c.Name, c.DataType, key))
 	}
 	return rel
 }

@@ -260,11 +260,11 @@ func slotPredatesPublication(err error, slot, publication string) error {
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 // primaryKey is the table's primary key columns, from the catalogue (as a
-// table scan reads them): a Relation message marks the replica identity
-// instead, which is every column under REPLICA IDENTITY FULL, an index's
-// under USING INDEX, none under NOTHING — a key that would leave the hash
-// nothing (FULL: every row alike, dropped as duplicates) or differ from
-// backfill's.
+// table scan reads them), for a table whose replica identity is not its
+// primary key: a Relation message then marks every column (FULL), an
+// index's (USING INDEX) or none (NOTHING) — a key that would leave the
+// hash nothing (FULL: every row alike, dropped as duplicates) or differ
+// from backfill's.
 func primaryKey(ctx context.Context, conn *pgconn.PgConn, t Table) ([]string, error) {
 	res, err := conn.Exec(ctx, `SELECT a.attname FROM pg_index i
 		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
