@@ -151,7 +151,8 @@ func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot strin
 	case partitioned && !viaRoot:
 		// Rows would arrive as the partitions', under their own names.
 		return startupErr("publication %s publishes the partitions of %s under their own names, and capture reads the table's: "+
-			"ALTER PUBLICATION %s SET (publish_via_partition_root = true)", publication, t, publication)
+			"ALTER PUBLICATION %s SET (publish_via_partition_root = true), then run capture backfill (rows written before that arrive under the partitions' names, and are skipped)",
+			publication, t, publication)
 	case !hasTable:
 		return startupErr("publication %s does not include %s: ALTER PUBLICATION %s ADD TABLE %s", publication, t, publication, t)
 	}

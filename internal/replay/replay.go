@@ -102,7 +102,7 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 				Status: o.Status, Key: o.Key, Err: o.Err, DLQSeq: e.Seq}
 			res.Replayed++
 			switch {
-			case o.Duplicate && o.Key == "":
+			case repeatFailing(o):
 				// The same request as an entry before it, which got no
 				// ticket: this entry stays, as that one's does.
 				res.Failing++
@@ -144,7 +144,9 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 				res.Failing++
 				out.Line = fmt.Sprintf("%s: still failing (transient, entry kept; try again later): %v", out.Label, o.Err)
 			}
-			r.observe(e.Hash, e.OrigSeq, out, "dlq replay")
+			if !repeatFailing(o) { // the first copy's state stands
+				r.observe(e.Hash, e.OrigSeq, out, "dlq replay")
+			}
 			outs = append(outs, out)
 		}
 		r.count(results)
@@ -158,13 +160,17 @@ func (r *Replayer) DeadLetters(ctx context.Context, st jetstream.Stream, entries
 	return res, outs, nil
 }
 
+// repeatFailing: o repeats a request earlier in the batch, which got no
+// ticket; it is that one's outcome, reported once.
+func repeatFailing(o ticketing.Outcome) bool { return o.Duplicate && o.Key == "" }
+
 func (r *Replayer) count(outs []ticketing.Outcome) {
 	var created, skipped int
 	for _, o := range outs {
-		switch o.Status {
-		case ticketing.StatusCreated:
+		switch {
+		case o.Status == ticketing.StatusCreated:
 			created++
-		case ticketing.StatusSkipped:
+		case o.Status == ticketing.StatusSkipped && !repeatFailing(o):
 			skipped++
 		}
 	}
@@ -251,7 +257,7 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 			Status: o.Status, Key: o.Key, Err: o.Err}
 		res.Replayed++
 		switch {
-		case o.Duplicate && o.Key == "":
+		case repeatFailing(o):
 			// The same request earlier in this replay got no ticket: its
 			// line says why, and its dead letter (if any) must stay.
 			res.Failing++
@@ -283,7 +289,9 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 			res.Failing++
 			out.Line = fmt.Sprintf("%s: still failing (transient; run the replay again later): %s", out.Label, oneLine(o.Err))
 		}
-		r.observe(hash, it.Seq, out, "replay")
+		if !repeatFailing(o) {
+			r.observe(hash, it.Seq, out, "replay")
+		}
 		report(out)
 	}
 	r.count(results)

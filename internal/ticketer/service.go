@@ -52,6 +52,10 @@ type service struct {
 	authBroken atomic.Bool
 	authMu     sync.Mutex // one worker probes Jira while the others wait
 	consuming  atomic.Bool
+
+	js         jetstream.JetStream
+	restoreMu  sync.Mutex // restoreConsumer: one worker at a time
+	restoredAt time.Time
 }
 
 // Serve runs the ticketer service until ctx ends: consume FORMS, create
@@ -157,7 +161,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		return err
 	}
-	s.engine, s.cons = engine, cons
+	s.engine, s.cons, s.js = engine, cons, js
 	s.setUp.Store(true)
 	// s.stats stays nil when FORMS_STATS cannot be set up (it races like
 	// the others, so it gets a few attempts): daily counters off, tickets

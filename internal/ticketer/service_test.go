@@ -382,3 +382,27 @@ func TestJSMModeEndToEnd(t *testing.T) {
 		t.Errorf("cost center %#v", sara[0].Fields["customfield_10076"])
 	}
 }
+
+// TestFormsMadeAgainIsConsumed: FORMS deleted under a running ticketer
+// (its consumer with it) and made again, as capture does: ticketer makes
+// its consumer again and tickets the new events, without a restart.
+func TestFormsMadeAgainIsConsumed(t *testing.T) {
+	t.Parallel() // waits on NATS, not the CPU
+	h := newHarness(t, jirasandbox.Options{})
+	evs := ticketertest.SampleEvents(t)[:2]
+	h.Publish(evs[0])
+	h.Start()
+	h.WaitFor("the first ticket", 20*time.Second, func() bool { return len(h.SB.Issues()) == 1 })
+	ctx := context.Background()
+	if err := h.JS.DeleteStream(ctx, stream.Forms); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.EnsureForms(ctx, h.JS, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	h.Publish(evs[1])
+	h.WaitFor("the ticket of the event in the new FORMS", 30*time.Second, func() bool { return len(h.SB.Issues()) == 2 })
+	if l := h.Logs.String(); !strings.Contains(l, "made again") {
+		t.Errorf("no log line says the consumer was made again:\n%s", l)
+	}
+}

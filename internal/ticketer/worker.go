@@ -34,6 +34,9 @@ func (s *service) work(ctx, workCtx context.Context) {
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 				s.log.Warn("pull from FORMS failed", "err", err)
+				if consumerGone(err) {
+					s.restoreConsumer(ctx)
+				}
 				sleepCtx(ctx, 500*time.Millisecond)
 			}
 			continue

@@ -29,18 +29,22 @@ func (p *Engine) reconcile(ctx context.Context, ws []*work) error {
 	// a slow search ran must not count as none.
 	now := time.Now()
 	jsm := p.cfg.Mapping.Mode() == mapping.ModeJSM
-	labels, hashes := make([]string, 0, len(ws)), []string{}
+	labels := make([]string, 0, len(ws))
 	for _, w := range ws {
 		labels = append(labels, w.req.HashLabel)
-		if jsm {
+	}
+	byLabel, err := p.cfg.Jira.FindByLabels(ctx, labels)
+	if err != nil {
+		return err
+	}
+	// The text search is one query a hash: only for those the labels missed.
+	var hashes []string
+	for _, w := range ws {
+		if jsm && len(byLabel[w.req.HashLabel]) == 0 {
 			hashes = append(hashes, w.hash)
 		}
 	}
-	byLabel, byText := map[string][]string{}, map[string][]string{}
-	var err error
-	if byLabel, err = p.cfg.Jira.FindByLabels(ctx, labels); err != nil {
-		return err
-	}
+	byText := map[string][]string{}
 	if len(hashes) > 0 {
 		if byText, err = p.cfg.Jira.FindByText(ctx, p.cfg.Mapping.Project(), hashes); err != nil {
 			return err
