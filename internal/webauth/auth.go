@@ -16,8 +16,10 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/cowjacket/formjira/internal/config"
 )
@@ -60,6 +62,8 @@ type Auth struct {
 	oidc     *oidcSource
 	sessions *sessions
 	log      *slog.Logger
+	urlHost  string // CONSOLE_URL's host: the Origin behind a proxy
+	limit    *attempts
 	// Login renders the login page (the console's template); status is
 	// 200, or 401 after a wrong password.
 	Login func(w http.ResponseWriter, r *http.Request, status int, d LoginData)
@@ -74,7 +78,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Auth, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
-	a := &Auth{cfg: cfg, sessions: newSessions(cfg.SessionTTL), log: log}
+	a := &Auth{cfg: cfg, sessions: newSessions(cfg.SessionTTL), log: log, limit: newAttempts()}
+	if u, err := url.Parse(cfg.URL); err == nil {
+		a.urlHost = u.Host
+	}
 	if cfg.UsersFile != "" {
 		u, err := LoadUsers(cfg.UsersFile)
 		if err != nil {
@@ -167,18 +174,28 @@ func (a *Auth) API(next http.Handler) http.Handler {
 			a.challenge(w, "sign in: a session, or HTTP Basic auth with a users-file user")
 			return
 		}
+		if !a.limit.allowed(name, r.RemoteAddr) {
+			tooMany(w)
+			jsonError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again in a minute")
+			return
+		}
 		if a.users == nil || !a.users.Check(name, pass) {
+			a.limit.failed(name, r.RemoteAddr)
 			a.log.Warn("console: wrong user name or password", "user", name, "via", "basic", "from", r.RemoteAddr)
 			a.challenge(w, "wrong user name or password")
 			return
 		}
-		if !safeMethod(r.Method) && crossSite(r) {
+		if !safeMethod(r.Method) && a.crossSite(r) {
 			jsonError(w, http.StatusForbidden, "a cross-site request with Basic auth is refused")
 			return
 		}
 		u := a.userFromFile(name, "basic")
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, &identity{user: &u})))
 	})
+}
+
+func tooMany(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(attemptsEvery/time.Second)))
 }
 
 func (a *Auth) challenge(w http.ResponseWriter, msg string) {
@@ -209,19 +226,24 @@ func (a *Auth) csrfOK(r *http.Request, ss *session) bool {
 	if tok == "" {
 		tok = r.PostFormValue("csrf")
 	}
-	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(ss.csrf)) == 1 && !crossSite(r)
+	return tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(ss.csrf)) == 1 && !a.crossSite(r)
 }
 
-// crossSite: the browser says the request comes from another site.
-func crossSite(r *http.Request) bool {
+// crossSite: the browser says the request comes from another site. Its
+// Sec-Fetch-Site settles it; without one (older browsers) the Origin must
+// be this host — as the request names it, or CONSOLE_URL's, since a proxy
+// may forward another Host (nginx's default is the upstream's).
+func (a *Auth) crossSite(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin":
+		return false
+	case "", "none":
 	default:
 		return true
 	}
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
+		if err != nil || u.Host != r.Host && u.Host != a.urlHost {
 			return true
 		}
 	}
@@ -244,11 +266,21 @@ func (a *Auth) Routes(mux *http.ServeMux) {
 }
 
 func (a *Auth) loginData(r *http.Request) LoginData {
-	next := r.FormValue("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
-		next = "/"
+	return LoginData{Next: localPath(r.FormValue("next")), Password: a.users != nil, OIDC: a.oidc != nil}
+}
+
+// localPath is next when it is a path of this site, else "/". Browsers
+// read "\" as "/" and drop tabs and line breaks, so "/\evil.example" or
+// "/<tab>/evil.example" would leave the site after sign-in.
+func localPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') ||
+		strings.ContainsFunc(next, unicode.IsControl) {
+		return "/"
 	}
-	return LoginData{Next: next, Password: a.users != nil, OIDC: a.oidc != nil}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
+		return "/"
+	}
+	return next
 }
 
 func (a *Auth) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -257,12 +289,19 @@ func (a *Auth) loginPage(w http.ResponseWriter, r *http.Request) {
 
 func (a *Auth) passwordLogin(w http.ResponseWriter, r *http.Request) {
 	d := a.loginData(r)
-	if crossSite(r) {
+	if a.crossSite(r) {
 		http.Error(w, "cross-site sign-in refused", http.StatusForbidden)
 		return
 	}
 	name, pass := r.PostFormValue("user"), r.PostFormValue("password")
+	if !a.limit.allowed(name, r.RemoteAddr) {
+		tooMany(w)
+		d.Error = "Too many failed sign-ins; try again in a minute."
+		a.Login(w, r, http.StatusTooManyRequests, d)
+		return
+	}
 	if a.users == nil || !a.users.Check(name, pass) {
+		a.limit.failed(name, r.RemoteAddr)
 		a.log.Warn("console: wrong user name or password", "user", name, "via", "password", "from", r.RemoteAddr)
 		d.Error = "Wrong user name or password."
 		a.Login(w, r, http.StatusUnauthorized, d)

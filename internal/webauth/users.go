@@ -27,6 +27,7 @@ func LoadUsers(path string) (*Users, error) {
 		return nil, err
 	}
 	u := &Users{hashes: map[string][]byte{}}
+	maxCost := bcrypt.MinCost
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -37,15 +38,18 @@ func LoadUsers(path string) (*Users, error) {
 		if !ok || name == "" {
 			return nil, fmt.Errorf("%s:%d: want name:bcrypt-hash", path, n)
 		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		cost, err := bcrypt.Cost([]byte(hash))
+		if err != nil {
 			return nil, fmt.Errorf("%s:%d: user %q: not a bcrypt hash (create it with htpasswd -B): %v", path, n, name, err)
 		}
-		u.hashes[name] = []byte(hash)
+		u.hashes[name], maxCost = []byte(hash), max(maxCost, cost)
 	}
 	if len(u.hashes) == 0 {
 		return nil, fmt.Errorf("%s: no users", path)
 	}
-	u.dummy, _ = bcrypt.GenerateFromPassword([]byte("no such user"), bcrypt.DefaultCost)
+	// At the file's own cost (htpasswd -B writes 5, Go's default is 10):
+	// else the time would tell unknown names from known ones.
+	u.dummy, _ = bcrypt.GenerateFromPassword([]byte("no such user"), maxCost)
 	return u, nil
 }
 
