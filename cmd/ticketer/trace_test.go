@@ -113,12 +113,16 @@ func TestTrace(t *testing.T) {
 	}
 
 	// Never captured: nothing matches; capture's status is told (none runs here).
-	for _, q := range []string{"id=999", "nobody@example.com", "Zebedee", "CP-9999", "0123456789abcdef"} {
+	for _, q := range []string{"id=999", "nobody@example.com", "Zebedee", "0123456789abcdef"} {
 		res := traceJSON(q)
 		if len(res.Journeys) != 0 || res.NotCaptured == nil || !strings.Contains(res.NotCaptured.Note, "not captured") ||
 			!strings.Contains(res.NotCaptured.Note, "no capture is running") {
 			t.Errorf("trace %s: %+v", q, res)
 		}
+	}
+	// A Jira key is no row: the note says the index does not know it.
+	if res := traceJSON("CP-9999"); len(res.Journeys) != 0 || res.NotCaptured == nil || !strings.Contains(res.NotCaptured.Note, "no request in the index has ticket CP-9999") {
+		t.Errorf("trace CP-9999: %+v", res)
 	}
 
 	// The text: one journey per request, the ticket's link, the replay command.

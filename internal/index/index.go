@@ -179,19 +179,42 @@ func (x *Index) ByID(ctx context.Context, id string) ([]string, error) {
 }
 
 // ByName are the hashes of the requests whose name has every word of
-// name.
+// name. A word too common to list (a first name among 100,000 requests)
+// only narrows what the others found, one posting read each: "John Smith"
+// is found however many Johns there are.
 func (x *Index) ByName(ctx context.Context, name string) ([]string, error) {
-	var out []string
-	for i, t := range NameTerms(name) {
+	var out, broad []string
+	listed := false
+	for _, t := range NameTerms(name) {
 		hs, err := x.list(ctx, namePrefix+t+".")
+		if errors.Is(err, ErrTooBroad) {
+			broad = append(broad, t)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		if i == 0 {
-			out = hs
+		if !listed {
+			out, listed = hs, true
 			continue
 		}
 		out = slices.DeleteFunc(out, func(h string) bool { _, found := slices.BinarySearch(hs, h); return !found })
+	}
+	if !listed && len(broad) > 0 {
+		return nil, fmt.Errorf("%q: %w", name, ErrTooBroad)
+	}
+	for _, t := range broad {
+		var keep []string
+		for _, h := range out {
+			_, err := x.KV.Get(ctx, namePrefix+t+"."+h)
+			switch {
+			case err == nil:
+				keep = append(keep, h)
+			case !errors.Is(err, jetstream.ErrKeyNotFound):
+				return nil, fmt.Errorf("read %s: %w", stream.IndexBucket, err)
+			}
+		}
+		out = keep
 	}
 	return out, nil
 }

@@ -26,31 +26,40 @@ func ReadAll(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedCons
 	if err != nil {
 		return err
 	}
-	for ctx.Err() == nil {
-		b, err := cons.Fetch(500, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			return err
-		}
-		n, done := 0, false
+	done := false
+	// take hands a batch's messages to fn until done; it drains the rest.
+	take := func(b jetstream.MessageBatch) (int, error) {
+		n := 0
 		for m := range b.Messages() {
 			n++
-			if done {
-				continue // drain the batch
-			}
-			md, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			if md.Sequence.Stream > last {
-				done = true
-				continue
-			}
-			if !fn(m) || md.Sequence.Stream >= last || md.NumPending == 0 {
-				done = true
+			if md, err := m.Metadata(); err == nil && !done {
+				done = md.Sequence.Stream > last || !fn(m) || md.Sequence.Stream >= last || md.NumPending == 0
 			}
 		}
 		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return n, err
+		}
+		return n, nil
+	}
+	for first := true; ctx.Err() == nil; first = false {
+		// What is stored is there at once: a batch that waited for 500
+		// would wait out its MaxWait on a short stream (a second a read).
+		b, err := cons.FetchNoWait(500)
+		if err != nil {
 			return err
+		}
+		n, err := take(b)
+		if err != nil {
+			return err
+		}
+		if n == 0 && first {
+			// Not there at once (a consumer made on a busy server): wait.
+			if b, err = cons.Fetch(500, jetstream.FetchMaxWait(time.Second)); err != nil {
+				return err
+			}
+			if n, err = take(b); err != nil {
+				return err
+			}
 		}
 		if done || n == 0 {
 			return nil

@@ -108,6 +108,9 @@ type Position struct {
 type NotCaptured struct {
 	Note     string                 `json:"note"`
 	Captures []stream.CaptureStatus `json:"captures"`
+	// CaptureDeadLetters are the FORMS_DLQ entries of capture's that
+	// match: the row was captured, but could not become an event.
+	CaptureDeadLetters []uint64 `json:"capture_dead_letters,omitempty"`
 }
 
 // Step is one point of the timeline.

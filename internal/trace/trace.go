@@ -344,6 +344,27 @@ func (t *Tracer) notCaptured(ctx context.Context, q Query, res *Result) (*NotCap
 		nc.Captures = []stream.CaptureStatus{}
 	}
 	var b strings.Builder
+	if q.Kind == KindJiraKey {
+		// Keys are indexed as ticketer records them: one made before the
+		// index existed, or whose entry was dropped, is not there.
+		fmt.Fprintf(&b, "no request in the index has ticket %s: it may not be one of ours, or it was made before the index existed (or its index entry was dropped); search by the requester's e-mail or name", q.Term)
+		nc.Note = b.String()
+		return nc, nil
+	}
+	dead, err := t.captureDeadLetters(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if len(dead) > 0 {
+		fmt.Fprintf(&b, "no request in FORMS matches %s %q: capture dead-lettered it", q.Kind, q.Term)
+		for _, e := range dead {
+			nc.CaptureDeadLetters = append(nc.CaptureDeadLetters, e.Seq)
+			fmt.Fprintf(&b, "; %s %d (%s): %s", stream.DLQ, e.Seq, e.Reason, e.Error)
+		}
+		b.WriteString(". Fix the row in the database, then `capture backfill` (capture's dead letters are not replayed)")
+		nc.Note = b.String()
+		return nc, nil
+	}
 	fmt.Fprintf(&b, "no request in FORMS matches %s %q: not captured", q.Kind, q.Term)
 	switch {
 	case len(caps) == 0:
@@ -373,4 +394,54 @@ func (t *Tracer) notCaptured(ctx context.Context, q Query, res *Result) (*NotCap
 	}
 	nc.Note = b.String()
 	return nc, nil
+}
+
+// captureDeadLetters are capture's dead letters in FORMS_DLQ that match q:
+// rows that never reached FORMS, so nothing indexed them.
+func (t *Tracer) captureDeadLetters(ctx context.Context, q Query) ([]*deadletters.Entry, error) {
+	dlq, err := t.JS.Stream(ctx, stream.DLQ)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream.DLQ, err)
+	}
+	if dlq.CachedInfo().State.Msgs == 0 {
+		return nil, nil
+	}
+	entries, err := deadletters.List(ctx, dlq)
+	if err != nil {
+		return nil, err
+	}
+	var out []*deadletters.Entry
+	for _, e := range entries {
+		if e.FromCapture() && matchesEntry(q, e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// matchesEntry: q would find e's row, were it indexed.
+func matchesEntry(q Query, e *deadletters.Entry) bool {
+	switch q.Kind {
+	case KindHash:
+		if strings.HasPrefix(e.Hash, strings.ToLower(q.Term)) {
+			return true
+		}
+	case KindEmail:
+		return e.Email != "" && index.EmailTerm(e.Email) == index.EmailTerm(q.Term)
+	case KindID:
+		ev, err := stream.Unmarshal(e.Data)
+		return err == nil && index.PrimaryKey(ev) != "" && index.IDTerm(index.PrimaryKey(ev)) == index.IDTerm(q.Term)
+	case KindJiraKey:
+		return false
+	}
+	words := index.NameTerms(e.Name)
+	for _, w := range index.NameTerms(q.Term) {
+		if !slices.Contains(words, w) {
+			return false
+		}
+	}
+	return len(words) > 0 && len(index.NameTerms(q.Term)) > 0
 }
