@@ -351,3 +351,27 @@ func TestSendByBoundsTheCreateOnly(t *testing.T) {
 		t.Errorf("%d issues in Jira, want 1 (the cut ones abandoned)", n)
 	}
 }
+
+// TestIssuesByKeyIssueErrors: bulkfetch lists issues it cannot return now
+// under issueErrors; they are not absent, so the read is a retryable
+// failure, not an empty answer (which would read as "no such ticket").
+func TestIssuesByKeyIssueErrors(t *testing.T) {
+	sb, url := sandbox(t, jirasandbox.Options{})
+	c, err := New(Options{URL: url, Email: email, APIToken: token, APIVersion: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key, err := c.Create(ctx, fields("Ann", "Finance", "cowjacket-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.IssuesByKey(ctx, []string{key, "CP-999"}); err != nil || len(got) != 1 || got[0].Key != key {
+		t.Fatalf("read back: %+v, %v; want %s alone", got, err, key)
+	}
+	sb.Update(func(o *jirasandbox.Options) { o.BulkFetchErrors = true })
+	got, err := c.IssuesByKey(ctx, []string{key})
+	if !errors.Is(err, ErrRetryable) || Down(err) || len(got) != 0 {
+		t.Errorf("issueErrors: %+v, %v; want a retryable error that is no outage", got, err)
+	}
+}

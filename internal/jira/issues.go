@@ -225,7 +225,8 @@ type Issue struct {
 // IssuesByKey reads issues by id or key with POST /issue/bulkfetch, a
 // direct read, not a search: it sees an issue at once after its create.
 // Up to 100 per call; issues that do not exist (or that the account may not
-// see) are simply absent; the answer comes in ascending id order.
+// see) are simply absent; the answer comes in ascending id order. Issues
+// Jira cannot return now (issueErrors) make the read a retryable failure.
 // https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/#api-rest-api-3-issue-bulkfetch-post
 func (c *Client) IssuesByKey(ctx context.Context, keys []string) ([]Issue, error) {
 	var out []Issue
@@ -241,9 +242,19 @@ func (c *Client) IssuesByKey(ctx context.Context, keys []string) ([]Issue, error
 				Key    string          `json:"key"`
 				Fields json.RawMessage `json:"fields"`
 			} `json:"issues"`
+			// Issues Jira "can't return due to a retriable error or
+			// payload constraint": not absent, so no proof of anything.
+			IssueErrors []struct {
+				ID           string `json:"id"`
+				ErrorMessage string `json:"errorMessage"`
+			} `json:"issueErrors"`
 		}
 		if err := json.Unmarshal(raw, &page); err != nil {
 			return out, fmt.Errorf("jira bulkfetch: decode: %w", err)
+		}
+		if n := len(page.IssueErrors); n > 0 {
+			return out, fmt.Errorf("%w: jira bulkfetch: %d issue(s) could not be read now (issue %s: %s)",
+				ErrRetryable, n, page.IssueErrors[0].ID, page.IssueErrors[0].ErrorMessage)
 		}
 		for _, is := range page.Issues {
 			var f struct {

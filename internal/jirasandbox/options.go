@@ -155,6 +155,10 @@ type Options struct {
 	// ShuffleBulk answers a bulk create's issues[] in a random order
 	// (JRACLOUD-81005: no order is promised). Runtime: SetShuffleBulk.
 	ShuffleBulk bool
+	// BulkFetchErrors answers bulkfetch with every issue found under
+	// issueErrors, not issues: "issues that can't be returned due to a
+	// retriable error or payload constraint". Runtime: Update.
+	BulkFetchErrors bool
 	// BulkReject400Count makes the next N bulk creates answer 400
 	// {"errorMessages":["…"],"errors":{}} about the request as a whole,
 	// creating nothing; it counts down. BulkReject400Rate does the same for

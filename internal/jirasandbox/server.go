@@ -166,7 +166,7 @@ func (s *Server) issuePolicy() issues.Policy {
 	defer s.mu.Unlock()
 	o := s.opts
 	return issues.Policy{
-		SearchDelay: o.SearchDelay, ShuffleBulk: o.ShuffleBulk, DenyCreate: o.DenyCreate,
+		SearchDelay: o.SearchDelay, ShuffleBulk: o.ShuffleBulk, DenyCreate: o.DenyCreate, BulkFetchErrors: o.BulkFetchErrors,
 		StrictCustomers: o.StrictCustomers, DeskAccess: o.DeskAccess,
 		RestrictedAddsCustomer: o.RestrictedAddsCustomer, NotCustomerStatus: o.NotCustomerStatus,
 		RequestTypeForm: o.RequestTypeForm,

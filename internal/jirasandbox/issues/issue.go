@@ -88,6 +88,8 @@ type Policy struct {
 	SearchDelay time.Duration
 	// ShuffleBulk answers a bulk create's issues[] in random order.
 	ShuffleBulk bool
+	// BulkFetchErrors lists bulkfetch's issues under issueErrors.
+	BulkFetchErrors bool
 	// DenyCreate, when set (DenyCreate403…), refuses every create.
 	DenyCreate string
 	// StrictCustomers: raiseOnBehalfOf must be an existing accountId, and

@@ -148,10 +148,16 @@ func (s *Service) HandleBulkFetch(w http.ResponseWriter, r *http.Request) {
 	if len(fields) == 0 {
 		fields = []string{"*navigable"}
 	}
+	issueErrors := []any{}
 	for _, is := range found {
+		if s.policy().BulkFetchErrors {
+			// BulkIssueResults.issueErrors: IssueError {id, errorMessage}.
+			issueErrors = append(issueErrors, map[string]any{"id": is.ID, "errorMessage": "The issue could not be retrieved. Retry the request."})
+			continue
+		}
 		issues = append(issues, s.render(r, is, fields))
 	}
-	wire.JSON(w, http.StatusOK, map[string]any{"issues": issues, "issueErrors": []any{}})
+	wire.JSON(w, http.StatusOK, map[string]any{"issues": issues, "issueErrors": issueErrors})
 }
 
 func numericID(is *Issue) int {
