@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ctreminiom/go-atlassian/v2/jira/sm"
@@ -89,6 +90,9 @@ type Client struct {
 	observe  func(string, int, time.Duration)
 	gate     func(string) error
 	result   func(string, error)
+	// dataCenter: the site answered the enhanced search or bulkfetch,
+	// both Cloud's, with 404: a Jira Data Center (see search).
+	dataCenter atomic.Bool
 }
 
 // New builds a client. Credentials stay inside go-atlassian's auth service;
@@ -228,7 +232,7 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 		// Jira says the endpoint's rate ("for request rate limits, this
 		// reflects the allowed requests per second", the rate-limiting
 		// page): pace at it from now on, rather than find it by 429s.
-		if limit, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Limit")), 64); err == nil {
+		if limit, ok := rateOf(h); ok {
 			c.pacer.Told(op, limit)
 		}
 		return status, raw, nil
@@ -236,7 +240,7 @@ func (c *Client) send(ctx context.Context, via caller, op, method, path string, 
 	ae := parseAPIError(op, status, raw)
 	ae.RetryAfter, ae.Reason = retryAfter(h, time.Now()), h.Get("RateLimit-Reason")
 	if status == http.StatusTooManyRequests {
-		limit, _ := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Limit")), 64)
+		limit, _ := rateOf(h)
 		c.pacer.Throttled(op, ae.RetryAfter, ae.Reason, limit)
 	}
 	return status, raw, ae
@@ -306,6 +310,21 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// rateOf is the request rate, per second, an answer's headers allow. Cloud:
+// X-RateLimit-Limit, "the allowed requests per second". Data Center: its
+// token bucket, X-RateLimit-FillRate tokens every
+// X-RateLimit-Interval-Seconds; its X-RateLimit-Limit is the bucket's size
+// (https://confluence.atlassian.com/adminjiraserver/improving-instance-stability-with-rate-limiting-983794911.html).
+func rateOf(h http.Header) (float64, bool) {
+	fill, ferr := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-FillRate")), 64)
+	every, ierr := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Interval-Seconds")), 64)
+	if ferr == nil && ierr == nil && fill > 0 && every > 0 {
+		return fill / every, true
+	}
+	limit, err := strconv.ParseFloat(strings.TrimSpace(h.Get("X-RateLimit-Limit")), 64)
+	return limit, err == nil
 }
 
 // parseAPIError reads Jira's two error shapes: the platform's

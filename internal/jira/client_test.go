@@ -375,3 +375,79 @@ func TestIssuesByKeyIssueErrors(t *testing.T) {
 		t.Errorf("issueErrors: %+v, %v; want a retryable error that is no outage", got, err)
 	}
 }
+
+// TestDataCenterSearch: Jira Data Center has no enhanced search and no
+// bulkfetch (Cloud's; 404 there) but the /search Cloud removed (410
+// there): the client finds issues either way, and a read by key on Data
+// Center reads nothing rather than failing.
+func TestDataCenterSearch(t *testing.T) {
+	for _, dc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("data center %v", dc), func(t *testing.T) {
+			sb, url := sandbox(t, jirasandbox.Options{DataCenter: dc})
+			c, err := New(Options{URL: url, Email: email, APIToken: token, APIVersion: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			var keys []string
+			for i := range 3 {
+				key, err := c.Create(ctx, fields(fmt.Sprint("Ann ", i), "Finance", "cowjacket-a"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys = append(keys, key)
+			}
+			got, err := c.FindByLabels(ctx, []string{"cowjacket-a", "cowjacket-none"})
+			if err != nil || len(got["cowjacket-a"]) != 3 || len(got["cowjacket-none"]) != 0 {
+				t.Errorf("FindByLabels: %v, %v; want the 3 issues", got, err)
+			}
+			if latest, err := c.LatestKey(ctx, "CP"); err != nil || latest != keys[2] {
+				t.Errorf("LatestKey: %q, %v; want %s", latest, err, keys[2])
+			}
+			read, err := c.IssuesByKey(ctx, keys)
+			if want := 3; dc {
+				want = 0
+				if err != nil || len(read) != want {
+					t.Errorf("IssuesByKey on Data Center: %v, %v; want nothing, no error", read, err)
+				}
+			} else if err != nil || len(read) != want {
+				t.Errorf("IssuesByKey on Cloud: %v, %v; want %d", read, err, want)
+			}
+			var search, legacy int
+			for _, r := range sb.Requests() {
+				switch {
+				case strings.HasSuffix(r.Path, "/search/jql") && r.Status == 200:
+					search++
+				case strings.HasSuffix(r.Path, "/search") && r.Status == 200:
+					legacy++
+				}
+			}
+			if dc && (search != 0 || legacy == 0) || !dc && (legacy != 0 || search == 0) {
+				t.Errorf("answered searches: %d enhanced, %d legacy", search, legacy)
+			}
+		})
+	}
+}
+
+// TestRateOf: Cloud's X-RateLimit-Limit is a rate; Data Center's bucket
+// is FillRate tokens every Interval-Seconds, its Limit the bucket's size.
+func TestRateOf(t *testing.T) {
+	for _, tc := range []struct {
+		h    map[string]string
+		want float64
+		ok   bool
+	}{
+		{map[string]string{"X-RateLimit-Limit": "10"}, 10, true},
+		{map[string]string{"X-RateLimit-Limit": "50", "X-RateLimit-FillRate": "10", "X-RateLimit-Interval-Seconds": "60"}, 10.0 / 60, true},
+		{map[string]string{"X-RateLimit-Limit": "50", "X-RateLimit-FillRate": "10"}, 50, true},
+		{map[string]string{}, 0, false},
+	} {
+		h := http.Header{}
+		for k, v := range tc.h {
+			h.Set(k, v)
+		}
+		if got, ok := rateOf(h); ok != tc.ok || got != tc.want {
+			t.Errorf("%v: %v %v, want %v %v", tc.h, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -231,8 +231,19 @@ type Issue struct {
 func (c *Client) IssuesByKey(ctx context.Context, keys []string) ([]Issue, error) {
 	var out []Issue
 	for chunk := range slices.Chunk(keys, 100) {
+		if c.dataCenter.Load() {
+			// Data Center has no bulkfetch. Its index is written as the
+			// issue is made (other cluster nodes follow within seconds, well
+			// within the reconcile window), not eventually as Cloud's:
+			// search finds a new issue, and a read by key adds nothing.
+			return nil, nil
+		}
 		body := map[string]any{"issueIdsOrKeys": chunk, "fields": []string{"labels", "summary", "description"}}
 		_, raw, err := c.do(ctx, c.platform, OpBulkFetch, http.MethodPost, c.api("issue/bulkfetch"), body)
+		if missing(err) {
+			c.dataCenter.Store(true)
+			return nil, nil
+		}
 		if err != nil {
 			return out, err
 		}
@@ -272,7 +283,15 @@ func (c *Client) IssuesByKey(ctx context.Context, keys []string) ([]Issue, error
 // a floor for reading later issues back by key.
 func (c *Client) LatestKey(ctx context.Context, project string) (string, error) {
 	body := map[string]any{"jql": "project = " + strconv.Quote(project) + " ORDER BY created DESC", "fields": []string{"key"}, "maxResults": 1}
-	_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, c.api("search/jql"), body)
+	path := c.api("search/jql")
+	if c.dataCenter.Load() {
+		path = c.api("search")
+	}
+	_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, path, body)
+	if missing(err) && !c.dataCenter.Load() {
+		c.dataCenter.Store(true)
+		return c.LatestKey(ctx, project)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -374,11 +393,29 @@ func (c *Client) FindByText(ctx context.Context, project string, words []string)
 	return out, nil
 }
 
-// search runs jql (the enhanced /search/jql, token paging) and calls fn
-// with each issue's key and requested fields.
+// search runs jql and calls fn with each issue's key and requested fields.
+// Jira Cloud's is the enhanced /search/jql (token paging; the old /search
+// is gone there, CHANGE-2046); Jira Data Center has only /search (startAt
+// paging) and answers /search/jql 404, which switches this client to it.
+// https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search/#api-rest-api-3-search-jql-post
+// https://developer.atlassian.com/server/jira/platform/rest/v11002/api-group-search/#api-api-2-search-post
 func (c *Client) search(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
+	if !c.dataCenter.Load() {
+		err := c.searchJQL(ctx, jql, fields, fn)
+		if !missing(err) {
+			return err
+		}
+		c.dataCenter.Store(true)
+	}
+	return c.searchStartAt(ctx, jql, fields, fn)
+}
+
+// searchPages bounds a search: the queries here match a handful of issues.
+const searchPages = 100
+
+func (c *Client) searchJQL(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
 	token := ""
-	for range 100 {
+	for range searchPages {
 		body := map[string]any{"jql": jql, "fields": fields, "maxResults": 100}
 		if token != "" {
 			body["nextPageToken"] = token
@@ -406,5 +443,41 @@ func (c *Client) search(ctx context.Context, jql string, fields []string, fn fun
 		}
 		token = page.NextPageToken
 	}
-	return nil
+	return fmt.Errorf("jira search: more than %d pages match %s", searchPages, jql)
+}
+
+func (c *Client) searchStartAt(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
+	start := 0
+	for range searchPages {
+		body := map[string]any{"jql": jql, "fields": fields, "maxResults": 100, "startAt": start}
+		_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, c.api("search"), body)
+		if err != nil {
+			return err
+		}
+		var page struct {
+			Total  int `json:"total"`
+			Issues []struct {
+				Key    string          `json:"key"`
+				Fields json.RawMessage `json:"fields"`
+			} `json:"issues"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return fmt.Errorf("jira search: decode: %w", err)
+		}
+		for _, is := range page.Issues {
+			fn(is.Key, is.Fields)
+		}
+		start += len(page.Issues)
+		if len(page.Issues) == 0 || start >= page.Total {
+			return nil
+		}
+	}
+	return fmt.Errorf("jira search: more than %d pages match %s", searchPages, jql)
+}
+
+// missing: Jira has no such REST resource (404), as Data Center answers
+// Cloud's endpoints.
+func missing(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound && !ae.Anonymous
 }

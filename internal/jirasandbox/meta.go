@@ -108,12 +108,16 @@ func (s *Server) handleMyself(w http.ResponseWriter, r *http.Request) {
 // https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-server-info/#api-rest-api-3-serverinfo-get
 func (s *Server) handleServerInfo(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
+	deployment := "Cloud"
+	if o, _ := s.options(); o.DataCenter {
+		deployment = "DataCenter"
+	}
 	wire.JSON(w, http.StatusOK, map[string]any{
 		"baseUrl":        wire.BaseURL(r),
 		"displayUrl":     wire.BaseURL(r),
 		"version":        "1001.0.0-SNAPSHOT",
 		"versionNumbers": []int{1001, 0, 0},
-		"deploymentType": "Cloud",
+		"deploymentType": deployment,
 		"buildNumber":    100289,
 		"buildDate":      "2025-10-01T00:00:00.000+0000",
 		"serverTime":     now.Format(wire.JiraTime),

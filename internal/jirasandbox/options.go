@@ -155,6 +155,13 @@ type Options struct {
 	// ShuffleBulk answers a bulk create's issues[] in a random order
 	// (JRACLOUD-81005: no order is promised). Runtime: SetShuffleBulk.
 	ShuffleBulk bool
+	// DataCenter answers as Jira Data Center does: serverInfo's
+	// deploymentType "DataCenter", the search of /rest/api/N/search
+	// (startAt paging, a total; Cloud removed it), and no enhanced search
+	// (/search/jql) or bulkfetch, both Cloud's: 404.
+	// https://developer.atlassian.com/server/jira/platform/rest/v11002/api-group-search/
+	// Runtime: Update.
+	DataCenter bool
 	// BulkFetchErrors answers bulkfetch with every issue found under
 	// issueErrors, not issues: "issues that can't be returned due to a
 	// retriable error or payload constraint". Runtime: Update.

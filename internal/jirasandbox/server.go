@@ -129,6 +129,8 @@ func (s *Server) routes() {
 		handle("GET "+p+"/field", s.handleFields, false)
 		handle("GET "+p+"/search/jql", s.iss.HandleSearch, true)
 		handle("POST "+p+"/search/jql", s.iss.HandleSearch, true)
+		handle("GET "+p+"/search", s.iss.HandleLegacySearch, true)
+		handle("POST "+p+"/search", s.iss.HandleLegacySearch, true)
 		handle("GET "+p+"/myself", s.handleMyself, false)
 		handle("GET "+p+"/serverInfo", s.handleServerInfo, true)
 		handle("GET "+p+"/user/search", s.dir.HandleUserSearch, true)
@@ -166,7 +168,7 @@ func (s *Server) issuePolicy() issues.Policy {
 	defer s.mu.Unlock()
 	o := s.opts
 	return issues.Policy{
-		SearchDelay: o.SearchDelay, ShuffleBulk: o.ShuffleBulk, DenyCreate: o.DenyCreate, BulkFetchErrors: o.BulkFetchErrors,
+		SearchDelay: o.SearchDelay, ShuffleBulk: o.ShuffleBulk, DenyCreate: o.DenyCreate, BulkFetchErrors: o.BulkFetchErrors, DataCenter: o.DataCenter,
 		StrictCustomers: o.StrictCustomers, DeskAccess: o.DeskAccess,
 		RestrictedAddsCustomer: o.RestrictedAddsCustomer, NotCustomerStatus: o.NotCustomerStatus,
 		RequestTypeForm: o.RequestTypeForm,

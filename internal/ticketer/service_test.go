@@ -1,8 +1,10 @@
 package ticketer_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -282,6 +284,8 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 		{"created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.2, Seed: 2, SearchDelay: 100 * time.Millisecond}, false, 100},
 		{"jsm-5xx", jirasandbox.Options{Error5xxRate: 0.2, Seed: 3}, true, 20},
 		{"jsm-created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.3, Seed: 4, SearchDelay: 100 * time.Millisecond}, true, 20},
+		// Jira Data Center (REST v2): no enhanced search, no bulkfetch.
+		{"data-center-created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.2, Seed: 5, DataCenter: true}, false, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -290,6 +294,16 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 			h.Env["JIRA_TIMEOUT"] = "1s" // unknown outcomes settle sooner
 			if tc.jsm {
 				h.Env["MAPPING_FILE"], _ = filepath.Abs("../../deploy/mapping-jsm.yaml")
+			}
+			if tc.opts.DataCenter {
+				b, err := os.ReadFile("../../deploy/mapping.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.Env["MAPPING_FILE"] = filepath.Join(t.TempDir(), "mapping.yaml")
+				if err := os.WriteFile(h.Env["MAPPING_FILE"], bytes.Replace(b, []byte("\napi_version: 3"), []byte("\napi_version: 2"), 1), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			evs := ticketertest.SampleEvents(t)[:tc.n]
 			h.KnownRequesters(evs) // the faults are the creates', not the customers'
@@ -315,6 +329,17 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 			}
 			if faults == 0 {
 				t.Error("no request was answered 5xx: the test injected no fault")
+			}
+			if tc.opts.DataCenter {
+				legacy := 0
+				for _, r := range h.SB.Requests() {
+					if strings.HasSuffix(r.Path, "/search") && r.Status == 200 {
+						legacy++
+					}
+				}
+				if legacy == 0 {
+					t.Error("no search answered: the unknown outcomes were not reconciled by Data Center's search")
+				}
 			}
 			t.Logf("%d requests answered 5xx", faults)
 		})

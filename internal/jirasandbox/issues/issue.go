@@ -90,6 +90,8 @@ type Policy struct {
 	ShuffleBulk bool
 	// BulkFetchErrors lists bulkfetch's issues under issueErrors.
 	BulkFetchErrors bool
+	// DataCenter: the legacy search only; no search/jql, no bulkfetch.
+	DataCenter bool
 	// DenyCreate, when set (DenyCreate403…), refuses every create.
 	DenyCreate string
 	// StrictCustomers: raiseOnBehalfOf must be an existing accountId, and

@@ -117,6 +117,10 @@ func (s *Service) HandleGet(w http.ResponseWriter, r *http.Request) {
 // subject to SearchDelay.
 // https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issues/#api-rest-api-3-issue-bulkfetch-post
 func (s *Service) HandleBulkFetch(w http.ResponseWriter, r *http.Request) {
+	if s.policy().DataCenter {
+		writeNoResource(w, r)
+		return
+	}
 	var in struct {
 		IssueIDsOrKeys []any    `json:"issueIdsOrKeys"`
 		Fields         []string `json:"fields"`
