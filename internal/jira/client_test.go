@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -449,5 +450,40 @@ func TestRateOf(t *testing.T) {
 		if got, ok := rateOf(h); ok != tc.ok || got != tc.want {
 			t.Errorf("%v: %v %v, want %v %v", tc.h, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestCloud404IsNoDataCenter: a 404 in front of a Cloud site (a proxy, a
+// site being moved) does not switch the client to Data Center's /search,
+// which Cloud removed: serverInfo says Cloud, so the 404 is an error, and
+// the next search goes to Cloud's search again.
+func TestCloud404IsNoDataCenter(t *testing.T) {
+	sb := jirasandbox.New(jirasandbox.Options{Email: email, APIToken: token})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		refused := false
+		if strings.HasSuffix(r.URL.Path, "/search/jql") {
+			once.Do(func() { refused = true })
+		}
+		if refused {
+			http.Error(w, "no such route at the proxy", http.StatusNotFound)
+			return
+		}
+		sb.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Options{URL: srv.URL, Email: email, APIToken: token, APIVersion: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Create(ctx, fields("Ann", "Finance", "cowjacket-a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.FindByLabels(ctx, []string{"cowjacket-a"}); err == nil {
+		t.Error("the proxy's 404: no error")
+	}
+	if got, err := c.FindByLabels(ctx, []string{"cowjacket-a"}); err != nil || len(got["cowjacket-a"]) != 1 {
+		t.Errorf("the next search: %v, %v; want the issue, by Cloud's search", got, err)
 	}
 }

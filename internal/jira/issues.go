@@ -240,8 +240,7 @@ func (c *Client) IssuesByKey(ctx context.Context, keys []string) ([]Issue, error
 		}
 		body := map[string]any{"issueIdsOrKeys": chunk, "fields": []string{"labels", "summary", "description"}}
 		_, raw, err := c.do(ctx, c.platform, OpBulkFetch, http.MethodPost, c.api("issue/bulkfetch"), body)
-		if missing(err) {
-			c.dataCenter.Store(true)
+		if c.onDataCenter(ctx, err) {
 			return nil, nil
 		}
 		if err != nil {
@@ -288,8 +287,7 @@ func (c *Client) LatestKey(ctx context.Context, project string) (string, error) 
 		path = c.api("search")
 	}
 	_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, path, body)
-	if missing(err) && !c.dataCenter.Load() {
-		c.dataCenter.Store(true)
+	if !c.dataCenter.Load() && c.onDataCenter(ctx, err) {
 		return c.LatestKey(ctx, project)
 	}
 	if err != nil {
@@ -402,12 +400,30 @@ func (c *Client) FindByText(ctx context.Context, project string, words []string)
 func (c *Client) search(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
 	if !c.dataCenter.Load() {
 		err := c.searchJQL(ctx, jql, fields, fn)
-		if !missing(err) {
+		if !c.onDataCenter(ctx, err) {
 			return err
 		}
-		c.dataCenter.Store(true)
 	}
 	return c.searchStartAt(ctx, jql, fields, fn)
+}
+
+// onDataCenter reports whether err, a 404 to one of Cloud's endpoints,
+// comes from a Jira Data Center, as serverInfo's deploymentType confirms:
+// a proxy's 404, or a Cloud site being moved, must not switch a Cloud
+// client to the /search Cloud removed. Once confirmed, it stays so.
+func (c *Client) onDataCenter(ctx context.Context, err error) bool {
+	if !missing(err) {
+		return false
+	}
+	if c.dataCenter.Load() {
+		return true
+	}
+	dt, ierr := c.DeploymentType(ctx)
+	if ierr != nil || dt == "" || dt == "Cloud" {
+		return false
+	}
+	c.dataCenter.Store(true)
+	return true
 }
 
 // searchPages bounds a search: the queries here match a handful of issues.

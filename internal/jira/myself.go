@@ -34,10 +34,19 @@ func (c *Client) Myself(ctx context.Context) (Account, error) {
 	return me, nil
 }
 
-// ServerInfo answers whether Jira serves requests at all: it needs no
-// permission and is allowed anonymously.
+// DeploymentType is serverInfo's: "Cloud", "Server" or "DataCenter". It
+// needs no permission and is allowed anonymously.
 // https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-server-info/#api-rest-api-3-serverinfo-get
-func (c *Client) ServerInfo(ctx context.Context) error {
-	_, _, err := c.do(ctx, c.platform, OpServerInfo, http.MethodGet, c.api("serverInfo"), nil)
-	return err
+func (c *Client) DeploymentType(ctx context.Context) (string, error) {
+	_, raw, err := c.do(ctx, c.platform, OpServerInfo, http.MethodGet, c.api("serverInfo"), nil)
+	if err != nil {
+		return "", err
+	}
+	var info struct {
+		DeploymentType string `json:"deploymentType"`
+	}
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return "", fmt.Errorf("jira serverInfo: decode: %w", err)
+	}
+	return info.DeploymentType, nil
 }

@@ -41,7 +41,7 @@ func ReadAll(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedCons
 		}
 		return n, nil
 	}
-	for first := true; ctx.Err() == nil; first = false {
+	for ctx.Err() == nil {
 		// What is stored is there at once: a batch that waited for 500
 		// would wait out its MaxWait on a short stream (a second a read).
 		b, err := cons.FetchNoWait(500)
@@ -52,8 +52,9 @@ func ReadAll(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedCons
 		if err != nil {
 			return err
 		}
-		if n == 0 && first {
-			// Not there at once (a consumer made on a busy server): wait.
+		if n == 0 && !done {
+			// Not there at once (each fetch of an ordered consumer may
+			// make it anew, on a busy server): wait.
 			if b, err = cons.Fetch(500, jetstream.FetchMaxWait(time.Second)); err != nil {
 				return err
 			}

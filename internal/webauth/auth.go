@@ -174,13 +174,15 @@ func (a *Auth) API(next http.Handler) http.Handler {
 			a.challenge(w, "sign in: a session, or HTTP Basic auth with a users-file user")
 			return
 		}
-		if !a.limit.allowed(name, r.RemoteAddr) {
+		done, allowed := a.limit.try(name, r.RemoteAddr)
+		if !allowed {
 			tooMany(w)
 			jsonError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again in a minute")
 			return
 		}
-		if a.users == nil || !a.users.Check(name, pass) {
-			a.limit.failed(name, r.RemoteAddr)
+		ok = a.users != nil && a.users.Check(name, pass)
+		done(ok)
+		if !ok {
 			a.log.Warn("console: wrong user name or password", "user", name, "via", "basic", "from", r.RemoteAddr)
 			a.challenge(w, "wrong user name or password")
 			return
@@ -294,14 +296,16 @@ func (a *Auth) passwordLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, pass := r.PostFormValue("user"), r.PostFormValue("password")
-	if !a.limit.allowed(name, r.RemoteAddr) {
+	done, allowed := a.limit.try(name, r.RemoteAddr)
+	if !allowed {
 		tooMany(w)
 		d.Error = "Too many failed sign-ins; try again in a minute."
 		a.Login(w, r, http.StatusTooManyRequests, d)
 		return
 	}
-	if a.users == nil || !a.users.Check(name, pass) {
-		a.limit.failed(name, r.RemoteAddr)
+	ok := a.users != nil && a.users.Check(name, pass)
+	done(ok)
+	if !ok {
 		a.log.Warn("console: wrong user name or password", "user", name, "via", "password", "from", r.RemoteAddr)
 		d.Error = "Wrong user name or password."
 		a.Login(w, r, http.StatusUnauthorized, d)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,5 +126,51 @@ func TestFailedSignInsAreLimited(t *testing.T) {
 	}
 	if st, _ := c.do(b, http.MethodGet, "/api/whoami", nil, map[string]string{"basic": "oper:oper-pass"}); st != http.StatusTooManyRequests {
 		t.Errorf("Basic auth after ten wrong passwords: %d, want 429", st)
+	}
+}
+
+// TestParallelGuessesAreLimited: guesses sent at once cannot all pass
+// the limit before any has failed: each takes its token before bcrypt.
+func TestParallelGuessesAreLimited(t *testing.T) {
+	usersAt := func(cost int) string {
+		h, err := bcrypt.GenerateFromPassword([]byte("oper-pass"), cost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "users")
+		if err := os.WriteFile(file, []byte("oper:"+string(h)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	// A bcrypt run long enough for the guesses to overlap.
+	slow := usersAt(8)
+	c := newConsole(t, func(string) webauth.Config { return webauth.Config{UsersFile: slow} })
+	statuses := make(chan int, 40)
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() {
+			st, _ := c.do(c.browser(), http.MethodGet, "/api/whoami", nil, map[string]string{"basic": "oper:guess"})
+			statuses <- st
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	tried := 0
+	for st := range statuses {
+		if st == http.StatusUnauthorized {
+			tried++
+		}
+	}
+	if tried > 11 {
+		t.Errorf("%d of 40 parallel guesses were tried, want at most the limit's 10 (and a refill)", tried)
+	}
+	// A right password is not counted as a failure: it gives its token back.
+	fast := usersAt(bcrypt.MinCost)
+	c2 := newConsole(t, func(string) webauth.Config { return webauth.Config{UsersFile: fast} })
+	for i := range 15 {
+		if st, _ := c2.do(c2.browser(), http.MethodGet, "/api/whoami", nil, map[string]string{"basic": "oper:oper-pass"}); st != http.StatusOK {
+			t.Fatalf("sign-in %d with the right password: %d", i+1, st)
+		}
 	}
 }
