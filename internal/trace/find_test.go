@@ -21,22 +21,22 @@ import (
 )
 
 // world is an empty FORMS, FORMS_DLQ and FORMS_INDEX on a nats-server.
-func world(t *testing.T) (jetstream.JetStream, *index.Index) {
-	t.Helper()
-	ns := localnats.StartTB(t)
+func world(tb testing.TB, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, *index.Index) {
+	tb.Helper()
+	ns := localnats.StartTB(tb)
 	nc, err := nats.Connect(ns.URL())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	tb.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc, opts...)
 	ctx := context.Background()
 	if err := stream.EnsureAll(ctx, js, stream.Config{}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	kv, err := stream.EnsureIndex(ctx, js, stream.Config{})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return js, &index.Index{KV: kv, JS: js}
 }

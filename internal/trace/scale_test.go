@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/index"
-	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 	"github.com/cowjacket/formjira/internal/trace"
@@ -25,22 +23,9 @@ import (
 // Curtis, whose event is in FORMS and indexed by the tailer.
 func bigIndex(tb testing.TB, n int) (*trace.Tracer, *formsv1.FormSubmission) {
 	tb.Helper()
-	ns := localnats.StartTB(tb)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, idx := world(tb, jetstream.WithPublishAsyncMaxPending(4096))
+	kv := idx.KV
 	ctx := context.Background()
-	if err := stream.EnsureAll(ctx, js, stream.Config{}); err != nil {
-		tb.Fatal(err)
-	}
-	kv, err := stream.EnsureIndex(ctx, js, stream.Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	idx := &index.Index{KV: kv, JS: js}
 	start := time.Now()
 	kvs := map[string][]byte{}
 	samples, err := form.Samples()
