@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -70,6 +71,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer, read
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	password, oidc := auth.Sources()
 	log.Info("console listening", "addr", ln.Addr().String(), "password_users", password, "oidc", oidc)
+	if w := plainHTTPWarning(ln.Addr(), cc.Auth.URL); w != "" {
+		log.Warn(w, "addr", ln.Addr().String())
+	}
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -107,4 +111,16 @@ func waitIndex(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (j
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// plainHTTPWarning is what to say when the console's plain HTTP is open
+// beyond this machine and no https CONSOLE_URL says a proxy fronts it:
+// browsers drop its Secure session cookie over http (sign-in loops back to
+// the login page), and Basic-auth passwords cross the network in clear.
+func plainHTTPWarning(addr net.Addr, consoleURL string) string {
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() || strings.HasPrefix(consoleURL, "https://") {
+		return ""
+	}
+	return "the console serves plain HTTP beyond this machine: browsers drop its Secure session cookie over http (sign-in loops), " +
+		"and passwords cross the network in clear; put it behind an HTTPS proxy and set CONSOLE_URL to its https:// URL"
 }
