@@ -315,17 +315,6 @@ func fill(n int, err error) []Result {
 	return out
 }
 
-// FindByLabel returns the keys of the issues carrying label (JQL, the
-// enhanced /search/jql). Jira's index lags: an empty answer about a very
-// recent create proves nothing.
-func (c *Client) FindByLabel(ctx context.Context, label string) ([]string, error) {
-	m, err := c.FindByLabels(ctx, []string{label})
-	if err != nil {
-		return nil, err
-	}
-	return m[label], nil
-}
-
 // FindByLabels looks up many labels in one search: label → keys (oldest
 // first). Labels without issues are absent.
 func (c *Client) FindByLabels(ctx context.Context, labels []string) (map[string][]string, error) {
@@ -399,12 +388,12 @@ func (c *Client) FindByText(ctx context.Context, project string, words []string)
 // https://developer.atlassian.com/server/jira/platform/rest/v11002/api-group-search/#api-api-2-search-post
 func (c *Client) search(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
 	if !c.dataCenter.Load() {
-		err := c.searchJQL(ctx, jql, fields, fn)
+		err := c.searchPaged(ctx, jql, fields, fn, false)
 		if !c.onDataCenter(ctx, err) {
 			return err
 		}
 	}
-	return c.searchStartAt(ctx, jql, fields, fn)
+	return c.searchPaged(ctx, jql, fields, fn, true)
 }
 
 // onDataCenter reports whether err, a 404 to one of Cloud's endpoints,
@@ -429,14 +418,22 @@ func (c *Client) onDataCenter(ctx context.Context, err error) bool {
 // searchPages bounds a search: the queries here match a handful of issues.
 const searchPages = 100
 
-func (c *Client) searchJQL(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
-	token := ""
+// searchPaged pages a search: Cloud's by nextPageToken (until none or
+// isLast), Data Center's by startAt (until total).
+func (c *Client) searchPaged(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage), startAt bool) error {
+	path, token, start := c.api("search/jql"), "", 0
+	if startAt {
+		path = c.api("search")
+	}
 	for range searchPages {
 		body := map[string]any{"jql": jql, "fields": fields, "maxResults": 100}
-		if token != "" {
+		switch {
+		case startAt:
+			body["startAt"] = start
+		case token != "":
 			body["nextPageToken"] = token
 		}
-		_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, c.api("search/jql"), body)
+		_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, path, body)
 		if err != nil {
 			return err
 		}
@@ -447,6 +444,7 @@ func (c *Client) searchJQL(ctx context.Context, jql string, fields []string, fn 
 			} `json:"issues"`
 			NextPageToken string `json:"nextPageToken"`
 			IsLast        *bool  `json:"isLast"`
+			Total         int    `json:"total"`
 		}
 		if err := json.Unmarshal(raw, &page); err != nil {
 			return fmt.Errorf("jira search: decode: %w", err)
@@ -454,37 +452,9 @@ func (c *Client) searchJQL(ctx context.Context, jql string, fields []string, fn 
 		for _, is := range page.Issues {
 			fn(is.Key, is.Fields)
 		}
-		if page.NextPageToken == "" || (page.IsLast != nil && *page.IsLast) {
-			return nil
-		}
-		token = page.NextPageToken
-	}
-	return fmt.Errorf("jira search: more than %d pages match %s", searchPages, jql)
-}
-
-func (c *Client) searchStartAt(ctx context.Context, jql string, fields []string, fn func(key string, fields json.RawMessage)) error {
-	start := 0
-	for range searchPages {
-		body := map[string]any{"jql": jql, "fields": fields, "maxResults": 100, "startAt": start}
-		_, raw, err := c.do(ctx, c.platform, OpSearch, http.MethodPost, c.api("search"), body)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			Total  int `json:"total"`
-			Issues []struct {
-				Key    string          `json:"key"`
-				Fields json.RawMessage `json:"fields"`
-			} `json:"issues"`
-		}
-		if err := json.Unmarshal(raw, &page); err != nil {
-			return fmt.Errorf("jira search: decode: %w", err)
-		}
-		for _, is := range page.Issues {
-			fn(is.Key, is.Fields)
-		}
-		start += len(page.Issues)
-		if len(page.Issues) == 0 || start >= page.Total {
+		start, token = start+len(page.Issues), page.NextPageToken
+		if startAt && (len(page.Issues) == 0 || start >= page.Total) ||
+			!startAt && (token == "" || page.IsLast != nil && *page.IsLast) {
 			return nil
 		}
 	}

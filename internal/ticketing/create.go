@@ -37,7 +37,7 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 		}
 	}
 	results := slices.Concat(p.createOneByOne(ctx, single), p.createInBulk(ctx, bulk))
-	who := p.refusalJudge(ctx, results)
+	byBot, mayRaise := botRefused(results), sync.OnceValues(func() (bool, error) { return p.mayRaiseForCustomers(ctx) })
 	var authErr error
 	for _, r := range results {
 		w := r.w
@@ -54,7 +54,7 @@ func (p *Engine) create(ctx context.Context, own []*work, meta *ticket.Meta) err
 			continue
 		}
 		switch {
-		case onBehalfRefused(w, r.err) && p.requestersRefusal(ctx, w, r.err, who):
+		case !byBot && onBehalfRefused(w, r.err) && p.requestersRefusal(ctx, w, r.err, mayRaise):
 			// The requester's refusal, dead-lettered, or retried (onbehalf.go).
 		case Refused(r.err):
 			w.notCreated = !jira.MaybeCreated(r.err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -27,50 +26,40 @@ func onBehalfRefused(w *work, err error) bool {
 	return w.req.RaiseOnBehalfOf != "" && w.req.Requester != nil && errors.Is(err, jira.ErrPermission)
 }
 
-// refusalJudge is what a round's refusals share: whether one was the
-// bot's beyond doubt, and Jira's canRaiseOnBehalfOf, asked at most once.
-type refusalJudge struct {
-	botRefused bool // a request raised as the bot itself was refused
-	mayRaise   func() (bool, error)
+// botRefused: a request raised as the bot itself was refused, which no
+// requester explains.
+func botRefused(results []result) bool {
+	return slices.ContainsFunc(results, func(r result) bool { return Refused(r.err) && r.w.req.RaiseOnBehalfOf == "" })
 }
 
-func (p *Engine) refusalJudge(ctx context.Context, results []result) refusalJudge {
-	return refusalJudge{
-		botRefused: slices.ContainsFunc(results, func(r result) bool { return Refused(r.err) && r.w.req.RaiseOnBehalfOf == "" }),
-		mayRaise: sync.OnceValues(func() (bool, error) {
-			// https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-servicedesk/#api-rest-servicedeskapi-servicedesk-servicedeskid-requesttype-requesttypeid-field-get
-			m, err := p.cfg.Jira.Meta(ctx, p.cfg.Mapping.Target())
-			if err != nil {
-				return false, err
-			}
-			return m.CanRaiseOnBehalfOf, nil
-		}),
+// mayRaiseForCustomers asks Jira afresh for the request type's
+// canRaiseOnBehalfOf (not the cached view).
+// https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-servicedesk/#api-rest-servicedeskapi-servicedesk-servicedeskid-requesttype-requesttypeid-field-get
+func (p *Engine) mayRaiseForCustomers(ctx context.Context) (bool, error) {
+	m, err := p.cfg.Jira.Meta(ctx, p.cfg.Mapping.Target())
+	if err != nil {
+		return false, err
 	}
+	return m.CanRaiseOnBehalfOf, nil
 }
 
 // requestersRefusal settles w's 403 when it is not the bot's: dead-lettered
 // as the requester's (nothing was created, so its claim is freed), or
 // retried when Jira could not be asked. false leaves it to the bot's
-// refusal: consuming stops.
-func (p *Engine) requestersRefusal(ctx context.Context, w *work, err error, j refusalJudge) bool {
-	if j.botRefused {
-		return false
-	}
-	may, perr := j.mayRaise()
+// refusal: consuming stops. mayRaise is mayRaiseForCustomers, once a round.
+func (p *Engine) requestersRefusal(ctx context.Context, w *work, err error, mayRaise func() (bool, error)) bool {
+	may, perr := mayRaise()
+	onDesk := false
 	if perr == nil && may {
-		var onDesk bool
 		onDesk, perr = p.cfg.Requesters.OnDesk(ctx, *w.req.Requester)
-		if perr == nil && onDesk {
-			return false // a customer of the desk: the refusal is the bot's
-		}
 	}
 	switch {
 	case perr != nil && !Refused(perr):
 		w.notCreated = true
 		p.transient(w, fmt.Errorf("%w; and whether it refuses the requester or the bot cannot be told now: %w", err, perr), jira.RetryAfter(perr))
 		return true
-	case perr != nil || !may:
-		return false
+	case perr != nil || !may || onDesk:
+		return false // the bot's refusal (a customer of the desk is not refused as one)
 	}
 	p.freeOwnClaim(ctx, w)
 	dl := notACustomer(w, err)
