@@ -10,6 +10,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/customers"
 	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/labeledit"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/natsconn"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -21,7 +22,7 @@ var (
 	_ ticketing.Jira      = (*jira.Client)(nil)
 	_ ticketing.Pacer     = (*jira.Pacer)(nil)
 	_ ticketing.Records   = stream.Tickets{}
-	_ ticketing.LabelJobs = stream.Tickets{}
+	_ labeledit.Jobs      = stream.Tickets{}
 	_ ticketing.Publisher = jetstream.JetStream(nil)
 )
 

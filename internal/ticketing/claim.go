@@ -65,7 +65,7 @@ func (p *Engine) claim(ctx context.Context, w *work) error {
 		case r.State == stream.StateCreated:
 			if r.LabelsPending && w.req != nil && w.req.LabelsPending && r.Key != "" {
 				// A crash or a refusal left the labels out: try again.
-				p.labels.submit(ctx, stream.LabelJob{Hash: w.hash, Key: r.Key, Labels: w.req.Labels, Since: time.Now()})
+				p.labels.Submit(ctx, stream.LabelJob{Hash: w.hash, Key: r.Key, Labels: w.req.Labels, Since: time.Now()})
 			}
 			w.out = &Outcome{Status: StatusSkipped, Key: r.Key}
 			if w.sent {
@@ -101,14 +101,14 @@ func (p *Engine) claimRecord(w *work, now time.Time) *stream.Record {
 }
 
 // recordWithLabelsToAdd records w's ticket, created (or found) without its
-// labels: they follow in an edit, deferred to spare capacity (labels.go).
+// labels: they follow in an edit, deferred to spare capacity (package labeledit).
 // The marker goes first, so even a crash before the record leaves the key
 // known.
 func (p *Engine) recordWithLabelsToAdd(ctx context.Context, w *work, key string, rev uint64) {
 	job := stream.LabelJob{Hash: w.hash, Key: key, Labels: w.req.Labels, Since: time.Now()}
-	p.labels.mark(ctx, job)
+	p.labels.Mark(ctx, job)
 	p.recordCreated(ctx, w, key, rev, true)
-	p.labels.submit(ctx, job)
+	p.labels.Submit(ctx, job)
 }
 
 // recordCreated writes the key for w (at rev) and resolves it.

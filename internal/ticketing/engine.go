@@ -7,15 +7,14 @@
 // The consumer (internal/ticketer), `dlq replay` and `replay` all go
 // through Engine.Process.
 //
-// It depends on small interfaces (Jira, Records, LabelJobs, Publisher,
-// Pacer), so its paths are tested without a server.
+// It depends on small interfaces (Jira, Records, Publisher, Pacer;
+// labeledit.Jobs), so its paths are tested without a server.
 package ticketing
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -25,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/labeledit"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticket"
@@ -50,13 +50,6 @@ type Records interface {
 	Get(ctx context.Context, hash string) (*stream.Record, uint64, error)
 	Put(ctx context.Context, hash string, rec *stream.Record, rev uint64) (uint64, error)
 	Delete(ctx context.Context, hash string, rev uint64) error
-}
-
-// LabelJobs keeps the pending label edits durable (stream.Tickets has it).
-type LabelJobs interface {
-	PutLabelJob(ctx context.Context, job stream.LabelJob) error
-	DeleteLabelJob(ctx context.Context, hash string) error
-	LabelJobs(ctx context.Context) (iter.Seq2[stream.LabelJob, error], error)
 }
 
 // Publisher publishes dead letters (jetstream.JetStream has it).
@@ -85,7 +78,7 @@ type Config struct {
 	Jira        Jira
 	Mapping     *mapping.Mapping
 	Records     Records
-	LabelJobs   LabelJobs
+	LabelJobs   labeledit.Jobs
 	DeadLetters Publisher
 	Requesters  Requesters   // [none: requests go without an account]
 	Log         *slog.Logger // [discard]
@@ -130,7 +123,7 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
-	labels  *labeler
+	labels  *labeledit.Editor
 
 	// floor is the highest issue number seen (creates, reads, searches);
 	// floorKnown once it was fetched or seen.
@@ -167,7 +160,14 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.KeepAliveEvery <= 0 {
 		cfg.KeepAliveEvery = 5 * time.Second
 	}
-	return &Engine{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, labels: newLabeler(cfg)}, nil
+	labels, err := labeledit.New(labeledit.Config{Jobs: cfg.LabelJobs, Records: cfg.Records, Jira: cfg.Jira, Pacer: cfg.Pacer,
+		Log: cfg.Log, Pending: cfg.Metrics.labelsPending(), Failures: cfg.Metrics.labelEditFailures(),
+		// Edits are low priority: they back off longer than creates.
+		MinBackoff: max(cfg.MinBackoff, 500*time.Millisecond), MaxBackoff: max(cfg.MaxBackoff, 30*time.Second)})
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, log: cfg.Log, metrics: cfg.Metrics, labels: labels}, nil
 }
 
 // Refused reports whether Jira refuses us rather than an event: the

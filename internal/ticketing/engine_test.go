@@ -14,6 +14,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/labeledit"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticket"
@@ -22,10 +23,10 @@ import (
 )
 
 var (
-	_ Jira      = (*ticketingtest.Jira)(nil)
-	_ Records   = (*ticketingtest.Records)(nil)
-	_ LabelJobs = (*ticketingtest.Records)(nil)
-	_ Publisher = (*ticketingtest.Publisher)(nil)
+	_ Jira           = (*ticketingtest.Jira)(nil)
+	_ Records        = (*ticketingtest.Records)(nil)
+	_ labeledit.Jobs = (*ticketingtest.Records)(nil)
+	_ Publisher      = (*ticketingtest.Publisher)(nil)
 )
 
 // fixture is an engine over the in-memory fakes with the shipped platform

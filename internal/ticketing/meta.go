@@ -43,8 +43,8 @@ func (p *Engine) InvalidateMeta() {
 // QueueLabelEdits switches deferred label edits (JSM) from "now, in the
 // caller" to a queue that RunLabelEdits drains: for the service, whose
 // creates should not wait for them.
-func (p *Engine) QueueLabelEdits() { p.labels.start() }
+func (p *Engine) QueueLabelEdits() { p.labels.Start() }
 
 // RunLabelEdits drains the queued label edits with workers goroutines,
 // after queueing those left pending by earlier runs, until ctx ends.
-func (p *Engine) RunLabelEdits(ctx context.Context, workers int) { p.labels.run(ctx, workers) }
+func (p *Engine) RunLabelEdits(ctx context.Context, workers int) { p.labels.Run(ctx, workers) }

@@ -83,14 +83,18 @@ func (m *Metrics) deadLettered(reason string) {
 	}
 }
 
-func (m *Metrics) labelEditFailed(class string) {
-	if m != nil {
-		m.LabelEditFailures.WithLabelValues(class).Inc()
+// labelsPending and labelEditFailures are the label editor's series (nil
+// without metrics).
+func (m *Metrics) labelsPending() prometheus.Gauge {
+	if m == nil {
+		return nil
 	}
+	return m.LabelsPending
 }
 
-func (m *Metrics) labelsPending(n int) {
-	if m != nil {
-		m.LabelsPending.Set(float64(n))
+func (m *Metrics) labelEditFailures() *prometheus.CounterVec {
+	if m == nil {
+		return nil
 	}
+	return m.LabelEditFailures
 }
