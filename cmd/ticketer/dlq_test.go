@@ -13,8 +13,11 @@ import (
 
 	"github.com/cowjacket/formjira/internal/deadletters"
 	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
+	"github.com/cowjacket/formjira/internal/ticketing"
+	"github.com/cowjacket/formjira/internal/trace"
 )
 
 // harness is the shared one with the commands run in-process.
@@ -247,5 +250,19 @@ func TestReplayOfARepeatedRequestKeepsItsDeadLetter(t *testing.T) {
 	}
 	if n := h.TicketsFor(bad); n != 0 {
 		t.Errorf("%d tickets for an unmappable request", n)
+	}
+	// The repeats were reported once, as the first copy's failure: the
+	// index still says dead-lettered, one replay each, and nothing counts
+	// as skipped.
+	var res trace.Result
+	if err := json.Unmarshal([]byte(h.mustCmd("trace", bad.GetHash(), "--json")), &res); err != nil || len(res.Journeys) != 1 {
+		t.Fatalf("trace after the replays (%v): %+v", err, res.Journeys)
+	}
+	if j := res.Journeys[0]; j.Outcome != trace.DeadLettered || j.Delivery.Status != ticketing.StatusDeadLettered.String() || j.Delivery.Replays != 2 {
+		t.Errorf("trace after the replays: outcome %s, last status %q, %d replays; want dead-lettered twice replayed", j.Outcome, j.Delivery.Status, j.Delivery.Replays)
+	}
+	var days []stats.DayStats
+	if err := json.Unmarshal([]byte(h.mustCmd("stats", "--days", "1", "--json")), &days); err != nil || len(days) != 1 || days[0].Skipped != 0 {
+		t.Errorf("stats after the replays (%v): %+v, want nothing skipped", err, days)
 	}
 }
