@@ -19,7 +19,9 @@ func fail(t *testing.T, a *attempts, n int, name, addr func(int) string) {
 
 func fixed(s string) func(int) string { return func(int) string { return s } }
 
-func each(format string) func(int) string { return func(i int) string { return fmt.Sprintf(format, i) } }
+func each(format string) func(int) string {
+	return func(i int) string { return fmt.Sprintf(format, i) }
+}
 
 // TestAttemptsLimitAddressAndName: ten failures from one address, or for
 // one name, refuse the next; successes and tries under way count as they
