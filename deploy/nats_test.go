@@ -27,9 +27,12 @@ type natsChartValues struct {
 	} `json:"tlsCA"`
 	Config struct {
 		Cluster struct {
-			Enabled  bool     `json:"enabled"`
-			Replicas int      `json:"replicas"`
-			TLS      chartTLS `json:"tls"`
+			Enabled   bool `json:"enabled"`
+			Replicas  int  `json:"replicas"`
+			RouteURLs struct {
+				UseFQDN bool `json:"useFQDN"`
+			} `json:"routeURLs"`
+			TLS chartTLS `json:"tls"`
 		} `json:"cluster"`
 		Nats struct {
 			TLS chartTLS `json:"tls"`
@@ -116,6 +119,12 @@ func TestNATSHelmValues(t *testing.T) {
 	c := v.Config
 	if !c.Cluster.Enabled || c.Cluster.Replicas != 3 || !c.JetStream.Enabled || !c.JetStream.FileStore.Enabled || !c.JetStream.FileStore.PVC.Enabled {
 		t.Errorf("%s: want a 3-node cluster with file-backed JetStream on PVCs: %+v", file, c)
+	}
+	// nats-server checks a route's certificate against the route URL's
+	// host: the chart's short names match no name of the documented
+	// certificate (*.nats-headless.nats.svc.cluster.local).
+	if c.Cluster.TLS.Enabled && !c.Cluster.RouteURLs.UseFQDN {
+		t.Errorf("%s: route TLS with the chart's short route names: set config.cluster.routeURLs.useFQDN", file)
 	}
 
 	readme, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))

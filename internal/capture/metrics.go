@@ -1,6 +1,10 @@
 package capture
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cowjacket/formjira/internal/stream"
+)
 
 type metrics struct {
 	captured     prometheus.Counter
@@ -13,7 +17,6 @@ type metrics struct {
 	lagBytes     prometheus.Gauge
 	retainedWAL  prometheus.Gauge
 	reconnects   prometheus.Counter
-	backfilled   *prometheus.CounterVec
 	active       prometheus.Gauge
 }
 
@@ -50,16 +53,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "capture_reconnects_total", Help: "Replication sessions re-established after a lost connection.",
 		}),
-		backfilled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "capture_backfill_rows_total", Help: "Rows published by backfill, by result.",
-		}, []string{"result"}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "capture_active", Help: "1 while this capture streams (holds the replication slot), 0 as a standby or while reconnecting.",
 		}),
 	}
+	// Each reason from the start, at 0: a counter first seen at 1 has no
+	// increase() for Prometheus, and capture's dead letters are rare.
+	for _, reason := range []string{stream.ReasonUndecodable, stream.ReasonTooLarge} {
+		m.deadLettered.WithLabelValues(reason)
+	}
 	if reg != nil {
 		reg.MustRegister(m.captured, m.published, m.deadLettered, m.retries, m.latency, m.inFlight,
-			m.confirmedLSN, m.lagBytes, m.retainedWAL, m.reconnects, m.backfilled, m.active)
+			m.confirmedLSN, m.lagBytes, m.retainedWAL, m.reconnects, m.active)
 	}
 	return m
 }

@@ -170,7 +170,9 @@ func (s *service) afterBatch(items []ticketing.Item, outs []ticketing.Outcome) {
 	for i, o := range outs {
 		switch o.Status {
 		case ticketing.StatusDeadLettered:
-			s.alerts.deadLettered(items[i], o)
+			if !o.Repeat {
+				s.alerts.deadLettered(items[i], o)
+			}
 		case ticketing.StatusAuth:
 			if !authSeen {
 				authSeen = true
@@ -190,7 +192,10 @@ func (s *service) count(outs []ticketing.Outcome) {
 		case ticketing.StatusSkipped:
 			skipped++
 		case ticketing.StatusDeadLettered:
-			dead++
+			if !o.Repeat {
+				dead++
+			}
+		case ticketing.StatusHeld: // shutdown during an outage: not a failure
 		default: // retry, auth, rejected: the event has no ticket yet
 			failed++
 		}

@@ -109,6 +109,7 @@ func (s *service) waitForAuth(ctx context.Context) error {
 		// Jira answers: try again (a missing create permission shows only
 		// on the next create, which stops consuming again).
 		s.authBroken.Store(false)
+		s.metrics.Refused.Set(0)
 		s.log.Info("trying Jira again after its refusal")
 	}
 	return nil

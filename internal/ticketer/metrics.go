@@ -21,10 +21,14 @@ type Metrics struct {
 	Pace        prometheus.Gauge
 	// IndexDropped counts request-index updates a full queue refused.
 	IndexDropped prometheus.Counter
-	// Circuit is Jira's circuit here (0 closed, 1 half-open, 2 open);
+	// Circuit is Jira's circuit here (0 closed, 2 open; probes run while
+	// open);
 	// CircuitSeconds the time spent in each state.
 	Circuit        prometheus.Gauge
 	CircuitSeconds *prometheus.CounterVec
+	// Refused is 1 while Jira refuses the credentials or a permission every
+	// create needs, so this replica does not consume.
+	Refused prometheus.Gauge
 
 	mu        sync.Mutex
 	state     jirasite.State
@@ -43,7 +47,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		IndexDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ticketer_index_dropped_total",
 			Help: "Request index (trace, console) updates dropped because their queue was full: trace may show an older state of those requests."}),
 		Circuit: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_jira_circuit_state",
-			Help: "Jira's circuit as this replica sees it: 0 closed (Jira works), 1 half-open (probing), 2 open (Jira down: events held, only probes sent)."}),
+			Help: "Jira's circuit as this replica sees it: 0 closed (Jira works), 2 open (Jira down: events held, only probes sent)."}),
+		Refused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ticketer_jira_refused",
+			Help: "1 while Jira refuses ticketer's credentials (401, or served as anonymous) or a permission every create needs: this replica does not consume."}),
 		CircuitSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketer_jira_circuit_seconds_total",
 			Help: "Seconds spent in each state of Jira's circuit."}, []string{"state"}),
 		stateFrom: time.Now(),
@@ -51,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, st := range []jirasite.State{jirasite.Closed, jirasite.HalfOpen, jirasite.Open} {
 		m.CircuitSeconds.WithLabelValues(st.String())
 	}
-	reg.MustRegister(m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace, m.Circuit, m.CircuitSeconds, m.IndexDropped)
+	reg.MustRegister(m.Throttled, m.JiraLatency, m.Pending, m.AckPending, m.Pace, m.Circuit, m.CircuitSeconds, m.IndexDropped, m.Refused)
 	return m
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
+	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
@@ -173,5 +174,36 @@ func TestOutageBeforeTheCircuitOpensCountsNothing(t *testing.T) {
 	h.AssertOneTicketPerHash(evs)
 	if dl := h.DLQ(); len(dl) != 0 {
 		t.Errorf("%d dead letters, want none", len(dl))
+	}
+}
+
+// TestShutdownDuringOutageCountsNoFailure: a replica stopped while Jira is
+// down gives its held events back (nak'ed, redelivered at once) and counts
+// none of them as failed, in the daily counters or its batch log line.
+func TestShutdownDuringOutageCountsNoFailure(t *testing.T) {
+	t.Parallel() // waits on Jira and NATS, not the CPU
+	h := newHarness(t, jirasandbox.Options{})
+	logsOnFailure(t, h)
+	outageEnv(h)
+	evs := ticketertest.SampleEvents(t)[:8]
+	h.Publish(evs[0])
+	stop := h.Start()
+	h.WaitFor("the first ticket", 20*time.Second, func() bool { return len(h.SB.Issues()) == 1 })
+	h.SB.SetOutage(jirasandbox.Outage503)
+	h.Publish(evs[1:]...)
+	h.WaitFor("the circuit open", 10*time.Second, func() bool { return strings.Contains(h.Logs.String(), "JIRA UNREACHABLE") })
+	time.Sleep(500 * time.Millisecond) // the batch held
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.Logs.String(), "held for Jira") {
+		t.Error("no batch line naming the held events")
+	}
+	days, err := stats.Read(context.Background(), h.JS, time.Now().UTC(), 1)
+	if err != nil || len(days) != 1 {
+		t.Fatalf("stats: %v %+v", err, days)
+	}
+	if d := days[0]; d.Failed != 0 || d.Created != 1 {
+		t.Errorf("today: %d created, %d failed; want 1 created and no failure for the events held at shutdown", d.Created, d.Failed)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/mapping"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticket"
 	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 	"github.com/cowjacket/formjira/internal/ticketing"
@@ -349,10 +350,15 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 func TestAuthFailureStopsConsumingAndResumes(t *testing.T) {
 	t.Parallel() // waits on Jira and NATS, not the CPU
 	h := newHarness(t, jirasandbox.Options{})
+	addr := testsupport.FreeAddr(t)
+	h.Env["HTTP_ADDR"] = addr
 	evs := ticketertest.SampleEvents(t)[:40]
 	h.Publish(evs[:10]...)
 	h.Start()
 	h.WaitFor("10 tickets", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 10 })
+	if v := testsupport.MetricAt(addr, "ticketer_jira_refused"); v != 0 {
+		t.Errorf("ticketer_jira_refused = %v while Jira works, want 0", v)
+	}
 	h.SB.SetAuthFailure(401)
 	h.Publish(evs[10:]...)
 	h.WaitFor("the auth failure to be noticed", 15*time.Second, func() bool {
@@ -365,8 +371,14 @@ func TestAuthFailureStopsConsumingAndResumes(t *testing.T) {
 	if d := h.DLQ(); len(d) != 0 {
 		t.Errorf("%d dead letters during an auth failure", len(d))
 	}
+	if v := testsupport.MetricAt(addr, "ticketer_jira_refused"); v != 1 {
+		t.Errorf("ticketer_jira_refused = %v while consuming is stopped, want 1 (the alert's signal)", v)
+	}
 	h.SB.SetAuthFailure(0)
 	h.WaitFor("40 tickets after the fix", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 40 })
+	if v := testsupport.MetricAt(addr, "ticketer_jira_refused"); v != 0 {
+		t.Errorf("ticketer_jira_refused = %v after the fix, want 0", v)
+	}
 	time.Sleep(200 * time.Millisecond)
 	h.AssertOneTicketPerHash(evs)
 }
@@ -378,7 +390,7 @@ func TestJSMModeEndToEnd(t *testing.T) {
 	h.Publish(evs...)
 	h.Start()
 	h.WaitFor("30 requests", 30*time.Second, func() bool { return len(h.SB.Issues()) >= 30 })
-	// The labels follow in deferred edits (labels.go).
+	// The labels follow in deferred edits (package labeledit).
 	h.WaitFor("30 requests labelled", 30*time.Second, func() bool {
 		n := 0
 		for _, ev := range evs {

@@ -91,22 +91,26 @@ func (s *service) handle(workCtx, runCtx context.Context, batch []jetstream.Msg)
 	s.holdUntilUp(workCtx, runCtx, items, outs)
 	s.settle(batch, items, outs, settled, true, &t)
 	ok, failed, skipped, refusal := t.ok, t.failed, t.skipped, t.refusal
-	s.log.Info(fmt.Sprintf("batch complete: %d successful, %d failed, %d skipped", ok, failed, skipped),
-		"successful", ok, "failed", failed, "skipped", skipped, "batch", len(batch))
+	line := fmt.Sprintf("batch complete: %d successful, %d failed, %d skipped", ok, failed, skipped)
+	if t.held > 0 {
+		line += fmt.Sprintf(", %d held for Jira (back at once)", t.held)
+	}
+	s.log.Info(line, "successful", ok, "failed", failed, "skipped", skipped, "held", t.held, "batch", len(batch))
 	s.afterBatch(items, outs)
 	s.observe(batch, items, outs)
 	if ok > 0 {
 		s.refused.reset()
 	}
 	if refusal != nil && !s.authBroken.Swap(true) {
+		s.metrics.Refused.Set(1)
 		s.log.Error(refusalLine(refusal)+": stopped consuming; events stay in FORMS", "err", refusal.Error())
 	}
 }
 
 // tally counts a batch's outcomes as its messages are settled.
 type tally struct {
-	ok, failed, skipped int
-	refusal             error
+	ok, failed, skipped, held int
+	refusal                   error
 }
 
 // settle acks, terms or naks each message not yet settled; held ones only
@@ -134,8 +138,8 @@ func (s *service) settle(batch []jetstream.Msg, items []ticketing.Item, outs []t
 			t.refusal = o.Err
 			err = msg.NakWithDelay(s.cfg.redelivery(1))
 		case ticketing.StatusHeld:
-			// Shutdown while Jira is down: back soon, nothing counted.
-			t.failed++
+			// Shutdown while Jira is down: back soon, not a failure.
+			t.held++
 			err = msg.NakWithDelay(time.Second)
 		default: // StatusRetry, StatusRejected
 			t.failed++

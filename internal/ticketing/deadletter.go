@@ -68,10 +68,16 @@ func (p *Engine) deadLetter(ctx context.Context, w *work, reason string, cause e
 		w.out = &Outcome{Status: StatusRetry, Err: w.lastErr, RetryIn: 5 * time.Second}
 		return
 	}
+	w.out = &Outcome{Status: StatusDeadLettered, Err: cause, DeadLetter: dl, DLQSeq: ack.Sequence, Repeat: ack.Duplicate}
+	if ack.Duplicate {
+		// Dead-lettered before, the message not settled (a crash, a lost
+		// Term): the one entry stands, counted once.
+		p.log.Info("event already dead-lettered", "hash", w.hash, "stream_seq", w.it.Seq, "reason", reason, "dlq_seq", ack.Sequence)
+		return
+	}
 	p.metrics.deadLettered(reason)
 	p.log.Error("event dead-lettered", "hash", w.hash, "stream_seq", w.it.Seq, "reason", reason,
 		"error", cause.Error(), "field_errors", strings.Join(fieldErrs, " | "), "dlq_seq", ack.Sequence, "attempt", dl.Attempts)
-	w.out = &Outcome{Status: StatusDeadLettered, Err: cause, DeadLetter: dl, DLQSeq: ack.Sequence}
 }
 
 // failures is how many of w's deliveries failed (counted in its record), or

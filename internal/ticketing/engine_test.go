@@ -20,6 +20,7 @@ import (
 	"github.com/cowjacket/formjira/internal/ticket"
 	"github.com/cowjacket/formjira/internal/ticketing/ticketingtest"
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 var (
@@ -455,6 +456,35 @@ func TestCreatedBehind500IsFoundByKeyWithoutSearch(t *testing.T) {
 	}
 	if r := f.records.Record(ev.GetHash()); r.State != stream.StateCreated || r.Key != "CP-42" {
 		t.Errorf("record %+v", r)
+	}
+}
+
+// TestDeadLetterRedeliveredIsCountedOnce: an event dead-lettered whose
+// message was never settled (a crash before the Term) comes back; its dead
+// letter's message id collapses in FORMS_DLQ, and the outcome says it is a
+// repeat, so the metric (and the service's counters and alerts) count the
+// one dead letter once. The series exist from the start, at 0, so that
+// Prometheus' increase() sees the first one.
+func TestDeadLetterRedeliveredIsCountedOnce(t *testing.T) {
+	m := NewMetrics(nil)
+	f := newFixture(t, func(c *Config) { c.Metrics = m })
+	if n := testutil.CollectAndCount(m.DeadLettered); n < 5 {
+		t.Errorf("%d dead-letter series before any dead letter, want one per reason", n)
+	}
+	samples, _ := form.Samples()
+	bad := form.NewEvent(form.WithValue(samples[2].Columns(), "departmentname", form.Text("Astrology")), []string{"id"}, nil, &formsv1.Source{}, time.Now())
+	it := items(t, bad)[0]
+	first := f.process(it)[0]
+	it.Delivery = 2
+	again := f.process(it)[0]
+	if first.Status != StatusDeadLettered || first.Repeat || again.Status != StatusDeadLettered || !again.Repeat || again.DLQSeq != first.DLQSeq {
+		t.Errorf("outcomes %+v then %+v; want dead-lettered, then the same dead letter as a repeat", first, again)
+	}
+	if n := len(f.dlq.Msgs); n != 1 {
+		t.Errorf("%d dead letters stored, want 1", n)
+	}
+	if got := testutil.ToFloat64(m.DeadLettered.WithLabelValues(stream.ReasonUnmappable)); got != 1 {
+		t.Errorf("ticketer_dead_lettered_total{reason=unmappable} = %v, want 1", got)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cowjacket/formjira/internal/stream"
 )
 
 // Metrics are the engine's Prometheus series. A nil *Metrics is valid and
@@ -40,6 +42,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failed attempts to add a ticket's labels, by class (transient: retried; permanent: left pending)."}, []string{"class"}),
 		CommitToTicket: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ticketer_commit_to_ticket_seconds",
 			Help: "From the form row's commit to its ticket created in Jira.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+	}
+	// Every series from the start, at 0: a counter first seen at 1 has no
+	// increase() for Prometheus, so the first dead letter would not alert.
+	for _, class := range []string{"rejected", "unmappable", "undecodable", "permission", "transient", "auth"} {
+		m.Failed.WithLabelValues(class)
+	}
+	for _, reason := range []string{stream.ReasonUnmappable, stream.ReasonJiraRejected, stream.ReasonExhausted, stream.ReasonPermission, stream.ReasonUndecodable} {
+		m.DeadLettered.WithLabelValues(reason)
+	}
+	for _, class := range []string{"transient", "permanent"} {
+		m.LabelEditFailures.WithLabelValues(class)
 	}
 	if reg != nil {
 		reg.MustRegister(m.Created, m.Skipped, m.Failed, m.DeadLettered, m.Retries, m.LabelsPending, m.LabelEditFailures, m.CommitToTicket)

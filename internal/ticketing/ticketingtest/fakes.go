@@ -171,6 +171,15 @@ func (p *Publisher) PublishMsg(_ context.Context, msg *nats.Msg, _ ...jetstream.
 			return nil, err
 		}
 	}
+	// As JetStream within its duplicate window: a message id seen before
+	// is answered with the stored message's sequence, and not stored.
+	if id := msg.Header.Get(nats.MsgIdHdr); id != "" {
+		for i, m := range p.Msgs {
+			if m.Header.Get(nats.MsgIdHdr) == id {
+				return &jetstream.PubAck{Stream: stream.DLQ, Sequence: uint64(i + 1), Duplicate: true}, nil
+			}
+		}
+	}
 	p.Msgs = append(p.Msgs, msg)
 	return &jetstream.PubAck{Stream: stream.DLQ, Sequence: uint64(len(p.Msgs))}, nil
 }
