@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/form"
+	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
 )
@@ -167,6 +169,50 @@ func TestAddColumnMidStream(t *testing.T) {
 	}
 	if v := form.Lookup(msgs[3].Ev, "priority"); v == nil || v.GetNull() != true {
 		t.Errorf("later row: priority = %v, want null", v)
+	}
+}
+
+// TestHashFieldRenamedMidStreamStops: a HASH_FIELDS column renamed while
+// capture streams would leave later rows hashed without it (with
+// HASH_FIELDS=emailaddress, all alike: every one after the first dropped as
+// a duplicate). capture stops at the new table version with one line naming
+// the column, having confirmed the rows before; restarted with the new
+// name, it publishes every later row.
+func TestHashFieldRenamedMidStreamStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	e := newEnv(t).With(t, map[string]string{"HASH_FIELDS": "emailaddress"})
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, emailaddress) VALUES ('a', 'a@example.com')`); err != nil {
+		t.Fatal(err)
+	}
+	js := e.JS()
+	waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
+	e.Exec(`ALTER TABLE public.form_submissions RENAME COLUMN emailaddress TO email`)
+	for _, m := range []string{"b@example.com", "c@example.com", "d@example.com"} {
+		if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, email) VALUES ($1, $1)`, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err, exited := r.Exited(20 * time.Second)
+	if !exited || !errors.Is(err, pgcdc.ErrStartup) || !strings.Contains(err.Error(), `HASH_FIELDS: column "emailaddress" is no longer in public.form_submissions`) {
+		t.Fatalf("capture after the rename: exited %v, err %v; want it stopped naming HASH_FIELDS", exited, err)
+	}
+	if n := streamMsgs(ctx, js, stream.Forms); n != 1 {
+		t.Errorf("FORMS holds %d messages after the stop, want the one row before the rename", n)
+	}
+	e.With(t, map[string]string{"HASH_FIELDS": "email"}).Start()
+	waitMsgs(t, js, stream.Forms, 4, 20*time.Second)
+	hashes := map[string]bool{}
+	for _, m := range readAll(t, js, stream.Forms) {
+		hashes[m.Ev.GetHash()] = true
+	}
+	if len(hashes) != 4 {
+		t.Errorf("%d distinct hashes for 4 rows", len(hashes))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -193,6 +194,33 @@ func (r *reader) handle(ctx context.Context, data []byte) error {
 	return nil
 }
 
+// checkHashFields stops capture when the table, as the WAL now describes
+// it, lacks a HASH_FIELDS column (renamed or dropped since start): rows
+// would hash without it, and with none left all alike, collapsing as
+// duplicates. The rows before are drained and confirmed first, so the
+// restart with a new HASH_FIELDS begins at this version of the table.
+func (r *reader) checkHashFields(rel *Relation) error {
+	t := r.s.opt.Table
+	if rel.Schema != t.Schema || rel.Name != t.Name || len(r.s.opt.HashFields) == 0 {
+		return nil
+	}
+	cols := make([]string, len(rel.Columns))
+	for i, c := range rel.Columns {
+		cols[i] = c.Name
+	}
+	n, ok := firstMissing(cols, r.s.opt.HashFields)
+	if ok {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), r.s.opt.DrainTimeout)
+	defer cancel()
+	if err := r.sink.Drain(dctx); err == nil {
+		_ = r.sendStatus()
+	}
+	return startupErr("HASH_FIELDS: column %q is no longer in %s as the WAL describes it from %s on (its columns: %s): set HASH_FIELDS to columns it has and restart (the rows before are confirmed)",
+		n, t, r.src.GetCommitLsn(), strings.Join(cols, ", "))
+}
+
 func (r *reader) logical(ctx context.Context, wal []byte) error {
 	if len(wal) == 0 {
 		return fmt.Errorf("%w: empty", errMalformed)
@@ -203,7 +231,11 @@ func (r *reader) logical(ctx context.Context, wal []byte) error {
 		if err != nil {
 			return err
 		}
-		r.relations[m.RelationID] = relationOf(m, r.s.opt.HashFields, r.pk)
+		rel := relationOf(m, r.s.opt.HashFields, r.pk)
+		if err := r.checkHashFields(rel); err != nil {
+			return err
+		}
+		r.relations[m.RelationID] = rel
 	case pglogrepl.MessageTypeBegin:
 		b, err := parseBegin(wal)
 		if err != nil {

@@ -1,8 +1,9 @@
 package pgcdc
 
 import (
-	"github.com/jackc/pglogrepl"
 	"slices"
+
+	"github.com/jackc/pglogrepl"
 
 	"github.com/cowjacket/formjira/internal/form"
 )

@@ -99,9 +99,7 @@ func checkTable(ctx context.Context, conn *pgx.Conn, t Table, role string) error
 }
 
 // CheckColumns fails when a configured column (HASH_FIELDS) is not a column
-// of the table that pgoutput sends (generated columns it leaves out): a
-// typo would make every row hash alike, and JetStream would then drop all
-// rows but one as duplicates.
+// of t.
 func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string, names []string) error {
 	if len(names) == 0 {
 		return nil
@@ -115,12 +113,20 @@ func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string,
 	if err != nil {
 		return fmt.Errorf("read columns of %s: %w", t, err)
 	}
-	for _, n := range names {
-		if !slices.Contains(cols, n) {
-			return startupErr("%s: column %q is not in %s (its columns: %s)", variable, n, t, strings.Join(cols, ", "))
-		}
+	if n, ok := firstMissing(cols, names); !ok {
+		return startupErr("%s: column %q is not in %s (its columns: %s)", variable, n, t, strings.Join(cols, ", "))
 	}
 	return nil
+}
+
+// firstMissing is the first of names not in cols (ok: none).
+func firstMissing(cols, names []string) (string, bool) {
+	for _, n := range names {
+		if !slices.Contains(cols, n) {
+			return n, false
+		}
+	}
+	return "", true
 }
 
 // Setup creates, when absent, the INSERT-only publication for the table and

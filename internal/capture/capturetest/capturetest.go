@@ -229,6 +229,18 @@ func (r *Running) Stop(t *testing.T) {
 	t.Logf("graceful stop took %v", time.Since(begin).Round(time.Millisecond))
 }
 
+// Exited waits up to d for the service to return by itself: its error, or
+// ok false while it still runs.
+func (r *Running) Exited(d time.Duration) (err error, ok bool) {
+	select {
+	case err = <-r.done:
+		r.done <- nil // for Cleanup
+		return err, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
 // Abandon is kill -9: no drain, no final status update.
 func (r *Running) Abandon(t *testing.T) {
 	t.Helper()
