@@ -252,6 +252,16 @@ func TestLeastPrivilegeNATSPipeline(t *testing.T) {
 	}
 
 	t.Logf("pipeline done after %v", time.Since(begin))
+	// capture backfill as the capture user: it reads FORMS's last event
+	// (HASH_FIELDS compared) and re-publishes only duplicates.
+	bcfg, err := capture.LoadConfig(db.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := capture.Backfill(ctx, bcfg, time.Time{}, slog.New(slog.DiscardHandler))
+	if err != nil || res.Published != 0 || res.Duplicates == 0 {
+		t.Errorf("backfill as capture: %+v, %v; want every row a duplicate", res, err)
+	}
 	operatorCommands(t, u, sb, jira.URL)
 	t.Logf("operator's commands done after %v", time.Since(begin))
 	ticketerDailySummary(t, u)

@@ -2,11 +2,17 @@ package capture
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // backfillPage is the keyset page size: big enough to keep JetStream busy,
@@ -39,11 +45,14 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 		return res, err
 	}
 
-	nc, _, err := connectNATS(ctx, cfg, log)
+	nc, js, err := connectNATS(ctx, cfg, log, false)
 	if err != nil {
 		return res, err
 	}
 	defer nc.Close()
+	if err := sameHashFields(ctx, js, cfg, scan.Relation()); err != nil {
+		return res, err
+	}
 	p, err := newPublisher(nc, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), backfillPage, cfg.AckTimeout, log, newMetrics(nil))
 	if err != nil {
 		return res, err
@@ -73,4 +82,59 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 		}
 		log.Info("backfill page published", "rows", n, "last_key", scan.LastKey())
 	}
+}
+
+// sameHashFields refuses a backfill whose HASH_FIELDS would hash rows
+// otherwise than the service did (a shell without the service's setting):
+// every row would be published again under a new hash, a second ticket
+// each. It compares with the table's last event in FORMS; columns added
+// since that event (NULL in older rows, so hashed alike) and columns since
+// dropped do not count.
+func sameHashFields(ctx context.Context, js jetstream.JetStream, cfg Config, rel *pgcdc.Relation) error {
+	st, err := js.Stream(ctx, stream.Forms)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream.Forms, err)
+	}
+	subject := stream.Subject(cfg.Table.Schema, cfg.Table.Name)
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil // nothing captured yet
+	case err != nil:
+		return fmt.Errorf("read the last event of %s in %s, to compare its HASH_FIELDS (capture's NATS user needs $JS.API.STREAM.MSG.GET.FORMS): %w",
+			cfg.Table, stream.Forms, err)
+	}
+	ev, err := stream.Unmarshal(m.Data)
+	if err != nil {
+		return nil // not an event of ours: nothing to compare with
+	}
+	var cols, key []string
+	for _, c := range rel.Columns {
+		cols = append(cols, c.Name)
+		if c.Key {
+			key = append(key, c.Name)
+		}
+	}
+	mine := form.NewHashPlan(cols, key, cfg.HashFields).Fields()
+	theirs := ev.GetHashFields()
+	carried := map[string]bool{}
+	for _, c := range ev.GetColumns() {
+		carried[c.GetName()] = true
+	}
+	for _, f := range mine {
+		if carried[f] && !slices.Contains(theirs, f) {
+			return hashFieldsDiffer(cfg, m.Sequence, mine, theirs)
+		}
+	}
+	for _, f := range theirs {
+		if slices.Contains(cols, f) && !slices.Contains(mine, f) {
+			return hashFieldsDiffer(cfg, m.Sequence, mine, theirs)
+		}
+	}
+	return nil
+}
+
+func hashFieldsDiffer(cfg Config, seq uint64, mine, theirs []string) error {
+	return fmt.Errorf("%w: HASH_FIELDS: this backfill would hash %s over %s, but capture's events in %s (the last: seq %d) hash over %s: every row would get a new hash and a second ticket; run it with the capture service's HASH_FIELDS",
+		pgcdc.ErrStartup, cfg.Table, strings.Join(mine, ","), stream.Forms, seq, strings.Join(theirs, ","))
 }

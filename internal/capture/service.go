@@ -206,7 +206,7 @@ func prepare(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jet
 	natsDone := make(chan struct{})
 	go func() {
 		defer close(natsDone)
-		if nc, js, nerr = connectNATS(natsCtx, cfg, log); nerr != nil {
+		if nc, js, nerr = connectNATS(natsCtx, cfg, log, true); nerr != nil {
 			stopRetrying()
 		}
 	}()
@@ -255,7 +255,11 @@ func readyz(w http.ResponseWriter, st pgcdc.State, natsUp bool) {
 // connectNATS connects (retrying for ever while the server does not answer:
 // capture is useless without NATS and says so; a refusal ends it) and
 // creates or updates the streams and the status bucket.
-func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+// connectNATS connects and readies the streams: the service creates or
+// updates them (it owns FORMS); a one-off command (backfill) only creates
+// what is missing, so a shell without the service's DUPLICATE_WINDOW or
+// STREAM_REPLICAS does not rewrite FORMS.
+func connectNATS(ctx context.Context, cfg Config, log *slog.Logger, service bool) (*nats.Conn, jetstream.JetStream, error) {
 	refused := make(chan error, 1)
 	then := cfg.NATS.OnRefused
 	cfg.NATS.OnRefused = func(err error) {
@@ -277,12 +281,16 @@ func connectNATS(ctx context.Context, cfg Config, log *slog.Logger) (*nats.Conn,
 	sc := cfg.Streams
 	for attempt := 1; ; attempt++ {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err1 := stream.EnsureForms(sctx, js, sc)
-		var err2, err3 error
+		var err1, err2, err3 error
+		if service {
+			_, err1 = stream.EnsureForms(sctx, js, sc)
+		} else {
+			_, err1 = stream.EnsureExists(sctx, js, stream.FormsConfig(sc))
+		}
 		if err1 == nil {
 			_, err2 = stream.EnsureDLQ(sctx, js, sc)
 		}
-		if err1 == nil && err2 == nil {
+		if err1 == nil && err2 == nil && service {
 			_, err3 = stream.EnsureCaptureStatus(sctx, js, sc)
 		}
 		cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -227,5 +228,69 @@ func TestRowOverFormsMaxMsgSize(t *testing.T) {
 	d := stream.ParseDeadLetter(readAll(t, js, stream.DLQ)[0].Hdr)
 	if d.Reason != stream.ReasonTooLarge || !strings.Contains(d.Error, "stream FORMS refused the") {
 		t.Errorf("dead letter %+v; want %s saying FORMS refused it", d, stream.ReasonTooLarge)
+	}
+}
+
+// TestBackfillKeepsTheServicesHashAndStreams: a backfill run from a shell
+// without the service's HASH_FIELDS would publish every row again under a
+// new hash (a second ticket each): it is refused, naming both settings.
+// With the service's, every row is a duplicate. And a
+// backfill without the service's DUPLICATE_WINDOW leaves FORMS as the
+// service set it.
+func TestBackfillKeepsTheServicesHashAndStreams(t *testing.T) {
+	svc := newEnv(t).With(t, map[string]string{"HASH_FIELDS": "emailaddress,newusername,createdat", "DUPLICATE_WINDOW": "72h"})
+	r := svc.Start()
+	c := svc.Conn()
+	svc.WaitStreaming(c)
+	ctx := context.Background()
+	if err := insertSamples(ctx, c, samples(t)[:5], nil); err != nil {
+		t.Fatal(err)
+	}
+	js := svc.JS()
+	waitMsgs(t, js, stream.Forms, 5, 20*time.Second)
+	r.Stop(t)
+
+	shell := svc.With(t, map[string]string{"HASH_FIELDS": "", "DUPLICATE_WINDOW": ""})
+	cfg, err := LoadConfig(shell.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Backfill(ctx, cfg, time.Time{}, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, pgcdc.ErrStartup) || !strings.Contains(err.Error(), "hash over createdat,emailaddress,newusername") {
+		t.Errorf("backfill with another HASH_FIELDS: %v; want it refused naming the service's", err)
+	}
+	if n := streamMsgs(ctx, js, stream.Forms); n != 5 {
+		t.Errorf("FORMS holds %d after the refused backfill, want 5", n)
+	}
+	st, err := js.Stream(ctx, stream.Forms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := st.CachedInfo().Config.Duplicates; d != 72*time.Hour {
+		t.Errorf("FORMS's duplicate window %v after a backfill without DUPLICATE_WINDOW, want the service's 72h", d)
+	}
+
+	if res := backfill(ctx, t, svc); res.Published != 0 || res.Duplicates != 5 {
+		t.Errorf("backfill with the service's HASH_FIELDS: %+v; want 5 duplicates", res)
+	}
+}
+
+// TestBackfillAfterAddColumn: with the default HASH_FIELDS (every non-key
+// column) a column added since the last event is NULL in older rows, so
+// they hash alike: no difference, every row a duplicate.
+func TestBackfillAfterAddColumn(t *testing.T) {
+	def := newEnv(t)
+	r := def.Start()
+	c := def.Conn()
+	def.WaitStreaming(c)
+	ctx := context.Background()
+	if err := insertSamples(ctx, c, samples(t)[:3], nil); err != nil {
+		t.Fatal(err)
+	}
+	waitMsgs(t, def.JS(), stream.Forms, 3, 20*time.Second)
+	r.Stop(t)
+	def.Exec(`ALTER TABLE public.form_submissions ADD COLUMN priority int`)
+	if res := backfill(ctx, t, def); res.Published != 0 || res.Duplicates != 3 {
+		t.Errorf("default HASH_FIELDS, a column added since: %+v; want 3 duplicates", res)
 	}
 }
