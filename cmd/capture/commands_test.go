@@ -96,7 +96,8 @@ func TestStartupChecks(t *testing.T) {
 		{"bad DATABASE_URL", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{"bad MAX_IN_FLIGHT", map[string]string{"MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"},
 		{"STATUS_INTERVAL too long", map[string]string{"STATUS_INTERVAL": "1m"}, "STATUS_INTERVAL"},
-		{"missing table", map[string]string{"FORM_TABLE": "public.nope"}, "table public.nope does not exist"},
+		{"missing table", map[string]string{"FORM_TABLE": "public.nope"}, "table public.nope does not exist: create it (deploy/postgres/01-schema.sql)"},
+		{"SLOT_NAME PostgreSQL refuses", map[string]string{"SLOT_NAME": "cow-jacket"}, `SLOT_NAME: want lower-case letters, digits and underscores (at most 63), got "cow-jacket"`},
 		{"HASH_FIELDS typo", map[string]string{"HASH_FIELDS": "newusername,emial"}, `HASH_FIELDS: column "emial" is not in public.form_submissions`},
 		{"role without REPLICATION", map[string]string{"DATABASE_URL": noRepl}, "ALTER ROLE norepl REPLICATION"},
 	}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 
@@ -50,6 +51,8 @@ type Config struct {
 	Alert alert.Config
 }
 
+var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+
 // LoadConfig reads and checks every variable; the error is one line naming
 // the first bad one, never echoing a secret.
 func LoadConfig(get func(string) string) (Config, error) {
@@ -82,10 +85,12 @@ func LoadConfig(get func(string) string) (Config, error) {
 	if c.StatusInterval > 10*time.Second {
 		return Config{}, config.Errorf("STATUS_INTERVAL", "at most 10s, got %s", c.StatusInterval)
 	}
-	for _, n := range []struct{ name, v string }{{"SLOT_NAME", c.Slot}, {"PUBLICATION_NAME", c.Publication}} {
-		if n.v == "" || strings.ContainsAny(n.v, " '\"") {
-			return Config{}, config.Errorf(n.name, "want a plain identifier, got %q", n.v)
-		}
+	// PostgreSQL's own rule for slot names.
+	if !slotName.MatchString(c.Slot) {
+		return Config{}, config.Errorf("SLOT_NAME", "want lower-case letters, digits and underscores (at most 63), got %q", c.Slot)
+	}
+	if c.Publication == "" || len(c.Publication) > 63 || strings.ContainsAny(c.Publication, " '\"") {
+		return Config{}, config.Errorf("PUBLICATION_NAME", "want a plain identifier, got %q", c.Publication)
 	}
 	if c.Alert, err = alert.ConfigFromEnv(get); err != nil {
 		return Config{}, err

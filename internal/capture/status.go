@@ -53,6 +53,13 @@ func Status(ctx context.Context, cfg Config, w io.Writer) error {
 			fmt.Fprintf(tw, "confirmed_flush_lsn\t%s\n", s.Confirmed)
 			fmt.Fprintf(tw, "lag\t%d bytes (current WAL - confirmed)\n", s.LagBytes)
 			fmt.Fprintf(tw, "retained WAL\t%d bytes (current WAL - restart_lsn)\n", s.RetainedBytes)
+			fmt.Fprintf(tw, "wal_status\t%s\n", s.WALStatus)
+			switch s.WALStatus {
+			case "lost":
+				errs = append(errs, pgcdc.LostSlot(cfg.Slot, s.Confirmed))
+			case "unreserved":
+				errs = append(errs, fmt.Errorf("replication slot %s is about to be invalidated (wal_status unreserved: over max_slot_wal_keep_size): capture must catch up now", cfg.Slot))
+			}
 		}
 		pub, err := pgcdc.ReadPublication(ctx, conn, cfg.Publication)
 		switch {

@@ -364,14 +364,14 @@ func (r *Reader) URL(name string, schemes ...string) string {
 
 // Redact hides a URL's secrets, for logs and status output: the password,
 // a password in the query (libpq's ?password=), and a NATS token (user
-// without password). A comma-separated server list is redacted item by item.
+// without password). A comma-separated server list is redacted item by item;
+// a comma elsewhere (in a password, in libpq's host list) is part of its URL.
 func Redact(raw string) string {
-	if strings.Contains(raw, ",") {
-		parts := strings.Split(raw, ",")
-		for i, p := range parts {
-			parts[i] = Redact(strings.TrimSpace(p))
+	if items := urlList(raw); len(items) > 1 {
+		for i, p := range items {
+			items[i] = Redact(p)
 		}
-		return strings.Join(parts, ",")
+		return strings.Join(items, ",")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -393,6 +393,20 @@ func Redact(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// urlList splits raw at the commas that begin another URL (scheme://).
+func urlList(raw string) []string {
+	var out []string
+	for _, p := range strings.Split(raw, ",") {
+		t := strings.TrimSpace(p)
+		if i := strings.Index(t, "://"); len(out) == 0 || i > 0 && !strings.ContainsAny(t[:i], "/@:?#") {
+			out = append(out, t)
+			continue
+		}
+		out[len(out)-1] += "," + p
+	}
+	return out
 }
 
 // LogLevel is debug, info, warn or error.

@@ -86,13 +86,17 @@ func TestRedact(t *testing.T) {
 		{"nats://s3cr3ttoken@nats:4222", "nats://xxxxx@nats:4222"},
 		{"nats://u:hunter2@a:4222,nats://u:hunter2@b:4222", "nats://u:xxxxx@a:4222,nats://u:xxxxx@b:4222"},
 		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		// A comma in the password, or in libpq's host list, is the URL's.
+		{"postgres://capture:hunter2,3horse@db.internal/forms?sslmode=verify-full", "postgres://capture:xxxxx@db.internal/forms?sslmode=verify-full"},
+		{"postgres://capture:hunter2@h1:5432,h2:5432/forms", "postgres://capture:xxxxx@h1:5432,h2:5432/forms"},
+		{"nats://u:hunter2@a:4222, nats://u:hunter2@b:4222", "nats://u:xxxxx@a:4222,nats://u:xxxxx@b:4222"},
 	}
 	for _, tt := range tests {
 		got := Redact(tt.in)
 		if got != tt.want {
 			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-		for _, secret := range []string{"hunter2", "s3cr3ttoken"} {
+		for _, secret := range []string{"hunter2", "3horse", "s3cr3ttoken"} {
 			if strings.Contains(got, secret) {
 				t.Errorf("Redact(%q) leaks %s", tt.in, secret)
 			}

@@ -92,7 +92,7 @@ func (e startupCause) Unwrap() error        { return e.error }
 // no is returned at once.
 func Prepare(ctx context.Context, giveUp <-chan struct{}, dsn string, t Table, hashFields []string, publication, slot string, log *slog.Logger) error {
 	for attempt := 1; ; attempt++ {
-		err := prepareOnce(ctx, dsn, t, hashFields, publication, slot)
+		err := prepareOnce(ctx, dsn, t, hashFields, publication, slot, log)
 		var pgErr *pgconn.PgError
 		if err == nil || errors.Is(err, ErrStartup) || errors.As(err, &pgErr) || ctx.Err() != nil {
 			return err
@@ -108,7 +108,7 @@ func Prepare(ctx context.Context, giveUp <-chan struct{}, dsn string, t Table, h
 	}
 }
 
-func prepareOnce(ctx context.Context, dsn string, t Table, hashFields []string, publication, slot string) error {
+func prepareOnce(ctx context.Context, dsn string, t Table, hashFields []string, publication, slot string, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	conn, err := Connect(cctx, dsn)
@@ -122,7 +122,7 @@ func prepareOnce(ctx context.Context, dsn string, t Table, hashFields []string, 
 	if err := CheckColumns(cctx, conn, t, "HASH_FIELDS", hashFields); err != nil {
 		return err
 	}
-	return Setup(cctx, conn, t, publication, slot)
+	return Setup(cctx, conn, t, publication, slot, log)
 }
 
 // SlotInfo is the slot as pg_replication_slots shows it.
@@ -134,6 +134,9 @@ type SlotInfo struct {
 	LagBytes      int64         // pg_current_wal_lsn() - confirmed_flush_lsn
 	RetainedBytes int64         // pg_current_wal_lsn() - restart_lsn
 	WALEnd        pglogrepl.LSN // pg_current_wal_lsn()
+	// WALStatus is reserved, extended, unreserved (WAL due for removal)
+	// or lost (invalidated: it can never stream again).
+	WALStatus string
 }
 
 // ReadSlot reads the slot's state.
@@ -146,8 +149,8 @@ func ReadSlot(ctx context.Context, conn *pgx.Conn, slot string) (SlotInfo, error
 	err := conn.QueryRow(ctx, `SELECT active, active_pid, confirmed_flush_lsn::text,
 			(pg_current_wal_lsn() - confirmed_flush_lsn)::bigint,
 			(pg_current_wal_lsn() - restart_lsn)::bigint,
-			pg_current_wal_lsn()::text
-		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.Active, &pid, &confirmed, &lag, &retained, &end)
+			pg_current_wal_lsn()::text, coalesce(wal_status, '')
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&s.Active, &pid, &confirmed, &lag, &retained, &end, &s.WALStatus)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return s, nil
 	}

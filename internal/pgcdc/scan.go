@@ -48,7 +48,11 @@ func NewScan(ctx context.Context, conn *pgx.Conn, t Table, opt ScanOptions) (*Sc
 	if err != nil {
 		return nil, err
 	}
-	s := &Scan{conn: conn, t: t, opt: opt, db: conn.Config().Database, key: -1,
+	var db string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		return nil, fmt.Errorf("read the database's name: %w", err)
+	}
+	s := &Scan{conn: conn, t: t, opt: opt, db: db, key: -1,
 		rel: &Relation{Schema: t.Schema, Name: t.Name, Columns: cols, HashFields: opt.HashFields}}
 	hasSince := false
 	sel := make([]string, len(cols))
@@ -168,7 +172,7 @@ func readColumns(ctx context.Context, conn *pgx.Conn, t Table) ([]Column, error)
 		return nil, err
 	}
 	if len(cols) == 0 {
-		return nil, startupErr("table %s does not exist: create it (forms/schema.sql) or set FORM_TABLE", t)
+		return nil, startupErr("table %s does not exist: create it (deploy/postgres/01-schema.sql) or set FORM_TABLE", t)
 	}
 	return cols, nil
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -90,7 +91,7 @@ func checkTable(ctx context.Context, conn *pgx.Conn, t Table, role string) error
 		return fmt.Errorf("look up table %s: %w", t, err)
 	}
 	if !exists {
-		return startupErr("table %s does not exist: create it (forms/schema.sql) or set FORM_TABLE", t)
+		return startupErr("table %s does not exist: create it (deploy/postgres/01-schema.sql) or set FORM_TABLE", t)
 	}
 	if !canSelect {
 		return startupErr("role %s lacks SELECT on %s: GRANT SELECT ON %s TO %s (deploy/postgres/02-capture-role.sql)", role, t, t.Ident(), ident(role))
@@ -132,7 +133,7 @@ func firstMissing(cols, names []string) (string, bool) {
 // Setup creates, when absent, the INSERT-only publication for the table and
 // the persistent pgoutput slot. Existing ones are checked, not altered:
 // silently rewriting an operator's publication would surprise them.
-func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot string) error {
+func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot string, log *slog.Logger) error {
 	var pubExists, hasTable, viaRoot, partitioned bool
 	err := conn.QueryRow(ctx, `SELECT true, EXISTS (SELECT 1 FROM pg_publication_tables pt
 			WHERE pt.pubname = p.pubname AND pt.schemaname = $2 AND pt.tablename = $3), p.pubviaroot
@@ -163,19 +164,30 @@ func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot strin
 		return startupErr("publication %s does not include %s: ALTER PUBLICATION %s ADD TABLE %s", publication, t, publication, t)
 	}
 
-	var plugin, db string
-	err = conn.QueryRow(ctx, "SELECT coalesce(plugin, ''), coalesce(database, '') FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&plugin, &db)
+	// The database the session is in: DATABASE_URL may name none (the
+	// role's name is then the database).
+	var plugin, db, here string
+	err = conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), current_database()
+		FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&plugin, &db, &here)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		_, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", slot)
+		var at string
+		err := conn.QueryRow(ctx, "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')", slot).Scan(&at)
 		if err != nil && !isCode(err, "42710") {
 			return fmt.Errorf("create replication slot %s: %w", slot, err)
+		}
+		if err == nil && log != nil {
+			// Nothing before this point will stream: after a failover or a
+			// dropped slot, the rows since the last confirmation need a
+			// backfill.
+			log.Warn("replication slot created: capture streams from here; rows committed before it reach FORMS only by capture backfill (after a failover or a dropped slot: capture backfill --since the last day capture confirmed)",
+				"slot", slot, "lsn", at)
 		}
 	case err != nil:
 		return fmt.Errorf("look up replication slot %s: %w", slot, err)
 	case plugin != "pgoutput":
 		return startupErr("replication slot %s uses plugin %q, need pgoutput: drop it or set SLOT_NAME", slot, plugin)
-	case db != conn.Config().Database:
+	case db != here:
 		return startupErr("replication slot %s belongs to database %s: set SLOT_NAME to a slot of this database", slot, db)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sethvargo/go-retry"
 )
@@ -207,18 +208,23 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 
 	// The slot's confirmed position is our floor: we never report less, and
 	// a fresh sink starts from it.
-	res, err := conn.Exec(ctx, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "+quote(s.opt.Slot)).ReadAll()
+	res, err := conn.Exec(ctx, "SELECT confirmed_flush_lsn, current_database(), coalesce(wal_status, '') FROM pg_replication_slots WHERE slot_name = "+quote(s.opt.Slot)).ReadAll()
 	if err != nil {
 		return false, fmt.Errorf("read slot %s: %w", s.opt.Slot, err)
 	}
 	if len(res) == 0 || len(res[0].Rows) == 0 {
 		return false, fmt.Errorf("%w: replication slot %s does not exist (capture creates it at start-up)", ErrStartup, s.opt.Slot)
 	}
-	if v := res[0].Rows[0][0]; v != nil {
-		if lsn, err := pglogrepl.ParseLSN(string(v)); err == nil {
+	row := res[0].Rows[0]
+	if row[0] != nil {
+		if lsn, err := pglogrepl.ParseLSN(string(row[0])); err == nil {
 			sink.Commit(lsn)
 		}
 	}
+	if string(row[2]) == "lost" {
+		return false, LostSlot(s.opt.Slot, sink.Confirmed())
+	}
+	db := string(row[1])
 	pk, err := primaryKey(ctx, conn, s.opt.Table)
 	if err != nil {
 		return false, err
@@ -228,7 +234,7 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 	// so everything after the last confirmation is sent again (and collapses
 	// in JetStream by Nats-Msg-Id).
 	err = pglogrepl.StartReplication(ctx, conn, s.opt.Slot, 0, pglogrepl.StartReplicationOptions{
-		PluginArgs: []string{"proto_version '1'", "publication_names " + quote(s.opt.Publication)},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + quote(pgx.Identifier{s.opt.Publication}.Sanitize())},
 	})
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -239,8 +245,18 @@ func (s *Stream) session(ctx context.Context, sink Sink) (streamed bool, err err
 	}
 	s.setState(StateStreaming)
 	s.opt.Log.Info("streaming", "slot", s.opt.Slot, "lsn", sink.Confirmed().String())
-	r := newReader(s, conn, sink, cfg.Database, pk)
+	r := newReader(s, conn, sink, db, pk)
 	return true, slotPredatesPublication(r.loop(ctx), s.opt.Slot, s.opt.Publication)
+}
+
+// LostSlot is the start-up error of a slot PostgreSQL invalidated
+// (max_slot_wal_keep_size): the WAL after its confirmed position is gone,
+// so streaming can never resume; only a new slot and a backfill recover.
+func LostSlot(slot string, confirmed pglogrepl.LSN) error {
+	return fmt.Errorf("%w: replication slot %s was invalidated by PostgreSQL (wal_status lost: it kept more WAL than max_slot_wal_keep_size allows), "+
+		"and rows committed after %s are no longer in the WAL: drop it (SELECT pg_drop_replication_slot(%s)), start capture again, which makes a new one, "+
+		"then run capture backfill --since the day capture last confirmed (its rows already in FORMS collapse as duplicates)",
+		ErrStartup, slot, confirmed, quote(slot))
 }
 
 // slotPredatesPublication: pgoutput reads the publication as it was when

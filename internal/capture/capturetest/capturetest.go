@@ -71,6 +71,13 @@ var asciiSeq atomic.Int64
 func NewSQLASCII(t *testing.T, srv *localpg.Server, service Service) *Env {
 	t.Helper()
 	name := fmt.Sprintf("t_sqlascii_%d_%d", os.Getpid(), asciiSeq.Add(1))
+	return NewInDatabase(t, srv, name, "ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0", service)
+}
+
+// NewInDatabase is New in a database called name, made with options
+// (CREATE DATABASE name options) and dropped at the end of the test.
+func NewInDatabase(t *testing.T, srv *localpg.Server, name, options string, service Service) *Env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := srv.Connect(ctx, "postgres")
@@ -78,7 +85,7 @@ func NewSQLASCII(t *testing.T, srv *localpg.Server, service Service) *Env {
 		t.Fatal(err)
 	}
 	defer c.Close(context.Background())
-	if _, err := c.Exec(ctx, "CREATE DATABASE "+name+" ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"); err != nil {
+	if _, err := c.Exec(ctx, "CREATE DATABASE "+name+" "+options); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
