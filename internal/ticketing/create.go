@@ -129,7 +129,13 @@ func (p *Engine) unusedTurn(op string) {
 // RecheckAfter from now. false: the claim is no longer ours.
 func (p *Engine) stamp(ctx context.Context, w *work) bool {
 	now := time.Now()
-	rev, err := p.cfg.Records.Put(ctx, w.hash, p.claimRecord(w, now), w.rev)
+	attempt := 1
+	if w.rec != nil {
+		attempt = max(w.rec.Attempt, 1)
+	}
+	r := p.claimRecord(w, now)
+	r.Attempt = attempt // the same attempt, stamped again: not a second one
+	rev, err := p.cfg.Records.Put(ctx, w.hash, r, w.rev)
 	if err != nil {
 		w.rev = 0
 		if !errors.Is(err, stream.ErrConflict) {

@@ -465,6 +465,32 @@ func TestCreatedBehind500IsFoundByKeyWithoutSearch(t *testing.T) {
 // repeat, so the metric (and the service's counters and alerts) count the
 // one dead letter once. The series exist from the start, at 0, so that
 // Prometheus' increase() sees the first one.
+// TestAttemptsCountCreatesSent: the record's attempt counts the creates
+// sent, not the writes of the claim (a claim is stamped again just before
+// its create): a ticket made at once says 1, one made by the second
+// attempt, after one whose outcome stayed unknown, 2. Trace shows it to
+// operators.
+func TestAttemptsCountCreatesSent(t *testing.T) {
+	f := newFixture(t, nil)
+	evs := events(t, 2)
+	if out := f.process(items(t, evs[0])...)[0]; out.Status != StatusCreated {
+		t.Fatalf("%+v", out)
+	}
+	if r := f.records.Record(evs[0].GetHash()); r == nil || r.Attempt != 1 {
+		t.Errorf("record of a ticket made at once: %+v, want attempt 1", r)
+	}
+	// An earlier attempt's claim whose outcome is unknown, old enough to
+	// take over when the search finds nothing: this is attempt 2.
+	f.records.Set(evs[1].GetHash(), stream.Record{State: stream.StateClaimed, ClaimedAt: time.Now().Add(-time.Hour),
+		RecheckAfter: time.Now().Add(-time.Minute), Attempt: 1})
+	if out := f.process(items(t, evs[1])...)[0]; out.Status != StatusCreated {
+		t.Fatalf("%+v", out)
+	}
+	if r := f.records.Record(evs[1].GetHash()); r == nil || r.Attempt != 2 {
+		t.Errorf("record of a ticket made by the second attempt: %+v, want attempt 2", r)
+	}
+}
+
 func TestDeadLetterRedeliveredIsCountedOnce(t *testing.T) {
 	m := NewMetrics(nil)
 	f := newFixture(t, func(c *Config) { c.Metrics = m })
@@ -1024,9 +1050,9 @@ func TestStaleReadIsNeverWrittenBack(t *testing.T) {
 	if n := f.jira.Count("FindByLabels"); n == 0 {
 		t.Fatalf("no reconcile ran; the stale read was never made")
 	}
-	// The claim was attempt 1, its stamps later ones (the unknown outcome's
-	// noted at FirstFailure).
-	if r := f.records.Record(ev.GetHash()); r == nil || r.Attempt < 2 || r.FirstFailure.IsZero() {
-		t.Errorf("record %+v; want the unknown attempt's (attempt 2 or later, its failure noted), not the claim before it", r)
+	// The claim before the stamp knew of no failure; the unknown outcome's
+	// is noted at FirstFailure.
+	if r := f.records.Record(ev.GetHash()); r == nil || r.FirstFailure.IsZero() {
+		t.Errorf("record %+v; want the unknown attempt's (its failure noted), not the claim before it", r)
 	}
 }
