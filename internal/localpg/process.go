@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -107,12 +108,20 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 	defer cancel()
 	dsn := s.DSN("postgres")
 	for {
+		select {
+		case <-p.done: // before a connect: another server may hold the port
+			return fmt.Errorf("exited before accepting connections (%v)", p.err)
+		default:
+		}
 		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
 		conn, err := pgx.Connect(attempt, dsn)
-		cancelAttempt()
 		if err == nil {
-			return conn.Close(ctx)
+			err = s.isOurs(attempt, conn)
+			conn.Close(ctx)
+			cancelAttempt()
+			return err
 		}
+		cancelAttempt()
 		select {
 		case <-p.done:
 			return fmt.Errorf("exited before accepting connections (%v)", p.err)
@@ -121,6 +130,22 @@ func (s *Server) waitReady(ctx context.Context, p *process) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// isOurs checks that the server answering on the port runs on our data
+// directory: another PostgreSQL on that port (a second demo) must not be
+// taken for ours while ours fails to bind.
+func (s *Server) isOurs(ctx context.Context, conn *pgx.Conn) error {
+	var dir string
+	if err := conn.QueryRow(ctx, "SHOW data_directory").Scan(&dir); err != nil {
+		return fmt.Errorf("read data_directory: %w", err)
+	}
+	want, _ := filepath.EvalSymlinks(s.dataDir)
+	got, _ := filepath.EvalSymlinks(dir)
+	if got != want {
+		return fmt.Errorf("port %d answers as another PostgreSQL (data directory %s): choose another port", s.port, dir)
+	}
+	return nil
 }
 
 func freePort() (int, error) {

@@ -360,3 +360,20 @@ func TestSweepOrphans(t *testing.T) {
 		}
 	}
 }
+
+// TestPortTakenByAnotherServer: a second server asked for the port of a
+// running one fails to start, naming the port, instead of taking the
+// other for itself (a second demo once ran against the first's database).
+func TestPortTakenByAnotherServer(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	second, err := Start(ctx, Options{Port: pg.Port()})
+	if err == nil {
+		second.Stop()
+		t.Fatalf("a second server started on port %d, which another one holds", pg.Port())
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(pg.Port())) {
+		t.Errorf("error %v does not name the port", err)
+	}
+}
