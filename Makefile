@@ -11,7 +11,9 @@ IMAGE ?= cowjacket/formjira
 ## resume, `make demo ARGS=--fresh` to start over.
 demo:
 	@./scripts/ensure-deps.sh --demo
-	$(GO) run ./cmd/demo $(ARGS)
+	@mkdir -p .demo && $(GO) build -o .demo/demo ./cmd/demo
+	@# exec: Ctrl-C reaches the demo alone, which exits 0 (go run would exit 1).
+	exec ./.demo/demo $(ARGS)
 
 ## test: every test, integration tests included (real Postgres, in-process
 ## nats-server, the Jira sandbox over HTTP). Four packages at a time: most

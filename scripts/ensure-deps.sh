@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need beyond Go, when it is missing:
 # the PostgreSQL server binaries (tests and the demo start a private server
-# from them) and, for the tests, pg_recvlogical, systemd-analyze (the deploy
+# from them) and, for the tests, gcc (the race detector needs cgo),
+# pg_recvlogical, systemd-analyze (the deploy
 # tests verify the systemd units with it), Debian's Chromium (the console's
 # browser test drives it headless) and the nats CLI (the operator-guide
 # test); with --proto, protoc for the generated-code check; with --demo,
@@ -18,6 +19,8 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && [[ -z "${PG_BIN
   pkgs+=(postgresql)
 fi
 if (( ! demo )); then
+  # go test -race needs cgo, so a C compiler.
+  command -v gcc >/dev/null || pkgs+=(gcc libc6-dev)
   command -v pg_recvlogical >/dev/null || pkgs+=(postgresql-client)
   command -v systemd-analyze >/dev/null || pkgs+=(systemd)
   if [[ ! -x /usr/bin/chromium ]] && [[ -z "${CHROMIUM:-}" ]]; then
@@ -40,9 +43,10 @@ if (( ${#pkgs[@]} )); then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
-# The operator tests drive the real `nats` CLI (the version the README shows).
+# The operator tests drive the real `nats` CLI (the version the README
+# shows); the demo prints commands that use it.
 gobin="$(go env GOPATH)/bin"
-if (( ! demo )) && ! command -v nats >/dev/null && [[ ! -x "$gobin/nats" ]]; then
+if ! command -v nats >/dev/null && [[ ! -x "$gobin/nats" ]]; then
   echo "installing the nats CLI (natscli v0.5.0) into $gobin" >&2
   GOFLAGS=-mod=mod go install github.com/nats-io/natscli/nats@v0.5.0
 fi

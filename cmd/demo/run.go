@@ -10,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,7 +63,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.consoleAddr, "console-addr", "127.0.0.1:9103", "the operator console's address")
 	fs.StringVar(&o.mapping, "mapping", "deploy/mapping.yaml", "field mapping file")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (flags start with --, e.g. --fresh; see --help)", fs.Args())
 	}
 	dir, err := filepath.Abs(o.dir)
 	if err != nil {
@@ -192,8 +200,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		say("  operator console:             http://%s/  (user operator, password %s; made for this run)", o.consoleAddr, consolePassword)
 		say("  insert a row yourself:        psql %q -c \"INSERT INTO form_submissions (newusername, departmentname, emailaddress, costcenter, timeframe, dateneededby) VALUES ('Ada Lovelace', 'IT', 'ada@example.com', '1234567890', 'Permanent', current_date + 7)\"", dsn)
-		say("  the stream:                   nats --server %s stream view FORMS", ns.URL())
-		say("  dead letters:                 NATS_URL=%s go run ./cmd/ticketer dlq list", ns.URL())
+		say("  the stream:                   %s --server %s stream view FORMS", natsCLI(), ns.URL())
+		say("  dead letters, replay, trace:  NATS_URL=%s JIRA_URL=%s JIRA_EMAIL=%s JIRA_API_TOKEN=%s go run ./cmd/ticketer dlq list",
+			ns.URL(), jiraURL, demoEmail, demoToken)
+		say("                                (the same variables for dlq replay, trace, stats)")
 		say("Ctrl-C stops everything; run again to resume, --fresh to start over.")
 		return watchTickets(gctx, sandbox, earlier, stdout)
 	})
@@ -286,6 +296,21 @@ func serve(addr string, h http.Handler) (string, func(), error) {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
+}
+
+// natsCLI is how to call the nats CLI here: scripts/ensure-deps.sh puts it
+// in GOPATH/bin, which may not be on the PATH.
+func natsCLI() string {
+	if p, err := exec.LookPath("nats"); err == nil {
+		return filepath.Base(p)
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if p := filepath.Join(strings.TrimSpace(string(out)), "bin", "nats"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "nats"
 }
 
 func waitReady(ctx context.Context, url string) error {

@@ -108,8 +108,25 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(first, "inserted 200 sample submissions") {
 		t.Errorf("first run did not load the samples:\n%s", first)
 	}
+	// The printed operator commands carry what they need (the sandbox's
+	// Jira login, not only NATS_URL).
+	if !regexp.MustCompile(`NATS_URL=\S+ JIRA_URL=http://\S+ JIRA_EMAIL=\S+ JIRA_API_TOKEN=\S+ go run ./cmd/ticketer dlq list`).MatchString(first) {
+		t.Errorf("no runnable dlq command printed:\n%s", first)
+	}
 	second := runDemo(197, func(out string) bool { return strings.Contains(out, "197 tickets from earlier runs") })
 	if strings.Contains(second, "inserted 200") {
 		t.Errorf("resume loaded the samples again:\n%s", second)
+	}
+}
+
+// TestDemoArguments: --help is no failure, and a word that is not a flag
+// (make demo ARGS=fresh) is refused instead of ignored.
+func TestDemoArguments(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"--help"}, &out, &out); err != nil || !strings.Contains(out.String(), "-fresh") {
+		t.Errorf("--help: %v\n%s", err, out.String())
+	}
+	if err := run(context.Background(), []string{"fresh"}, &out, &out); err == nil || !strings.Contains(err.Error(), `unexpected arguments ["fresh"]`) {
+		t.Errorf("a stray word: %v", err)
 	}
 }

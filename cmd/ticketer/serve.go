@@ -10,7 +10,7 @@ import (
 var serveCommand = cli.Command{
 	Summary: "run the service: consume FORMS, create tickets",
 	Run: func(ctx context.Context, env cli.Env, args []string) error {
-		if err := cli.NoArgs("ticketer", args); err != nil {
+		if err := cli.NoArgs("", args); err != nil {
 			return err
 		}
 		return ticketer.Run(ctx, env.Getenv, env.Stdout, env.Stderr)

@@ -68,8 +68,8 @@ func (p Program) run(ctx context.Context, args []string, getenv func(string) str
 	}
 	i := slices.IndexFunc(p.Commands, func(c Command) bool { return c.Name == name })
 	if i < 0 {
-		p.Usage(stderr)
-		fmt.Fprintf(stderr, "%s: unknown command %q\n", p.Name, name)
+		// One line, not the whole usage: the error would scroll away.
+		fmt.Fprintf(stderr, "%s: unknown command %q (see %s --help)\n", p.Name, name, p.Name)
 		return ErrUsage
 	}
 	dotenv, err := config.LoadDotEnv(".env")
@@ -94,12 +94,17 @@ func (p Program) Usage(w io.Writer) {
 	config.Usage(w, p.Vars)
 }
 
-// NoArgs is the check of a command that takes none.
+// NoArgs is the check of a command that takes none; name is the
+// command's ("" for the service, whose errors the program's name already
+// heads).
 func NoArgs(name string, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("%s: unexpected arguments %q (see --help)", name, strings.Join(args, " "))
+	if len(args) == 0 {
+		return nil
 	}
-	return nil
+	if name == "" {
+		return fmt.Errorf("unexpected arguments %q (see --help)", strings.Join(args, " "))
+	}
+	return fmt.Errorf("%s: unexpected arguments %q (see --help)", name, strings.Join(args, " "))
 }
 
 // OneLine folds white space, so an error is one line of output.

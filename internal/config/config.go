@@ -125,7 +125,7 @@ func ParseDotEnv(r io.Reader, name string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", name, line)
 		}
-		v = strings.TrimSpace(v)
+		v = stripComment(strings.TrimSpace(v))
 		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
 			if v[0] == '"' {
 				if u, err := strconv.Unquote(v); err == nil {
@@ -140,6 +140,34 @@ func ParseDotEnv(r io.Reader, name string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, sc.Err()
+}
+
+// stripComment drops a trailing " # comment" as docker compose does: after
+// an unquoted value when a blank precedes the #, after a quoted one when
+// only blanks separate them. (A # inside a value, a#b, stays.)
+func stripComment(v string) string {
+	if v != "" && (v[0] == '"' || v[0] == '\'') {
+		q := v[0]
+		for i := 1; i < len(v); i++ {
+			if q == '"' && v[i] == '\\' {
+				i++
+				continue
+			}
+			if v[i] == q {
+				if rest := strings.TrimSpace(v[i+1:]); rest == "" || rest[0] == '#' {
+					return v[:i+1]
+				}
+				return v
+			}
+		}
+		return v
+	}
+	for k := 1; k < len(v); k++ {
+		if v[k] == '#' && (v[k-1] == ' ' || v[k-1] == '\t') {
+			return strings.TrimSpace(v[:k])
+		}
+	}
+	return v
 }
 
 // Env layers the process environment over a .env file: a variable set in the

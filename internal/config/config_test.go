@@ -11,12 +11,15 @@ import (
 )
 
 func TestParseDotEnv(t *testing.T) {
-	in := "# comment\nexport A=1\nB = \"two words\"\nC='x=y'\n\nD=\n"
+	in := "# comment\nexport A=1\nB = \"two words\"\nC='x=y'\n\nD=\n" +
+		// Inline comments as docker compose reads them.
+		"E=http://127.0.0.1:8089 # sandbox\nF=a#b\nG=\"quoted # kept\" # dropped\nH=' x ' #\n"
 	got, err := ParseDotEnv(strings.NewReader(in), ".env")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"A": "1", "B": "two words", "C": "x=y", "D": ""}
+	want := map[string]string{"A": "1", "B": "two words", "C": "x=y", "D": "",
+		"E": "http://127.0.0.1:8089", "F": "a#b", "G": "quoted # kept", "H": " x "}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
