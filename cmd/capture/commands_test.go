@@ -95,6 +95,8 @@ func TestStartupChecks(t *testing.T) {
 		{"missing DATABASE_URL", map[string]string{"DATABASE_URL": ""}, "DATABASE_URL: required"},
 		{"bad DATABASE_URL", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL"},
 		{"bad MAX_IN_FLIGHT", map[string]string{"MAX_IN_FLIGHT": "0"}, "MAX_IN_FLIGHT"},
+		{"MAX_IN_FLIGHT too large", map[string]string{"MAX_IN_FLIGHT": "10000000"}, "MAX_IN_FLIGHT: at most 65536"},
+		{"HEARTBEAT_INTERVAL too short", map[string]string{"HEARTBEAT_INTERVAL": "1ns"}, "HEARTBEAT_INTERVAL: at least 100ms"},
 		{"STATUS_INTERVAL too long", map[string]string{"STATUS_INTERVAL": "1m"}, "STATUS_INTERVAL"},
 		{"missing table", map[string]string{"FORM_TABLE": "public.nope"}, "table public.nope does not exist: create it (deploy/postgres/01-schema.sql)"},
 		{"SLOT_NAME PostgreSQL refuses", map[string]string{"SLOT_NAME": "cow-jacket"}, `SLOT_NAME: want lower-case letters, digits and underscores (at most 63), got "cow-jacket"`},

@@ -82,6 +82,13 @@ func LoadConfig(get func(string) string) (Config, error) {
 	}
 	// PostgreSQL's wal_sender_timeout defaults to 60 s; more than 10 s
 	// between updates also lets lag metrics and pg_stat_replication go stale.
+	// The window is allocated up front; past this, memory only grows.
+	if c.MaxInFlight > 65536 {
+		return Config{}, config.Errorf("MAX_IN_FLIGHT", "at most 65536, got %d", c.MaxInFlight)
+	}
+	if c.HeartbeatInterval < 100*time.Millisecond {
+		return Config{}, config.Errorf("HEARTBEAT_INTERVAL", "at least 100ms (one write to PostgreSQL each), got %s", c.HeartbeatInterval)
+	}
 	if c.StatusInterval > 10*time.Second {
 		return Config{}, config.Errorf("STATUS_INTERVAL", "at most 10s, got %s", c.StatusInterval)
 	}

@@ -304,8 +304,7 @@ func (x *Index) SetCheckpoint(ctx context.Context, seq, rev uint64) (bool, error
 	} else {
 		_, err = x.KV.Update(ctx, checkpointKey, v, rev)
 	}
-	var apiErr *jetstream.APIError
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+	if stream.CASConflict(err) {
 		return false, nil
 	}
 	if err != nil {

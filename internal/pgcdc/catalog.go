@@ -231,6 +231,7 @@ func (l *lazyConn) close() {
 func Heartbeat(ctx context.Context, dsn string, every time.Duration, log *slog.Logger) {
 	l := &lazyConn{dsn: dsn}
 	defer l.close()
+	fails := &streak{what: "heartbeat", why: "an idle slot does not advance, and PostgreSQL keeps its WAL", log: log}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -243,28 +244,55 @@ func Heartbeat(ctx context.Context, dsn string, every time.Duration, log *slog.L
 			_, err := c.Exec(ctx, "SELECT pg_logical_emit_message(false, 'cowjacket', 'heartbeat')")
 			return err
 		})
-		if err != nil && ctx.Err() == nil {
-			log.Debug("heartbeat failed", "error", err.Error())
+		if ctx.Err() == nil {
+			fails.observe(err)
 		}
 	}
 }
+
+// streak logs a failure that repeats at Warn, from its third time in a
+// row (a passing blip stays at Debug), and the recovery after it.
+type streak struct {
+	what, why string
+	log       *slog.Logger
+	n         int
+}
+
+func (s *streak) observe(err error) {
+	if err == nil {
+		if s.n >= streakWarn {
+			s.log.Info(s.what + " works again")
+		}
+		s.n = 0
+		return
+	}
+	s.n++
+	if s.n == streakWarn {
+		s.log.Warn(s.what+" keeps failing: "+s.why, "error", err.Error(), "times", s.n)
+		return
+	}
+	s.log.Debug(s.what+" failed", "error", err.Error())
+}
+
+const streakWarn = 3
 
 // WatchSlot reads the slot now and every interval until ctx ends, handing
 // every reading to polled.
 func WatchSlot(ctx context.Context, dsn, slot string, every time.Duration, log *slog.Logger, polled func(SlotInfo)) {
 	l := &lazyConn{dsn: dsn}
 	defer l.close()
+	fails := &streak{what: "reading the slot", why: "its lag and retained-WAL metrics and capture status keep their last values", log: log}
 	for {
 		var s SlotInfo
 		err := l.do(ctx, func(ctx context.Context, c *pgx.Conn) (err error) {
 			s, err = ReadSlot(ctx, c, slot)
 			return err
 		})
-		switch {
-		case err == nil:
+		if err == nil {
 			polled(s)
-		case ctx.Err() == nil:
-			log.Debug("slot metrics failed", "error", err.Error())
+		}
+		if ctx.Err() == nil {
+			fails.observe(err)
 		}
 		select {
 		case <-ctx.Done():

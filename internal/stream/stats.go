@@ -29,8 +29,11 @@ func StatsConfig(c Config) jetstream.StreamConfig {
 		Replicas:          c.replicas(),
 		MaxAge:            400 * 24 * time.Hour,
 		MaxMsgsPerSubject: 1, // the last message holds the running total
-		Duplicates:        2 * time.Minute,
-		Discard:           jetstream.DiscardOld,
-		AllowMsgCounter:   true,
+		// An increment re-sent after a lost acknowledgement collapses
+		// within the window, and the daily summary's claim across replicas
+		// with clocks apart: both may come long after (a NATS outage).
+		Duplicates:      time.Hour,
+		Discard:         jetstream.DiscardOld,
+		AllowMsgCounter: true,
 	}
 }

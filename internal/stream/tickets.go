@@ -57,6 +57,13 @@ type Record struct {
 	KeyFrom int `json:"key_from,omitempty"`
 }
 
+// CASConflict reports a KV write refused because the key moved: a Create
+// of a key that exists, an Update at a revision that is not the last.
+func CASConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
 // ErrConflict: someone else wrote the record since it was read.
 var ErrConflict = errors.New("ticket record changed concurrently")
 
@@ -95,8 +102,7 @@ func (t Tickets) Put(ctx context.Context, hash string, rec *Record, rev uint64) 
 		n, err = t.KV.Update(ctx, hash, b, rev)
 	}
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		if CASConflict(err) {
 			return 0, ErrConflict
 		}
 		return 0, fmt.Errorf("write ticket record %s: %w", hash, err)

@@ -129,7 +129,7 @@ func (al *alerting) observeBacklog(pending uint64) {
 			Fields: map[string]string{"num_pending": strconv.FormatUint(pending, 10)}})
 	case resolve:
 		al.a.Notify(alert.Alert{Kind: alert.BacklogGrowing, Summary: summary, Resolved: true,
-			Detail: fmt.Sprintf("the backlog is draining: %d events wait in FORMS", pending)})
+			Detail: fmt.Sprintf("the backlog no longer grows: %d events wait in FORMS, %d at %s UTC", pending, base.n, base.at.UTC().Format("15:04:05"))})
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 type Replayer struct {
 	*replay.Replayer
 	js    jetstream.JetStream
+	log   *slog.Logger
 	index *index.Recorder
 	stop  context.CancelFunc
 	done  chan struct{}
@@ -69,7 +70,7 @@ func (c *Config) NewReplayer(ctx context.Context, js jetstream.JetStream, log *s
 		}
 		return nil, err
 	}
-	r := &Replayer{Replayer: &replay.Replayer{Engine: engine, JS: js, BatchSize: c.BatchSize}, js: js, done: make(chan struct{})}
+	r := &Replayer{Replayer: &replay.Replayer{Engine: engine, JS: js, BatchSize: c.BatchSize}, js: js, log: log, done: make(chan struct{})}
 	if _, err := js.Stream(ctx, stream.Stats); err == nil {
 		r.Stats = stats.NewRecorder(js, log)
 	} else {
@@ -92,7 +93,9 @@ func (c *Config) NewReplayer(ctx context.Context, js jetstream.JetStream, log *s
 func (r *Replayer) Close() {
 	fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_ = r.Stats.Flush(fctx)
+	if err := r.Stats.Flush(fctx); err != nil {
+		r.log.Warn("the replay's counts were not added to the daily counters (ticketer stats)", "err", err)
+	}
 	r.index.Flush(fctx)
 	r.stop()
 	<-r.done

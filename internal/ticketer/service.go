@@ -90,7 +90,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	engineMetrics := ticketing.NewMetrics(reg)
 	pacer := jira.NewPacer(cfg.JiraRate)
 	alerter := alert.New(acfg, log)
-	alerts := newAlerting(acfg, alerter, log)
+	shared := newSharedAlerts(alerter, acfg.WithDefaults().MinInterval, log)
+	alerts := newAlerting(acfg, shared, log)
 	var jc *jira.Client
 	s := &service{cfg: cfg, log: log, metrics: metrics, pacer: pacer, alerts: alerts, health: newJiraHealth()}
 	s.site = newSite(&jc, pacer, metrics, alerts, func() *stats.Recorder { return s.stats }, log)
@@ -147,6 +148,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 		s.site.Attach(jkv)
 		s.health.attach(jkv)
+		shared.attach(jkv)
 		if cons, err = js.CreateOrUpdateConsumer(ctx, stream.Forms, cfg.ConsumerConfig()); err != nil {
 			return fmt.Errorf("create consumer %s on %s: %w", stream.TicketerConsumer, stream.Forms, err)
 		}
@@ -222,6 +224,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if alerter.Enabled() {
 		g.Go(func() error { return alerter.Run(afterWork) })
 	}
+	g.Go(func() error { shared.run(afterWork); return nil })
 	g.Go(func() error { s.stats.Run(afterWork); return nil })
 	g.Go(func() error { s.index.Run(afterWork); return nil })
 	if tailer != nil {

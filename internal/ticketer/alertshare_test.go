@@ -1,0 +1,104 @@
+package ticketer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cowjacket/formjira/internal/alert"
+	"github.com/cowjacket/formjira/internal/localnats"
+	"github.com/cowjacket/formjira/internal/stream"
+)
+
+type sent struct {
+	mu  sync.Mutex
+	all []alert.Alert
+}
+
+func (r *sent) Notify(a alert.Alert) {
+	r.mu.Lock()
+	r.all = append(r.all, a)
+	r.mu.Unlock()
+}
+
+func (r *sent) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.all)
+}
+
+// TestSharedAlertsOneReplicaAnnounces: three replicas seeing the same
+// outage send one "Jira unreachable" and one RESOLVED between them, not
+// three of each; once `every` has passed a still firing kind may be sent
+// again (by one); dead letters are each replica's own and all pass.
+func TestSharedAlertsOneReplicaAnnounces(t *testing.T) {
+	ns := localnats.StartTB(t)
+	nc, err := nats.Connect(ns.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv, err := stream.EnsureJira(ctx, js, stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const every = 300 * time.Millisecond
+	var outs [3]*sent
+	var reps [3]*sharedAlerts
+	for i := range reps {
+		outs[i] = &sent{}
+		reps[i] = newSharedAlerts(outs[i], every, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		reps[i].attach(kv)
+		go reps[i].run(ctx)
+	}
+	total := func() int { return outs[0].count() + outs[1].count() + outs[2].count() }
+	settle := func(want int, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for total() < want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // and no more than want
+		if n := total(); n != want {
+			t.Fatalf("%s: %d sent in all, want %d", what, n, want)
+		}
+	}
+	down := alert.Alert{Kind: alert.JiraUnreachable, Summary: "Jira unreachable"}
+	up := down
+	up.Resolved = true
+	for _, r := range reps {
+		r.Notify(down)
+	}
+	settle(1, "three replicas see Jira down")
+	for _, r := range reps {
+		r.Notify(up)
+	}
+	settle(2, "three replicas see it back")
+	for _, r := range reps {
+		r.Notify(up)
+	}
+	settle(2, "a RESOLVED with nothing firing")
+	for _, r := range reps {
+		r.Notify(down)
+	}
+	settle(3, "down again")
+	time.Sleep(every)
+	reps[1].Notify(down)
+	settle(4, "still down after every")
+	for _, r := range reps {
+		r.Notify(alert.Alert{Kind: alert.DeadLetter, Summary: "unmappable"})
+	}
+	settle(7, "each replica's dead letter")
+}
