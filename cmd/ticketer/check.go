@@ -80,16 +80,16 @@ func checkSamples(ctx context.Context, cfg *ticketer.Config, log *slog.Logger) (
 	opts := append(slices.Clone(ticketer.CommandNATS), nats.Timeout(2*time.Second), nats.MaxReconnects(0))
 	nc, js, err := cfg.Connect(ctx, log, opts...)
 	if err != nil {
-		return nil, "stream FORMS not reachable (" + cli.OneLine(err.Error()) + "): checking the mapping without events"
+		return nil, "stream FORMS not reachable (" + cli.OneLine(err.Error()) + "): checking the mapping without events (column names are checked once FORMS holds events)"
 	}
 	defer nc.Close()
 	st, err := js.Stream(ctx, stream.Forms)
 	if err != nil {
-		return nil, "stream FORMS not found: checking the mapping without events"
+		return nil, "stream FORMS not found: checking the mapping without events (column names are checked once FORMS holds events)"
 	}
 	info, err := st.Info(ctx)
 	if err != nil || info.State.Msgs == 0 {
-		return nil, "stream FORMS is empty: checking the mapping without events"
+		return nil, "stream FORMS is empty: checking the mapping without events (column names are checked once FORMS holds events)"
 	}
 	first := info.State.FirstSeq
 	if info.State.LastSeq >= checkSampleLimit && info.State.LastSeq-checkSampleLimit+1 > first {
@@ -97,7 +97,7 @@ func checkSamples(ctx context.Context, cfg *ticketer.Config, log *slog.Logger) (
 	}
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: first})
 	if err != nil {
-		return nil, "cannot read FORMS (" + err.Error() + "): checking the mapping without events"
+		return nil, "cannot read FORMS (" + err.Error() + "): checking the mapping without events (column names are checked once FORMS holds events)"
 	}
 	var out []*formsv1.FormSubmission
 	for {

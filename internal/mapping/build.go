@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -66,6 +67,13 @@ func (m *Mapping) Build(ev *formsv1.FormSubmission, meta *ticket.Meta) (*ticket.
 	}
 	labels = appendNew(labels, hashLabel)
 	mapped["labels"] = true
+	// Filled below or by the requester's account, not by fields.
+	if m.mode == ModePlatform && m.requestType != "" {
+		mapped[b.requestTypeField()] = true
+	}
+	if m.reporter {
+		mapped["reporter"] = true
+	}
 
 	// A field Jira requires that the mapping never fills would be refused
 	// after an issue key is burned: name it now.
@@ -197,7 +205,7 @@ func (b *builder) description() {
 		return
 	}
 	s = multiLine(s)
-	if n := runes(s); n > maxTextarea {
+	if n := jiraLen(s); n > maxTextarea {
 		b.problem("description", "", "is %d characters; Jira allows at most %d", n, maxTextarea)
 		return
 	}
@@ -238,7 +246,7 @@ func (b *builder) carryHash() {
 		d += "\n\n"
 	}
 	d += hashLine + h
-	if n := runes(d); n > maxTextarea {
+	if n := jiraLen(d); n > maxTextarea {
 		b.problem("description", "", "is %d characters with the record hash line; Jira allows at most %d", n, maxTextarea)
 		return
 	}
@@ -328,9 +336,9 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 		if wiki && spec.Escape {
 			sent = escapeWiki(s)
 		}
-		if n := runes(sent); n > maxText {
-			if n != runes(s) {
-				return nil, false, fmt.Sprintf("is %d characters once wiki markup is escaped (%d as typed); Jira allows at most %d", n, runes(s), maxText)
+		if n := jiraLen(sent); n > maxText {
+			if n != jiraLen(s) {
+				return nil, false, fmt.Sprintf("is %d characters once wiki markup is escaped (%d as typed); Jira allows at most %d", n, jiraLen(s), maxText)
 			}
 			return nil, false, fmt.Sprintf("is %d characters; Jira allows at most %d", n, maxText)
 		}
@@ -342,13 +350,13 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 			return nil, true, ""
 		}
 		if !wiki {
-			if n := runes(s); n > maxTextarea {
+			if n := jiraLen(s); n > maxTextarea {
 				return nil, false, fmt.Sprintf("is %d characters; Jira allows at most %d", n, maxTextarea)
 			}
 			return adfDoc(s), false, ""
 		}
 		sent := escapeWiki(s)
-		if n := runes(sent); n > maxTextarea {
+		if n := jiraLen(sent); n > maxTextarea {
 			return nil, false, fmt.Sprintf("is %d characters once wiki markup is escaped; Jira allows at most %d", n, maxTextarea)
 		}
 		return sent, false, ""
@@ -362,7 +370,11 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, false, fmt.Sprintf("%q is not a number", s)
 		}
-		// json.Number keeps a numeric column's exact digits.
+		// The column's own digits when they are a JSON number (a float64
+		// would round 9007199254740993); otherwise Go's shortest form.
+		if jsonNumber.MatchString(s) {
+			return json.Number(s), false, ""
+		}
 		return json.Number(strconv.FormatFloat(f, 'f', -1, 64)), false, ""
 
 	case typeSelect, typeRadio:
@@ -433,7 +445,7 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 		for _, it := range splitItems(raw, spec.Separator) {
 			// A label is one word: inner spaces would make Jira refuse it.
 			l := strings.Join(strings.Fields(it), "-")
-			if runes(l) > maxText {
+			if jiraLen(l) > maxText {
 				return nil, false, fmt.Sprintf("label %q is longer than %d characters", truncate(l, 40), maxText)
 			}
 			out = appendNew(out, l)
@@ -451,17 +463,28 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 		if strings.IndexFunc(s, unicode.IsSpace) >= 0 {
 			return nil, false, fmt.Sprintf("%q is not an account id", s)
 		}
+		if strings.Contains(s, "@") {
+			// Jira Cloud takes accountIds only (GDPR): an e-mail is refused
+			// at every create.
+			return nil, false, fmt.Sprintf("%q is an e-mail address, not an account id (Jira Cloud takes accountIds: map the e-mail as requester instead)", s)
+		}
 		return map[string]any{"accountId": s}, false, ""
 	}
 	return nil, false, fmt.Sprintf("type %q is not supported", spec.Type)
 }
 
+// jsonNumber is JSON's number grammar (RFC 8259 §6).
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
+
 // parseDateTime accepts RFC 3339 (what a timestamp column carries), Jira's
 // own layout, PostgreSQL's text form and a bare date (midnight); no zone
 // means UTC.
 func parseDateTime(s string) (time.Time, bool) {
+	// PostgreSQL writes a whole-hour offset as +02 (and fractions only
+	// when there are any); an HTML datetime-local input sends 2025-10-28T09:30.
 	for _, layout := range []string{time.RFC3339Nano, JiraDateTime, "2006-01-02T15:04:05-0700",
-		"2006-01-02 15:04:05Z07:00", "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", time.DateOnly} {
+		"2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", "2006-01-02 15:04:05.999999999",
+		"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", time.DateOnly} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), true
 		}

@@ -89,8 +89,13 @@ func (m *Mapping) Check(meta *ticket.Meta, samples []*formsv1.FormSubmission) (t
 // fields of the create screen.
 func (m *Mapping) checkRequester(meta *ticket.Meta) []string {
 	var out []string
-	if m.mode != ModePlatform {
-		return nil
+	if m.mode == ModeJSM {
+		// Raising for a customer (raiseOnBehalfOf) needs the bot to be an
+		// agent of the desk; the request type says whether it may.
+		if m.requester.email != "" && !meta.CanRaiseOnBehalfOf {
+			out = append(out, fmt.Sprintf("requester: the bot may not raise requests on behalf of customers in %s (canRaiseOnBehalfOf is false): make it an agent of the service desk", m.target()))
+		}
+		return out
 	}
 	if m.requestType != "" && meta.RequestTypeField() == "" {
 		out = append(out, fmt.Sprintf("request_type: %s has no Customer Request Type field (%s): is it a service project?", m.target(), ticket.RequestTypeCustom))

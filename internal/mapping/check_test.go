@@ -148,3 +148,16 @@ fields:
 		t.Errorf("problems %v, warnings %v", problems, warnings)
 	}
 }
+
+// TestCheckJSMBotMayNotRaiseForCustomers: a JSM mapping with a requester
+// needs the bot to raise requests on behalf of customers; a request type
+// that says it may not (canRaiseOnBehalfOf false) is a problem check names,
+// not a refusal found at the first create.
+func TestCheckJSMBotMayNotRaiseForCustomers(t *testing.T) {
+	meta := jsmMeta(t)
+	meta.CanRaiseOnBehalfOf = false
+	_, problems, _ := shipped(t, shippedMappingJSM, 0).Check(meta, sampleEvents(t)[:3])
+	if len(problems) != 1 || !strings.Contains(problems[0], "canRaiseOnBehalfOf is false") {
+		t.Errorf("problems %q, want the bot's missing permission", problems)
+	}
+}

@@ -408,7 +408,10 @@ func (p *parser) build(raw *rawMapping) *Mapping {
 		} else if spec.Type.multi() {
 			spec.Separator = ","
 		}
-		spec.Escape = true
+		// Jira Cloud's single-line text fields use the plain-text renderer
+		// unless a field configuration sets the wiki renderer: escaping
+		// would show "\+44" for "+44".
+		spec.Escape = false
 		if f.Escape != nil {
 			if spec.Type != typeText {
 				p.fieldErrorf(i, f, "escape: only for type text (textareas and description are always made literal)")

@@ -62,7 +62,7 @@ func TestParseValid(t *testing.T) {
 	if m.IssueType() != "10003" { // unquoted number read as the id text
 		t.Errorf("issue type %q", m.IssueType())
 	}
-	if m.fields[0].Escape != true || m.fields[0].Required {
+	if m.fields[0].Escape || m.fields[0].Required { // one-line text: plain by default
 		t.Errorf("defaults %+v", m.fields[0])
 	}
 }

@@ -55,8 +55,10 @@
 // Form text is never interpreted by Jira. API v3: textareas and the
 // description are ADF documents made of plain text nodes, one paragraph per
 // line. API v2 and JSM (requests are raised without isAdfRequest): column
-// values in textareas, text fields (unless escape: false) and the
-// description are wiki-escaped (see escapeWiki); markup written in the
+// values in textareas and the description are wiki-escaped (see
+// escapeWiki), and text fields with escape: true; a one-line text field is
+// plain text in Jira Cloud unless its field configuration sets the wiki
+// renderer, so by default it is sent as typed. Markup written in the
 // description template itself is the operator's and is kept. Emoticons such
 // as (y) or :) are not escaped: they render as icons, never as links,
 // mentions or images.

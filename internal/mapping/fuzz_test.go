@@ -59,6 +59,9 @@ func FuzzBuild(f *testing.F) {
 				if utf8.RuneCountInString(v) > 32767 {
 					t.Fatalf("%s is %d characters", id, utf8.RuneCountInString(v))
 				}
+				if id != "customfield_10082" {
+					continue // one-line text: plain text in Jira Cloud, sent as typed
+				}
 				for i, r := range v {
 					if strings.ContainsRune("[]{}!|", r) && (i == 0 || v[i-1] != '\\') {
 						t.Fatalf("%s: unescaped %q at %d in %q", id, r, i, v)

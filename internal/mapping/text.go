@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -42,16 +43,42 @@ func multiLine(s string) string {
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
 
-// truncate shortens s to at most n characters, marking the cut with "…".
+// truncate shortens s to at most n characters as Jira counts them,
+// marking the cut with "…" (never inside a character).
 func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	if jiraLen(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	return strings.TrimRightFunc(string(r[:n-1]), unicode.IsSpace) + "…"
+	used := 1 // the "…"
+	cut := 0
+	for i, r := range s {
+		w := utf16.RuneLen(r)
+		if w < 0 {
+			w = 1
+		}
+		if used+w > n {
+			break
+		}
+		used += w
+		cut = i + utf8.RuneLen(r)
+	}
+	return strings.TrimRightFunc(s[:cut], unicode.IsSpace) + "…"
 }
 
-func runes(s string) int { return utf8.RuneCountInString(s) }
+// jiraLen is s's length as Jira (Java) measures a limit: UTF-16 code units,
+// so an emoji counts two. Never less than the rune count: a limit kept here
+// is kept by Jira whichever it counts.
+func jiraLen(s string) int {
+	n := 0
+	for _, r := range s {
+		if utf16.RuneLen(r) == 2 {
+			n += 2
+		} else {
+			n++
+		}
+	}
+	return n
+}
 
 // Jira's wiki renderer gives these characters a meaning anywhere: links
 // and mentions ([ ] |), macros ({ }), images (!).

@@ -33,6 +33,10 @@ func TestMarkupV2(t *testing.T) {
 		!strings.Contains(d, "\nComments:\n\\[\\~accountid:123\\]") {
 		t.Errorf("description %q", d)
 	}
+	// One-line text fields are plain text in Jira Cloud: sent as typed.
+	if v := f["customfield_10070"].(string); v != "[~accountid:123] {color:red}x{color}" {
+		t.Errorf("one-line text %q, want it as typed", v)
+	}
 	// The summary is never rendered: sent as typed.
 	if s := f["summary"].(string); s != "Phone request: [~accountid:123] {color:red}x{color} (Finance)" {
 		t.Errorf("summary %q", s)
