@@ -68,6 +68,10 @@ type Alert struct {
 	Fields map[string]string
 	// Resolved marks the end of a condition previously alerted on.
 	Resolved bool
+	// Elsewhere: the condition was announced by another sender (another
+	// replica), so this RESOLVED is sent even though this one announced
+	// nothing.
+	Elsewhere bool
 }
 
 func (a Alert) headline() string {

@@ -282,7 +282,7 @@ func (s *state) add(now time.Time, al Alert) {
 		k = &kindState{}
 		s.kinds[al.Kind] = k
 	}
-	if al.Resolved && k.latest == nil && (!k.sent || k.lastResolved) {
+	if al.Resolved && !al.Elsewhere && k.latest == nil && (!k.sent || k.lastResolved) {
 		return // nothing was announced that this could resolve
 	}
 	open := !k.sent || now.Sub(k.lastSent) >= s.a.cfg.MinInterval

@@ -423,12 +423,14 @@ func Redact(raw string) string {
 	return u.Redacted()
 }
 
-// urlList splits raw at the commas that begin another URL (scheme://).
+// urlList splits raw at the commas that begin another URL of a scheme the
+// binaries take (NATS server lists); any other comma is its URL's.
 func urlList(raw string) []string {
 	var out []string
 	for _, p := range strings.Split(raw, ",") {
 		t := strings.TrimSpace(p)
-		if i := strings.Index(t, "://"); len(out) == 0 || i > 0 && !strings.ContainsAny(t[:i], "/@:?#") {
+		scheme, _, ok := strings.Cut(t, "://")
+		if len(out) == 0 || ok && slices.Contains(listSchemes, scheme) {
 			out = append(out, t)
 			continue
 		}
@@ -436,6 +438,8 @@ func urlList(raw string) []string {
 	}
 	return out
 }
+
+var listSchemes = []string{"nats", "tls", "ws", "wss"}
 
 // LogLevel is debug, info, warn or error.
 func (r *Reader) LogLevel(name string) slog.Level {

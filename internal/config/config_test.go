@@ -93,6 +93,8 @@ func TestRedact(t *testing.T) {
 		{"postgres://capture:hunter2,3horse@db.internal/forms?sslmode=verify-full", "postgres://capture:xxxxx@db.internal/forms?sslmode=verify-full"},
 		{"postgres://capture:hunter2@h1:5432,h2:5432/forms", "postgres://capture:xxxxx@h1:5432,h2:5432/forms"},
 		{"nats://u:hunter2@a:4222, nats://u:hunter2@b:4222", "nats://u:xxxxx@a:4222,nats://u:xxxxx@b:4222"},
+		// Only a NATS scheme starts another URL: the rest is the secret's.
+		{"postgres://u@h/db?password=hunter2,c://3horse", "postgres://u@h/db?password=xxxxx"},
 	}
 	for _, tt := range tests {
 		got := Redact(tt.in)

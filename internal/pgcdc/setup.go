@@ -153,15 +153,15 @@ func Setup(ctx context.Context, conn *pgx.Conn, t Table, publication, slot strin
 			pgx.Identifier{publication}.Sanitize(), t.Ident(), publicationOptions(partitioned)))
 		if err != nil && !isCode(err, "42710") { // duplicate_object: a peer just created it
 			return startupErr("create publication %s: %v (create it as the table owner: CREATE PUBLICATION %s FOR TABLE %s WITH (%s))",
-				publication, err, publication, t, publicationOptions(partitioned))
+				publication, err, ident(publication), t.Ident(), publicationOptions(partitioned))
 		}
 	case partitioned && !viaRoot:
 		// Rows would arrive as the partitions', under their own names.
 		return startupErr("publication %s publishes the partitions of %s under their own names, and capture reads the table's: "+
 			"ALTER PUBLICATION %s SET (publish_via_partition_root = true), then run capture backfill (rows written before that arrive under the partitions' names, and are skipped)",
-			publication, t, publication)
+			publication, t, ident(publication))
 	case !hasTable:
-		return startupErr("publication %s does not include %s: ALTER PUBLICATION %s ADD TABLE %s", publication, t, publication, t)
+		return startupErr("publication %s does not include %s: ALTER PUBLICATION %s ADD TABLE %s", publication, t, ident(publication), t.Ident())
 	}
 
 	// The database the session is in: DATABASE_URL may name none (the

@@ -170,9 +170,7 @@ func (s *service) afterBatch(items []ticketing.Item, outs []ticketing.Outcome) {
 	for i, o := range outs {
 		switch o.Status {
 		case ticketing.StatusDeadLettered:
-			if !o.Repeat {
-				s.alerts.deadLettered(items[i], o)
-			}
+			s.alerts.deadLettered(items[i], o)
 		case ticketing.StatusAuth:
 			if !authSeen {
 				authSeen = true
@@ -192,9 +190,7 @@ func (s *service) count(outs []ticketing.Outcome) {
 		case ticketing.StatusSkipped:
 			skipped++
 		case ticketing.StatusDeadLettered:
-			if !o.Repeat {
-				dead++
-			}
+			dead++
 		case ticketing.StatusHeld: // shutdown during an outage: not a failure
 		default: // retry, auth, rejected: the event has no ticket yet
 			failed++

@@ -31,6 +31,9 @@ type sharedAlerts struct {
 
 	mu sync.Mutex
 	kv jetstream.KeyValue
+	// unclaimed: kinds whose firing went out without a claim (before
+	// attach, FORMS_JIRA not answering): their RESOLVED goes out too.
+	unclaimed map[alert.Kind]bool
 }
 
 // announced is a kind's entry: the last state sent, and when.
@@ -40,7 +43,7 @@ type announced struct {
 }
 
 func newSharedAlerts(next alert.Notifier, every time.Duration, log *slog.Logger) *sharedAlerts {
-	return &sharedAlerts{next: next, every: every, log: log, queue: make(chan alert.Alert, 64)}
+	return &sharedAlerts{next: next, every: every, log: log, queue: make(chan alert.Alert, 64), unclaimed: map[alert.Kind]bool{}}
 }
 
 func (s *sharedAlerts) attach(kv jetstream.KeyValue) {
@@ -58,8 +61,24 @@ func (s *sharedAlerts) Notify(a alert.Alert) {
 	select {
 	case s.queue <- a:
 	default:
-		s.next.Notify(a) // a storm of them: no claim, but none lost
+		s.forward(a, true) // a storm of them: no claim, but none lost
 	}
+}
+
+// forward hands a to the sender: a RESOLVED won by a claim ends what some
+// replica announced; a firing sent unclaimed is remembered, so that its
+// RESOLVED is sent whatever FORMS_JIRA says.
+func (s *sharedAlerts) forward(a alert.Alert, unclaimed bool) {
+	s.mu.Lock()
+	switch {
+	case a.Resolved:
+		a.Elsewhere = !unclaimed || s.unclaimed[a.Kind]
+		delete(s.unclaimed, a.Kind)
+	case unclaimed:
+		s.unclaimed[a.Kind] = true
+	}
+	s.mu.Unlock()
+	s.next.Notify(a)
 }
 
 // run claims and forwards the queued alerts until ctx ends; what is still
@@ -71,27 +90,49 @@ func (s *sharedAlerts) run(ctx context.Context) {
 			for {
 				select {
 				case a := <-s.queue:
-					s.next.Notify(a)
+					s.forward(a, true)
 				default:
 					return
 				}
 			}
 		case a := <-s.queue:
-			if s.claim(ctx, a) {
-				s.next.Notify(a)
+			switch s.claim(ctx, a) {
+			case claimWon:
+				s.forward(a, false)
+			case claimUnknown:
+				s.forward(a, true)
+			case claimLost:
+				if a.Resolved && s.takeUnclaimed(a.Kind) {
+					s.forward(a, true) // ours went out unclaimed: end it
+				}
 			}
 		}
 	}
 }
 
-// claim reports whether this replica sends a: the kind's entry moved to
-// a's state by this write (or could not be read or written).
-func (s *sharedAlerts) claim(ctx context.Context, a alert.Alert) bool {
+func (s *sharedAlerts) takeUnclaimed(k alert.Kind) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.unclaimed[k]
+	delete(s.unclaimed, k)
+	return was
+}
+
+type claimResult int
+
+const (
+	claimWon     claimResult = iota // this write moved the kind's entry: send
+	claimLost                       // announced already (or nothing to resolve)
+	claimUnknown                    // FORMS_JIRA did not answer: send unclaimed
+)
+
+// claim tries to move the kind's entry to a's state.
+func (s *sharedAlerts) claim(ctx context.Context, a alert.Alert) claimResult {
 	s.mu.Lock()
 	kv := s.kv
 	s.mu.Unlock()
 	if kv == nil {
-		return true
+		return claimUnknown
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -103,7 +144,7 @@ func (s *sharedAlerts) claim(ctx context.Context, a alert.Alert) bool {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	case err != nil:
 		s.log.Debug("alert announcement unreadable; sending", "kind", string(a.Kind), "err", err)
-		return true
+		return claimUnknown
 	default:
 		rev = e.Revision()
 		_ = json.Unmarshal(e.Value(), &cur)
@@ -111,9 +152,9 @@ func (s *sharedAlerts) claim(ctx context.Context, a alert.Alert) bool {
 	now := time.Now()
 	switch {
 	case a.Resolved && !cur.Firing:
-		return false // announced resolved, or never firing
+		return claimLost // announced resolved, or never firing
 	case !a.Resolved && cur.Firing && now.Sub(cur.At) < s.every:
-		return false // another replica announced it
+		return claimLost // another replica announced it
 	}
 	b, _ := json.Marshal(announced{Firing: !a.Resolved, At: now})
 	if rev == 0 {
@@ -122,10 +163,11 @@ func (s *sharedAlerts) claim(ctx context.Context, a alert.Alert) bool {
 		_, err = kv.Update(ctx, key, b, rev)
 	}
 	if stream.CASConflict(err) {
-		return false // another replica's write won
+		return claimLost // another replica's write won
 	}
 	if err != nil {
 		s.log.Debug("alert announcement not written; sending", "kind", string(a.Kind), "err", err)
+		return claimUnknown
 	}
-	return true
+	return claimWon
 }

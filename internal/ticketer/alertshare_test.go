@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +102,98 @@ func TestSharedAlertsOneReplicaAnnounces(t *testing.T) {
 		r.Notify(alert.Alert{Kind: alert.DeadLetter, Summary: "unmappable"})
 	}
 	settle(7, "each replica's dead letter")
+}
+
+type sinkRec struct {
+	mu   sync.Mutex
+	subj []string
+}
+
+func (s *sinkRec) Send(_ context.Context, subject, _ string, _ []alert.Alert) error {
+	s.mu.Lock()
+	s.subj = append(s.subj, subject)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sinkRec) all() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.subj...)
+}
+
+func jiraKV(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(localnats.StartTB(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := stream.EnsureJira(context.Background(), js, stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// TestSharedAlertsResolvedReachesTheWire: behind each replica the real
+// Alerter, which sends a RESOLVED only for what it announced. When the
+// replica that did not send the firing wins the RESOLVED, or when the
+// firing went out unclaimed (before FORMS_JIRA was attached), the
+// RESOLVED still goes out, once.
+func TestSharedAlertsResolvedReachesTheWire(t *testing.T) {
+	down := alert.Alert{Kind: alert.JiraUnreachable, Summary: "Jira unreachable"}
+	up := down
+	up.Resolved = true
+	wait := func() { time.Sleep(300 * time.Millisecond) }
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	t.Run("another replica wins the RESOLVED", func(t *testing.T) {
+		kv := jiraKV(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var sinks [2]*sinkRec
+		var reps [2]*sharedAlerts
+		for i := range reps {
+			sinks[i] = &sinkRec{}
+			al := alert.New(alert.Config{}, nil, sinks[i])
+			go al.Run(ctx)
+			reps[i] = newSharedAlerts(al, time.Hour, quiet)
+			reps[i].attach(kv)
+			go reps[i].run(ctx)
+		}
+		reps[0].Notify(down)
+		wait()
+		reps[1].Notify(down)
+		wait()
+		reps[1].Notify(up) // B sees Jira back first
+		wait()
+		reps[0].Notify(up)
+		wait()
+		a, b := sinks[0].all(), sinks[1].all()
+		if len(a) != 1 || len(b) != 1 || !strings.Contains(b[0], "RESOLVED") {
+			t.Errorf("A sent %q, B sent %q; want A the firing, B the RESOLVED", a, b)
+		}
+	})
+	t.Run("the firing went out unclaimed", func(t *testing.T) {
+		kv := jiraKV(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		sink := &sinkRec{}
+		al := alert.New(alert.Config{}, nil, sink)
+		go al.Run(ctx)
+		s := newSharedAlerts(al, time.Hour, quiet)
+		go s.run(ctx)
+		s.Notify(down)
+		wait()
+		s.attach(kv)
+		s.Notify(up)
+		wait()
+		if got := sink.all(); len(got) != 2 {
+			t.Errorf("sent %q, want the firing and its RESOLVED", got)
+		}
+	})
 }

@@ -221,10 +221,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	afterWork, endAfterWork := context.WithCancel(context.WithoutCancel(gctx))
 	defer endAfterWork()
 	g.Go(func() error { workers.Wait(); endAfterWork(); return nil })
+	// The sender outlives the claims, which hand it their last alerts.
+	claimed := make(chan struct{})
+	g.Go(func() error { defer close(claimed); shared.run(afterWork); return nil })
 	if alerter.Enabled() {
-		g.Go(func() error { return alerter.Run(afterWork) })
+		sendCtx, endSend := context.WithCancel(context.WithoutCancel(afterWork))
+		g.Go(func() error { <-claimed; endSend(); return nil })
+		g.Go(func() error { return alerter.Run(sendCtx) })
 	}
-	g.Go(func() error { shared.run(afterWork); return nil })
 	g.Go(func() error { s.stats.Run(afterWork); return nil })
 	g.Go(func() error { s.index.Run(afterWork); return nil })
 	if tailer != nil {

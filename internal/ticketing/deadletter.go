@@ -68,14 +68,17 @@ func (p *Engine) deadLetter(ctx context.Context, w *work, reason string, cause e
 		w.out = &Outcome{Status: StatusRetry, Err: w.lastErr, RetryIn: 5 * time.Second}
 		return
 	}
-	w.out = &Outcome{Status: StatusDeadLettered, Err: cause, DeadLetter: dl, DLQSeq: ack.Sequence, Repeat: ack.Duplicate}
+	w.out = &Outcome{Status: StatusDeadLettered, Err: cause, DeadLetter: dl, DLQSeq: ack.Sequence}
+	// Counted (and reported by the service) again: the delivery that first
+	// stored it may have crashed before it counted anything; twice rather
+	// than never.
+	p.metrics.deadLettered(reason)
 	if ack.Duplicate {
 		// Dead-lettered before, the message not settled (a crash, a lost
-		// Term): the one entry stands, counted once.
-		p.log.Info("event already dead-lettered", "hash", w.hash, "stream_seq", w.it.Seq, "reason", reason, "dlq_seq", ack.Sequence)
+		// Term): the one entry stands.
+		p.log.Warn("event already dead-lettered; its entry stands", "hash", w.hash, "stream_seq", w.it.Seq, "reason", reason, "dlq_seq", ack.Sequence)
 		return
 	}
-	p.metrics.deadLettered(reason)
 	p.log.Error("event dead-lettered", "hash", w.hash, "stream_seq", w.it.Seq, "reason", reason,
 		"error", cause.Error(), "field_errors", strings.Join(fieldErrs, " | "), "dlq_seq", ack.Sequence, "attempt", dl.Attempts)
 }

@@ -57,9 +57,6 @@ type Outcome struct {
 	// Duplicate: the same request earlier in the batch; StatusSkipped, Key
 	// its ticket, "" when that one has none (failed, or to be retried).
 	Duplicate bool
-	// Repeat: StatusDeadLettered by a dead letter FORMS_DLQ already held
-	// (its message id collapsed a redelivery's), so not counted again.
-	Repeat bool
 }
 
 // softStopKey carries a channel: once closed, Process stops retrying (but

@@ -171,8 +171,9 @@ func (p *Publisher) PublishMsg(_ context.Context, msg *nats.Msg, _ ...jetstream.
 			return nil, err
 		}
 	}
-	// As JetStream within its duplicate window: a message id seen before
-	// is answered with the stored message's sequence, and not stored.
+	// As JetStream within its duplicate window (here the window never
+	// ends): a message id seen before is answered with the stored
+	// message's sequence, and not stored.
 	if id := msg.Header.Get(nats.MsgIdHdr); id != "" {
 		for i, m := range p.Msgs {
 			if m.Header.Get(nats.MsgIdHdr) == id {
