@@ -12,6 +12,7 @@ import (
 	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -50,7 +51,7 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 		return res, err
 	}
 	defer nc.Close()
-	if err := sameHashFields(ctx, js, cfg, scan.Relation()); err != nil {
+	if err := sameHashFields(ctx, js, conn, cfg, scan.Relation()); err != nil {
 		return res, err
 	}
 	p, err := newPublisher(nc, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), backfillPage, cfg.AckTimeout, log, newMetrics(nil))
@@ -90,7 +91,7 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 // each. It compares with the table's last event in FORMS; columns added
 // since that event (NULL in older rows, so hashed alike) and columns since
 // dropped do not count.
-func sameHashFields(ctx context.Context, js jetstream.JetStream, cfg Config, rel *pgcdc.Relation) error {
+func sameHashFields(ctx context.Context, js jetstream.JetStream, conn *pgx.Conn, cfg Config, rel *pgcdc.Relation) error {
 	st, err := js.Stream(ctx, stream.Forms)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", stream.Forms, err)
@@ -121,15 +122,43 @@ func sameHashFields(ctx context.Context, js jetstream.JetStream, cfg Config, rel
 	for _, c := range ev.GetColumns() {
 		carried[c.GetName()] = true
 	}
+	// A field (with its other names, old|new) counts where any name does.
+	anyOf := func(f string, in func(string) bool) bool { return slices.ContainsFunc(form.FieldNames(f), in) }
 	for _, f := range mine {
-		if carried[f] && !slices.Contains(theirs, f) {
+		if anyOf(f, func(n string) bool { return carried[n] }) && !slices.Contains(theirs, f) {
 			return hashFieldsDiffer(cfg, m.Sequence, mine, theirs)
 		}
 	}
 	for _, f := range theirs {
-		if slices.Contains(cols, f) && !slices.Contains(mine, f) {
+		if anyOf(f, func(n string) bool { return slices.Contains(cols, n) }) && !slices.Contains(mine, f) {
 			return hashFieldsDiffer(cfg, m.Sequence, mine, theirs)
 		}
+	}
+	// Columns added since the last event hash like NULL in the rows
+	// captured before, unless the ADD gave those rows a value (a default,
+	// NOT NULL): then each would get a new hash.
+	var added []string
+	for _, f := range mine {
+		if !anyOf(f, func(n string) bool { return carried[n] }) && !slices.Contains(theirs, f) {
+			added = append(added, form.FieldNames(f)...)
+		}
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	rows, err := conn.Query(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attname = ANY($2)
+		AND NOT attisdropped AND (atthasdef OR attnotnull OR atthasmissing) ORDER BY attnum`, cfg.Table.Ident(), added)
+	if err != nil {
+		return fmt.Errorf("read the columns of %s added since its last event: %w", cfg.Table, err)
+	}
+	filled, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read the columns of %s added since its last event: %w", cfg.Table, err)
+	}
+	if len(filled) > 0 {
+		return fmt.Errorf("%w: HASH_FIELDS: %s added to %s since capture's last event (seq %d) with a default or NOT NULL, so rows captured before hold a value there "+
+			"and this backfill would give each a new hash and a second ticket; run it with HASH_FIELDS=%s (the events' fields), or with --since after the column was added",
+			pgcdc.ErrStartup, strings.Join(filled, ", "), cfg.Table, m.Sequence, strings.Join(theirs, ","))
 	}
 	return nil
 }

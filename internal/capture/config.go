@@ -23,7 +23,7 @@ var Vars = config.For(config.Capture, []config.Var{
 	{Name: "HTTP_ADDR", Default: ":9101", Help: "listen address for /metrics, /healthz, /readyz (off disables)"},
 	{Name: "SLOT_NAME", Default: "cowjacket", Help: "logical replication slot (pgoutput), created when absent"},
 	{Name: "PUBLICATION_NAME", Default: "cowjacket", Help: "publication (INSERT only, FORM_TABLE), created when absent"},
-	{Name: "HASH_FIELDS", Default: "", Help: "comma-separated columns the record hash covers; empty = every column but the primary key"},
+	{Name: "HASH_FIELDS", Default: "", Help: "comma-separated columns the record hash covers (old|new for a renamed column: hashed under the old name); empty = every column but the primary key"},
 	{Name: "MAX_IN_FLIGHT", Default: "1024", Help: "rows published and not yet acknowledged, at most (bounds memory)"},
 	{Name: "PUBLISH_ACK_TIMEOUT", Default: "5s", Help: "wait for a JetStream acknowledgement before re-publishing"},
 	{Name: "STATUS_INTERVAL", Default: "10s", Help: "longest time between status updates to PostgreSQL (at most 10s)"},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -292,5 +293,23 @@ func TestBackfillAfterAddColumn(t *testing.T) {
 	def.Exec(`ALTER TABLE public.form_submissions ADD COLUMN priority int`)
 	if res := backfill(ctx, t, def); res.Published != 0 || res.Duplicates != 3 {
 		t.Errorf("default HASH_FIELDS, a column added since: %+v; want 3 duplicates", res)
+	}
+	// A column added with a default gives the old rows a value, so they
+	// would hash anew: refused, naming it and the events' fields.
+	def.Exec(`ALTER TABLE public.form_submissions ADD COLUMN score int NOT NULL DEFAULT 0`)
+	cfg, err := LoadConfig(def.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Backfill(ctx, cfg, time.Time{}, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, pgcdc.ErrStartup) || !strings.Contains(err.Error(), "HASH_FIELDS: score added to public.form_submissions since capture's last event") {
+		t.Fatalf("backfill after ADD COLUMN … DEFAULT: %v; want it refused naming score", err)
+	}
+	fields := regexp.MustCompile(`run it with HASH_FIELDS=(\S+) \(the events' fields\)`).FindStringSubmatch(err.Error())
+	if fields == nil {
+		t.Fatalf("no HASH_FIELDS advice in %v", err)
+	}
+	if res := backfill(ctx, t, def.With(t, map[string]string{"HASH_FIELDS": fields[1]})); res.Published != 0 || res.Duplicates != 3 {
+		t.Errorf("backfill as advised: %+v; want 3 duplicates", res)
 	}
 }

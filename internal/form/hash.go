@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"strconv"
+	"strings"
 
 	formsv1 "github.com/cowjacket/formjira/proto/cowjacket/forms/v1"
 )
@@ -16,19 +17,34 @@ const hashDomain = "cowjacket.forms.v1/hash\n"
 // HashFields resolves which columns a record hash covers: the configured list
 // when one is given, else every column except the primary key (the surrogate
 // id differs between two clicks of "submit"; everything else does not).
+//
+// A configured field may name a column's earlier and later names,
+// "emailaddress|email": it hashes under its first name, with the value of
+// the first of them the row holds (not NULL), so a renamed column keeps
+// every hash, and rows still in the WAL under the old name are read too.
 func HashFields(columns []*formsv1.Column, primaryKey []string, configured []string) []string {
-	var fields []string
 	if len(configured) > 0 {
-		fields = slices.Clone(configured)
-	} else {
-		for _, c := range columns {
-			if !slices.Contains(primaryKey, c.GetName()) {
-				fields = append(fields, c.GetName())
-			}
+		return sortFields(slices.Clone(configured))
+	}
+	var fields []string
+	for _, c := range columns {
+		if !slices.Contains(primaryKey, c.GetName()) {
+			fields = append(fields, c.GetName())
 		}
 	}
-	slices.Sort(fields)
-	return slices.Compact(fields)
+	return sortFields(fields)
+}
+
+// FieldNames are a hash field's names: its own, then its other names.
+func FieldNames(field string) []string { return strings.Split(field, "|") }
+
+// fieldName is the name a field hashes under.
+func fieldName(field string) string { name, _, _ := strings.Cut(field, "|"); return name }
+
+// sortFields orders fields by the names they hash under, without repeats.
+func sortFields(fields []string) []string {
+	slices.SortFunc(fields, func(a, b string) int { return strings.Compare(fieldName(a), fieldName(b)) })
+	return slices.CompactFunc(fields, func(a, b string) bool { return fieldName(a) == fieldName(b) })
 }
 
 // Hash is the record hash: lowercase hex SHA-256 over
@@ -46,17 +62,22 @@ func Hash(columns []*formsv1.Column, fields []string) string {
 			values[c.GetName()] = s
 		}
 	}
-	sorted := slices.Clone(fields)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
+	sorted := sortFields(slices.Clone(fields))
 
 	h := sha256.New()
 	buf := []byte(hashDomain)
-	for _, name := range sorted {
-		v, ok := values[name]
+	for _, field := range sorted {
+		var v string
+		ok := false
+		for _, n := range FieldNames(field) {
+			if v, ok = values[n]; ok {
+				break
+			}
+		}
 		if !ok {
 			continue
 		}
+		name := fieldName(field)
 		buf = strconv.AppendInt(buf, int64(len(name)), 10)
 		buf = append(buf, ':')
 		buf = append(buf, name...)

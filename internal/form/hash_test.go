@@ -209,6 +209,7 @@ func TestHashPlanIsHash(t *testing.T) {
 		r.Shuffle(len(cols), func(i, j int) { cols[i], cols[j] = cols[j], cols[i] })
 		check(cols, []string{"id"}, nil)
 		check(cols, nil, []string{"emailaddress", "newusername", "nosuchcolumn", "emailaddress"})
+		check(cols, nil, []string{"emailaddress|email", "newusername"})
 	}
 	for range 500 {
 		cols := make([]*formsv1.Column, r.IntN(6))
@@ -217,5 +218,32 @@ func TestHashPlanIsHash(t *testing.T) {
 		}
 		check(cols, nil, nil)
 		check(cols, []string{"a"}, nil)
+		check(cols, nil, []string{"a|b", "c", "d|e|f", "h|a"})
+	}
+}
+
+// TestHashFieldOtherNames: a field listed with its other names (old|new)
+// hashes under its first name with the first of them the row holds, so a
+// row hashes the same before and after its column was renamed, and as it
+// did when the field named only the old column.
+func TestHashFieldOtherNames(t *testing.T) {
+	before := samples(t)[0].Columns()
+	after := slices.Clone(before)
+	for i, c := range after {
+		if c.GetName() == "emailaddress" {
+			after[i] = &formsv1.Column{Name: "email", Value: c.GetValue()}
+		}
+	}
+	old := Hash(before, []string{"emailaddress", "newusername"})
+	for name, cols := range map[string][]*formsv1.Column{"before the rename": before, "after it": after} {
+		if got := Hash(cols, []string{"newusername", "emailaddress|email"}); got != old {
+			t.Errorf("%s: %s, want the old name's hash %s", name, got, old)
+		}
+	}
+	if Hash(after, []string{"emailaddress", "newusername"}) == old {
+		t.Error("without the other name the renamed column still hashed (the test proves nothing)")
+	}
+	if f := HashFields(before, nil, []string{"newusername", "emailaddress|email", "emailaddress|mail"}); !slices.Equal(f, []string{"emailaddress|email", "newusername"}) {
+		t.Errorf("fields %v: want one per name hashed under, in its order", f)
 	}
 }

@@ -18,7 +18,8 @@ import (
 // use.
 type HashPlan struct {
 	fields []string // sorted, deduplicated: the event's hash_fields
-	index  []int    // column index of fields[i] in the layout, -1 if absent
+	names  []string // the name fields[i] hashes under
+	index  [][]int  // column indexes of fields[i]'s names in the layout (present ones)
 	h      hash.Hash
 	buf    []byte
 	val    []byte
@@ -39,11 +40,15 @@ func NewHashPlan(columns, primaryKey, configured []string) *HashPlan {
 			}
 		}
 	}
-	slices.Sort(fields)
-	fields = slices.Compact(fields)
-	p := &HashPlan{fields: fields, index: make([]int, len(fields)), h: sha256.New()}
+	fields = sortFields(fields)
+	p := &HashPlan{fields: fields, names: make([]string, len(fields)), index: make([][]int, len(fields)), h: sha256.New()}
 	for i, f := range fields {
-		p.index[i] = slices.Index(columns, f)
+		p.names[i] = fieldName(f)
+		for _, n := range FieldNames(f) {
+			if j := slices.Index(columns, n); j >= 0 {
+				p.index[i] = append(p.index[i], j)
+			}
+		}
 	}
 	return p
 }
@@ -54,13 +59,19 @@ func (p *HashPlan) Fields() []string { return p.fields }
 // Hash is Hash(columns, p.Fields()) for columns in the plan's layout.
 func (p *HashPlan) Hash(columns []*formsv1.Column) string {
 	b := append(p.buf[:0], hashDomain...)
-	for i, name := range p.fields {
-		j := p.index[i]
-		if j < 0 || j >= len(columns) {
-			continue
+	for i, name := range p.names {
+		var val []byte
+		ok := false
+		for _, j := range p.index[i] {
+			if j < len(columns) {
+				if val, ok = appendCanonical(p.val[:0], columns[j].GetValue()); ok {
+					break
+				}
+			}
 		}
-		val, ok := appendCanonical(p.val[:0], columns[j].GetValue())
-		p.val = val
+		if val != nil {
+			p.val = val
+		}
 		if !ok {
 			continue // NULL hashes like an absent column
 		}

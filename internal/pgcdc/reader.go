@@ -214,11 +214,13 @@ func (r *reader) checkHashFields(rel *Relation) error {
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), r.s.opt.DrainTimeout)
 	defer cancel()
-	if err := r.sink.Drain(dctx); err == nil {
-		_ = r.sendStatus()
+	before := "the rows before are confirmed"
+	if err := r.sink.Drain(dctx); err != nil || r.sendStatus() != nil {
+		before = "rows before it, not yet confirmed, are read again under the old name"
 	}
-	return startupErr("HASH_FIELDS: column %q is no longer in %s as the WAL describes it from %s on (its columns: %s): set HASH_FIELDS to columns it has and restart (the rows before are confirmed)",
-		n, t, r.src.GetCommitLsn(), strings.Join(cols, ", "))
+	return startupErr("HASH_FIELDS: column %q is no longer in %s as the WAL describes it from %s on (its columns: %s): "+
+		"after a rename list both names, old first, so that hashes stay as they were (HASH_FIELDS=%s|new_name), and restart (%s)",
+		n, t, r.src.GetCommitLsn(), strings.Join(cols, ", "), n, before)
 }
 
 func (r *reader) logical(ctx context.Context, wal []byte) error {

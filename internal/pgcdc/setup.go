@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cowjacket/formjira/internal/form"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -120,11 +121,12 @@ func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string,
 	return nil
 }
 
-// firstMissing is the first of names not in cols (ok: none).
-func firstMissing(cols, names []string) (string, bool) {
-	for _, n := range names {
-		if !slices.Contains(cols, n) {
-			return n, false
+// firstMissing is the first of fields none of whose names (form.FieldNames)
+// is in cols (ok: none).
+func firstMissing(cols, fields []string) (string, bool) {
+	for _, f := range fields {
+		if !slices.ContainsFunc(form.FieldNames(f), func(n string) bool { return slices.Contains(cols, n) }) {
+			return f, false
 		}
 	}
 	return "", true
