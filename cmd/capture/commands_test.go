@@ -101,6 +101,9 @@ func TestStartupChecks(t *testing.T) {
 		{"missing table", map[string]string{"FORM_TABLE": "public.nope"}, "table public.nope does not exist: create it (deploy/postgres/01-schema.sql)"},
 		{"SLOT_NAME PostgreSQL refuses", map[string]string{"SLOT_NAME": "cow-jacket"}, `SLOT_NAME: want lower-case letters, digits and underscores (at most 63), got "cow-jacket"`},
 		{"HASH_FIELDS typo", map[string]string{"HASH_FIELDS": "newusername,emial"}, `HASH_FIELDS: column "emial" is not in public.form_submissions`},
+		{"HASH_FIELDS with an empty name", map[string]string{"HASH_FIELDS": "emailaddress|"}, `HASH_FIELDS: "emailaddress|": an empty name`},
+		{"HASH_FIELDS naming a column twice", map[string]string{"HASH_FIELDS": "emailaddress,emailaddress|email"}, `HASH_FIELDS: "emailaddress|email": column "emailaddress" named twice`},
+		{"HASH_FIELDS with an old name only", map[string]string{"HASH_FIELDS": "newusername,gone|alsogone"}, `HASH_FIELDS: column "gone|alsogone" is not in public.form_submissions`},
 		{"role without REPLICATION", map[string]string{"DATABASE_URL": noRepl}, "ALTER ROLE norepl REPLICATION"},
 	}
 	for _, tt := range tests {

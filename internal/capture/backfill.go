@@ -51,7 +51,7 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 		return res, err
 	}
 	defer nc.Close()
-	if err := sameHashFields(ctx, js, conn, cfg, scan.Relation()); err != nil {
+	if err := sameHashFields(ctx, js, conn, cfg, scan.Relation(), since); err != nil {
 		return res, err
 	}
 	p, err := newPublisher(nc, stream.Subject(cfg.Table.Schema, cfg.Table.Name), int(nc.MaxPayload()), backfillPage, cfg.AckTimeout, log, newMetrics(nil))
@@ -90,8 +90,8 @@ func Backfill(ctx context.Context, cfg Config, since time.Time, log *slog.Logger
 // every row would be published again under a new hash, a second ticket
 // each. It compares with the table's last event in FORMS; columns added
 // since that event (NULL in older rows, so hashed alike) and columns since
-// dropped do not count.
-func sameHashFields(ctx context.Context, js jetstream.JetStream, conn *pgx.Conn, cfg Config, rel *pgcdc.Relation) error {
+// dropped do not count, but see filledByAdd.
+func sameHashFields(ctx context.Context, js jetstream.JetStream, conn *pgx.Conn, cfg Config, rel *pgcdc.Relation, since time.Time) error {
 	st, err := js.Stream(ctx, stream.Forms)
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", stream.Forms, err)
@@ -122,43 +122,51 @@ func sameHashFields(ctx context.Context, js jetstream.JetStream, conn *pgx.Conn,
 	for _, c := range ev.GetColumns() {
 		carried[c.GetName()] = true
 	}
-	// A field (with its other names, old|new) counts where any name does.
+	// Fields match by the name they hash under (a rename listed as old|new
+	// hashes as the old name did); a field counts where any name does.
 	anyOf := func(f string, in func(string) bool) bool { return slices.ContainsFunc(form.FieldNames(f), in) }
+	named := func(fs []string, f string) bool {
+		return slices.ContainsFunc(fs, func(g string) bool { return form.FieldName(g) == form.FieldName(f) })
+	}
 	for _, f := range mine {
-		if anyOf(f, func(n string) bool { return carried[n] }) && !slices.Contains(theirs, f) {
+		if anyOf(f, func(n string) bool { return carried[n] }) && !named(theirs, f) {
 			return hashFieldsDiffer(cfg, m.Sequence, mine, theirs)
 		}
 	}
 	for _, f := range theirs {
-		if anyOf(f, func(n string) bool { return slices.Contains(cols, n) }) && !slices.Contains(mine, f) {
+		if anyOf(f, func(n string) bool { return slices.Contains(cols, n) }) && !named(mine, f) {
 			return hashFieldsDiffer(cfg, m.Sequence, mine, theirs)
 		}
 	}
-	// Columns added since the last event hash like NULL in the rows
-	// captured before, unless the ADD gave those rows a value (a default,
-	// NOT NULL): then each would get a new hash.
-	var added []string
-	for _, f := range mine {
-		if !anyOf(f, func(n string) bool { return carried[n] }) && !slices.Contains(theirs, f) {
-			added = append(added, form.FieldNames(f)...)
-		}
+	if since.IsZero() {
+		return filledByAdd(ctx, conn, cfg, mine)
 	}
-	if len(added) == 0 {
-		return nil
+	return nil
+}
+
+// filledByAdd refuses a whole-table backfill over a column that an ADD
+// COLUMN … DEFAULT filled in rows already there (atthasmissing): capture
+// hashed those rows before the column existed, without it, and this
+// backfill would hash them with the default, anew. --since, after the ADD,
+// is the way past it (rows since then were captured with the column).
+func filledByAdd(ctx context.Context, conn *pgx.Conn, cfg Config, fields []string) error {
+	var names []string
+	for _, f := range fields {
+		names = append(names, form.FieldNames(f)...)
 	}
 	rows, err := conn.Query(ctx, `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attname = ANY($2)
-		AND NOT attisdropped AND (atthasdef OR attnotnull OR atthasmissing) ORDER BY attnum`, cfg.Table.Ident(), added)
+		AND NOT attisdropped AND atthasmissing ORDER BY attnum`, cfg.Table.Ident(), names)
 	if err != nil {
-		return fmt.Errorf("read the columns of %s added since its last event: %w", cfg.Table, err)
+		return fmt.Errorf("read the columns of %s: %w", cfg.Table, err)
 	}
 	filled, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("read the columns of %s added since its last event: %w", cfg.Table, err)
+		return fmt.Errorf("read the columns of %s: %w", cfg.Table, err)
 	}
 	if len(filled) > 0 {
-		return fmt.Errorf("%w: HASH_FIELDS: %s added to %s since capture's last event (seq %d) with a default or NOT NULL, so rows captured before hold a value there "+
-			"and this backfill would give each a new hash and a second ticket; run it with HASH_FIELDS=%s (the events' fields), or with --since after the column was added",
-			pgcdc.ErrStartup, strings.Join(filled, ", "), cfg.Table, m.Sequence, strings.Join(theirs, ","))
+		return fmt.Errorf("%w: HASH_FIELDS: %s was added to %s with a default, which the rows already there now hold, though capture hashed them without it: "+
+			"a backfill of the whole table would give each a new hash and a second ticket; run it with --since a day after the column was added",
+			pgcdc.ErrStartup, strings.Join(filled, ", "), cfg.Table)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/form"
 	"github.com/cowjacket/formjira/internal/natsconn"
 	"github.com/cowjacket/formjira/internal/pgcdc"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -53,6 +55,24 @@ type Config struct {
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
+// checkHashFields: every name (old|new for a renamed column) is a name, and
+// no column is named twice, which would make which one counts unclear.
+func checkHashFields(fields []string) error {
+	seen := map[string]bool{}
+	for _, f := range fields {
+		for _, n := range form.FieldNames(f) {
+			switch {
+			case n == "" || strings.TrimSpace(n) != n:
+				return fmt.Errorf("%q: an empty name, or one with spaces around it (want name or old|new)", f)
+			case seen[n]:
+				return fmt.Errorf("%q: column %q named twice", f, n)
+			}
+			seen[n] = true
+		}
+	}
+	return nil
+}
+
 // LoadConfig reads and checks every variable; the error is one line naming
 // the first bad one, never echoing a secret.
 func LoadConfig(get func(string) string) (Config, error) {
@@ -91,6 +111,9 @@ func LoadConfig(get func(string) string) (Config, error) {
 	}
 	if c.StatusInterval > 10*time.Second {
 		return Config{}, config.Errorf("STATUS_INTERVAL", "at most 10s, got %s", c.StatusInterval)
+	}
+	if err := checkHashFields(c.HashFields); err != nil {
+		return Config{}, config.Errorf("HASH_FIELDS", "%v", err)
 	}
 	// PostgreSQL's own rule for slot names.
 	if !slotName.MatchString(c.Slot) {

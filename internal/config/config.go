@@ -430,7 +430,7 @@ func urlList(raw string) []string {
 	for _, p := range strings.Split(raw, ",") {
 		t := strings.TrimSpace(p)
 		scheme, _, ok := strings.Cut(t, "://")
-		if len(out) == 0 || ok && slices.Contains(listSchemes, scheme) {
+		if len(out) == 0 || ok && slices.Contains(listSchemes, strings.ToLower(scheme)) {
 			out = append(out, t)
 			continue
 		}

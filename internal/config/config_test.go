@@ -95,6 +95,7 @@ func TestRedact(t *testing.T) {
 		{"nats://u:hunter2@a:4222, nats://u:hunter2@b:4222", "nats://u:xxxxx@a:4222,nats://u:xxxxx@b:4222"},
 		// Only a NATS scheme starts another URL: the rest is the secret's.
 		{"postgres://u@h/db?password=hunter2,c://3horse", "postgres://u@h/db?password=xxxxx"},
+		{"NATS://u:hunter2@a:4222,NATS://u:3horse@b:4222", "nats://u:xxxxx@a:4222,nats://u:xxxxx@b:4222"},
 	}
 	for _, tt := range tests {
 		got := Redact(tt.in)

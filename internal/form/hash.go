@@ -38,13 +38,13 @@ func HashFields(columns []*formsv1.Column, primaryKey []string, configured []str
 // FieldNames are a hash field's names: its own, then its other names.
 func FieldNames(field string) []string { return strings.Split(field, "|") }
 
-// fieldName is the name a field hashes under.
-func fieldName(field string) string { name, _, _ := strings.Cut(field, "|"); return name }
+// FieldName is the name a field hashes under: its first.
+func FieldName(field string) string { name, _, _ := strings.Cut(field, "|"); return name }
 
 // sortFields orders fields by the names they hash under, without repeats.
 func sortFields(fields []string) []string {
-	slices.SortFunc(fields, func(a, b string) int { return strings.Compare(fieldName(a), fieldName(b)) })
-	return slices.CompactFunc(fields, func(a, b string) bool { return fieldName(a) == fieldName(b) })
+	slices.SortStableFunc(fields, func(a, b string) int { return strings.Compare(FieldName(a), FieldName(b)) })
+	return slices.CompactFunc(fields, func(a, b string) bool { return FieldName(a) == FieldName(b) })
 }
 
 // Hash is the record hash: lowercase hex SHA-256 over
@@ -77,7 +77,7 @@ func Hash(columns []*formsv1.Column, fields []string) string {
 		if !ok {
 			continue
 		}
-		name := fieldName(field)
+		name := FieldName(field)
 		buf = strconv.AppendInt(buf, int64(len(name)), 10)
 		buf = append(buf, ':')
 		buf = append(buf, name...)

@@ -43,7 +43,7 @@ func NewHashPlan(columns, primaryKey, configured []string) *HashPlan {
 	fields = sortFields(fields)
 	p := &HashPlan{fields: fields, names: make([]string, len(fields)), index: make([][]int, len(fields)), h: sha256.New()}
 	for i, f := range fields {
-		p.names[i] = fieldName(f)
+		p.names[i] = FieldName(f)
 		for _, n := range FieldNames(f) {
 			if j := slices.Index(columns, n); j >= 0 {
 				p.index[i] = append(p.index[i], j)

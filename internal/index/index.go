@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -183,10 +184,20 @@ func (x *Index) ByID(ctx context.Context, id string) ([]string, error) {
 // only narrows what the others found, one posting read each: "John Smith"
 // is found however many Johns there are.
 func (x *Index) ByName(ctx context.Context, name string) ([]string, error) {
+	terms := NameTerms(name)
+	// The terms' postings are listed at once: each listing is a round of
+	// the server's filtered key scan, the most of a name query's time.
+	lists := make([][]string, len(terms))
+	errs := make([]error, len(terms))
+	var wg sync.WaitGroup
+	for i, t := range terms {
+		wg.Go(func() { lists[i], errs[i] = x.list(ctx, namePrefix+t+".") })
+	}
+	wg.Wait()
 	var out, broad []string
 	listed := false
-	for _, t := range NameTerms(name) {
-		hs, err := x.list(ctx, namePrefix+t+".")
+	for i, t := range terms {
+		hs, err := lists[i], errs[i]
 		if errors.Is(err, ErrTooBroad) {
 			broad = append(broad, t)
 			continue

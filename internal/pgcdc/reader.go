@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,9 +219,11 @@ func (r *reader) checkHashFields(rel *Relation) error {
 	if err := r.sink.Drain(dctx); err != nil || r.sendStatus() != nil {
 		before = "rows before it, not yet confirmed, are read again under the old name"
 	}
+	fix := slices.Clone(r.s.opt.HashFields)
+	fix[slices.Index(fix, n)] = n + "|new_name"
 	return startupErr("HASH_FIELDS: column %q is no longer in %s as the WAL describes it from %s on (its columns: %s): "+
-		"after a rename list both names, old first, so that hashes stay as they were (HASH_FIELDS=%s|new_name), and restart (%s)",
-		n, t, r.src.GetCommitLsn(), strings.Join(cols, ", "), n, before)
+		"after a rename list both names, old first, so that hashes stay as they were (HASH_FIELDS=%s), and restart (%s)",
+		n, t, r.src.GetCommitLsn(), strings.Join(cols, ", "), strings.Join(fix, ","), before)
 }
 
 func (r *reader) logical(ctx context.Context, wal []byte) error {

@@ -101,11 +101,8 @@ func checkTable(ctx context.Context, conn *pgx.Conn, t Table, role string) error
 }
 
 // CheckColumns fails when a configured column (HASH_FIELDS) is not a column
-// of t.
+// of t, or a column's name holds the "|" between a field's names.
 func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
 	rows, err := conn.Query(ctx,
 		"SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", t.Ident())
 	if err != nil {
@@ -114,6 +111,11 @@ func CheckColumns(ctx context.Context, conn *pgx.Conn, t Table, variable string,
 	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return fmt.Errorf("read columns of %s: %w", t, err)
+	}
+	// "|" separates a field's names: a column named with one cannot be
+	// hashed by its name.
+	if i := slices.IndexFunc(cols, func(c string) bool { return strings.Contains(c, "|") }); i >= 0 {
+		return startupErr("column %q of %s has a '|' in its name, which %s uses between a column's old and new names: rename the column", cols[i], t, variable)
 	}
 	if n, ok := firstMissing(cols, names); !ok {
 		return startupErr("%s: column %q is not in %s (its columns: %s)", variable, n, t, strings.Join(cols, ", "))

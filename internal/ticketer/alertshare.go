@@ -65,17 +65,21 @@ func (s *sharedAlerts) Notify(a alert.Alert) {
 	}
 }
 
-// forward hands a to the sender: a RESOLVED won by a claim ends what some
-// replica announced; a firing sent unclaimed is remembered, so that its
-// RESOLVED is sent whatever FORMS_JIRA says.
+// forward hands a to the sender: a RESOLVED ends what some replica
+// announced; a firing sent unclaimed is remembered, so that its RESOLVED is
+// sent whatever FORMS_JIRA says.
 func (s *sharedAlerts) forward(a alert.Alert, unclaimed bool) {
 	s.mu.Lock()
 	switch {
 	case a.Resolved:
-		a.Elsewhere = !unclaimed || s.unclaimed[a.Kind]
+		// Sent whether or not this sender announced the firing: some
+		// replica did (twice rather than never).
+		a.Elsewhere = true
 		delete(s.unclaimed, a.Kind)
 	case unclaimed:
 		s.unclaimed[a.Kind] = true
+	default: // a won firing: the entry now says firing
+		delete(s.unclaimed, a.Kind)
 	}
 	s.mu.Unlock()
 	s.next.Notify(a)
