@@ -39,22 +39,9 @@ func (r *sent) count() int {
 // three of each; once `every` has passed a still firing kind may be sent
 // again (by one); dead letters are each replica's own and all pass.
 func TestSharedAlertsOneReplicaAnnounces(t *testing.T) {
-	ns := localnats.StartTB(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	kv, err := stream.EnsureJira(ctx, js, stream.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := jiraKV(t)
 	const every = 300 * time.Millisecond
 	var outs [3]*sent
 	var reps [3]*sharedAlerts
