@@ -52,6 +52,12 @@ func TestEveryReplayIsAudited(t *testing.T) {
 		if e.Who != "oper" || e.Via != "basic" || e.Action != "dlq.replay" || e.Failing != tc.failing || !containsLine(e.Outcome, tc.outcome) {
 			t.Errorf("audit entry of the replay of DLQ %d: %+v, want oper via basic, %d failing, an outcome with %q", tc.seq, e, tc.failing, tc.outcome)
 		}
+		// Its start is on record before it, should the replay be cut short.
+		if !slices.ContainsFunc(entries, func(s audit.Entry) bool {
+			return s.Action == "dlq.replay.start" && s.Who == "oper" && s.Target == e.Target && s.Seq < e.Seq
+		}) {
+			t.Errorf("no dlq.replay.start entry before the replay of DLQ %d", tc.seq)
+		}
 	}
 }
 

@@ -276,6 +276,13 @@ func (s *Server) replay(ctx context.Context, r *http.Request, seqs []uint64, all
 		}
 		target = "FORMS_DLQ " + strings.Join(parts, ", ")
 	}
+	// Who started what is on record before anything is replayed: a replay
+	// cut short (shutdown, a crash) still leaves the start.
+	start := audit.Entry{Who: u.Name, Role: u.Role, Via: u.Via, From: r.RemoteAddr, Action: "dlq.replay.start", Target: target}
+	if _, err := s.Audit.Record(ctx, start); err != nil {
+		s.Log.Error("console: replay not started: its audit entry could not be stored", "who", u.Name, "target", target, "err", err)
+		return rep, fmt.Errorf("not replayed: the audit entry could not be stored: %w", err)
+	}
 	err := s.doReplay(ctx, seqs, all, rep)
 	if err != nil {
 		rep.Error = err.Error()

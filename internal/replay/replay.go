@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,7 +39,20 @@ type Replayer struct {
 	// dlqByHash indexes FORMS_DLQ by hash (built on first need), so a
 	// replay of FORMS that still fails replaces the request's dead letter
 	// instead of adding a second one.
-	dlqByHash map[string][]uint64
+	dlqByHash map[string][]dlqEntry
+	// dlqByOrig: the dead letters without a hash (undecodable), by the
+	// event they hold ("FORMS:12").
+	dlqByOrig map[string][]dlqEntry
+	// forced are the requests a --force replay re-created: a later copy of
+	// one (FORMS may hold a request twice) is not forced again.
+	forced map[string]bool
+}
+
+// dlqEntry is a dead letter as the FORMS replay needs it: capture's are
+// never replaced (their bodies may be cut), only removed once ticketed.
+type dlqEntry struct {
+	seq     uint64
+	capture bool
 }
 
 // Observer is told each replayed event's outcome (*index.Recorder has it).
@@ -232,6 +246,9 @@ func (r *Replayer) Forms(ctx context.Context, rng Range, report func(Outcome)) (
 		if len(items) == 0 {
 			break
 		}
+		if rng.Force {
+			r.forceOnce(items)
+		}
 		if first == 0 {
 			first = items[0].Seq
 		}
@@ -301,6 +318,24 @@ func (r *Replayer) forms(ctx context.Context, dlq jetstream.Stream, items []tick
 	return ctx.Err()
 }
 
+// forceOnce forces each request once per replay: a copy of one already
+// forced in an earlier batch would make a ticket more (within a batch the
+// engine sees the copies as one request).
+func (r *Replayer) forceOnce(items []ticketing.Item) {
+	if r.forced == nil {
+		r.forced = map[string]bool{}
+	}
+	for i := range items {
+		ev, err := stream.Unmarshal(items[i].Data)
+		if err != nil || ev.GetHash() == "" {
+			continue
+		}
+		h := ev.GetHash()
+		items[i].Force = !r.forced[h]
+		r.forced[h] = true
+	}
+}
+
 // byHash loads, once per replay, the dead letters of FORMS_DLQ by hash.
 func (r *Replayer) byHash(ctx context.Context, st jetstream.Stream) error {
 	if r.dlqByHash != nil {
@@ -310,12 +345,20 @@ func (r *Replayer) byHash(ctx context.Context, st jetstream.Stream) error {
 	if err != nil {
 		return err
 	}
-	r.dlqByHash = map[string][]uint64{}
+	r.dlqByHash, r.dlqByOrig = map[string][]dlqEntry{}, map[string][]dlqEntry{}
 	for _, e := range entries {
-		r.dlqByHash[e.Hash] = append(r.dlqByHash[e.Hash], e.Seq)
+		de := dlqEntry{e.Seq, e.FromCapture()}
+		if e.Hash != "" {
+			r.dlqByHash[e.Hash] = append(r.dlqByHash[e.Hash], de)
+		} else {
+			k := origKey(e.DeadLetter.OrigStream, e.DeadLetter.OrigSeq)
+			r.dlqByOrig[k] = append(r.dlqByOrig[k], de)
+		}
 	}
 	return nil
 }
+
+func origKey(stream string, seq uint64) string { return stream + ":" + strconv.FormatUint(seq, 10) }
 
 // resolved removes the dead letters of a request a FORMS replay ticketed
 // (or found ticketed): they are no longer waiting for anyone. It says what
@@ -325,9 +368,9 @@ func (r *Replayer) resolved(ctx context.Context, st jetstream.Stream, hash strin
 		return ""
 	}
 	var gone []string
-	for _, seq := range r.dlqByHash[hash] {
-		if err := st.DeleteMsg(ctx, seq); err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
-			gone = append(gone, fmt.Sprint(seq))
+	for _, e := range r.dlqByHash[hash] {
+		if err := st.DeleteMsg(ctx, e.seq); err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+			gone = append(gone, fmt.Sprint(e.seq))
 		}
 	}
 	delete(r.dlqByHash, hash)
@@ -337,40 +380,58 @@ func (r *Replayer) resolved(ctx context.Context, st jetstream.Stream, hash strin
 	return fmt.Sprintf("; its dead letter(s) DLQ %s removed", strings.Join(gone, ", "))
 }
 
-// deadLetter records a FORMS event that a replay could not ticket: it
-// replaces the request's existing dead letter(s), or adds one.
+// deadLetter records a FORMS event that a replay could not ticket: a new
+// dead letter of this event (its body, its stream and sequence), carrying
+// the attempts and first failure of the request's earlier one, which it
+// then replaces; nothing is removed before the new one is stored, and the
+// new one never. capture's dead letters of the request stay (not
+// replayable); an event without a hash matches none.
 func (r *Replayer) deadLetter(ctx context.Context, st jetstream.Stream, hash string, it ticketing.Item, dl *stream.DeadLetter) (uint64, error) {
 	if err := r.byHash(ctx, st); err != nil {
 		return 0, err
 	}
-	var newSeq uint64
-	olds := r.dlqByHash[hash]
-	if len(olds) > 0 {
-		old, err := deadletters.Get(ctx, st, olds[0])
-		if err != nil {
-			return 0, err
-		}
-		if old != nil {
-			if newSeq, err = deadletters.Replace(ctx, r.JS, st, old, *dl); err != nil {
-				return 0, err
-			}
-			for _, seq := range olds[1:] {
-				_ = st.DeleteMsg(ctx, seq)
-			}
+	index, key := r.dlqByHash, hash
+	if hash == "" { // no request to match: the event itself
+		index, key = r.dlqByOrig, origKey(it.Stream, it.Seq)
+	}
+	var olds, kept []dlqEntry
+	for _, e := range index[key] {
+		if e.capture {
+			kept = append(kept, e)
+		} else {
+			olds = append(olds, e)
 		}
 	}
-	if newSeq == 0 {
-		m := dl.Msg(stream.DLQTicketer, it.Data)
-		m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:replay:%s:%d:%d", it.Stream, it.Seq, time.Now().UnixNano()))
-		ack, err := r.JS.PublishMsg(ctx, m)
-		if err != nil {
-			return 0, fmt.Errorf("publish dead letter: %w", err)
+	d := *dl
+	m := d.Msg(stream.DLQTicketer, it.Data)
+	if len(olds) > 0 {
+		if old, err := deadletters.Get(ctx, st, olds[0].seq); err == nil && old != nil {
+			d.Attempts = max(old.DeadLetter.Attempts, 0) + 1
+			if !old.DeadLetter.FirstFailure.IsZero() {
+				d.FirstFailure = old.DeadLetter.FirstFailure
+			}
+			m = d.Msg(stream.DLQTicketer, it.Data)
+			m.Header.Set(stream.HeaderReplayedFrom, strconv.FormatUint(old.Seq, 10))
 		}
-		newSeq = ack.Sequence
+	}
+	// Its own id: a copy of an earlier entry's would collapse into it.
+	m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:replay:%s:%d:%d", it.Stream, it.Seq, time.Now().UnixNano()))
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	ack, err := r.JS.PublishMsg(pctx, m)
+	if err != nil {
+		return 0, fmt.Errorf("publish dead letter: %w", err)
+	}
+	for _, e := range olds {
+		if e.seq != ack.Sequence {
+			_ = st.DeleteMsg(pctx, e.seq)
+		}
+	}
+	if len(olds) == 0 {
 		r.Stats.Add(stats.DeadLettered, 1) // a new one; a replaced one was counted when first made
 	}
-	r.dlqByHash[hash] = []uint64{newSeq}
-	return newSeq, nil
+	index[key] = append(kept, dlqEntry{seq: ack.Sequence})
+	return ack.Sequence, nil
 }
 
 func oneLine(err error) string {
