@@ -56,3 +56,27 @@ func TestReadOnlyCommandsNeedNoJiraSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestPATRefusesRequesterMappings: a PAT is Jira Data Center's, which
+// names users by username; ticketer sends Cloud accountIds for the
+// requester, so such a mapping would fail at every request: refused at
+// start with one line naming MAPPING_FILE.
+func TestPATRefusesRequesterMappings(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	get := func(k string) string {
+		switch k {
+		case "JIRA_PAT":
+			return "a-pat"
+		case "JIRA_EMAIL", "JIRA_API_TOKEN":
+			return ""
+		}
+		return h.Env[k]
+	}
+	for _, args := range [][]string{nil, {"check"}} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, get, &out, &errOut)
+		if err == nil || strings.Count(errOut.String(), "\n") != 1 || !strings.Contains(errOut.String(), "MAPPING_FILE: requester is not supported with JIRA_PAT") {
+			t.Errorf("ticketer %v with JIRA_PAT and a requester: %v, stderr %q", args, err, errOut.String())
+		}
+	}
+}

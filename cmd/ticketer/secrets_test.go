@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,8 @@ func TestNothingTicketerPrintsShowsASecret(t *testing.T) {
 		args []string
 	}{
 		{"Jira refuses the token", map[string]string{"JIRA_API_TOKEN_FILE": "", "JIRA_API_TOKEN": "wrong-t0ken-s3cret"}, nil},
-		{"Jira refuses the PAT", map[string]string{"JIRA_EMAIL": "", "JIRA_API_TOKEN_FILE": "", "JIRA_PAT": "wrong-pat-s3cret"}, nil},
+		{"Jira refuses the PAT", map[string]string{"JIRA_EMAIL": "", "JIRA_API_TOKEN_FILE": "", "JIRA_PAT": "wrong-pat-s3cret",
+			"MAPPING_FILE": withoutRequester(t)}, nil},
 		{"Jira's certificate untrusted", map[string]string{"JIRA_URL": jiraTLS.URL}, nil},
 		{"NATS refuses the password", map[string]string{"NATS_PASSWORD_FILE": "", "NATS_PASSWORD": "wrong-nats-s3cret"}, nil},
 		{"bad NATS_URL", map[string]string{"NATS_URL": "nats://t:bad-url-s3cret@[::1", "NATS_USER": "", "NATS_PASSWORD_FILE": ""}, nil},
@@ -159,4 +161,21 @@ func ticketerWorking(t *testing.T, env map[string]string, sb *jirasandbox.Server
 func pemBody(b []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	return lines[len(lines)/2]
+}
+
+// withoutRequester is the shipped mapping without its requester, as a
+// Data Center (JIRA_PAT) site needs it.
+func withoutRequester(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(ticketertest.Deploy("mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "requester:") && !strings.HasPrefix(l, "reporter:") && !strings.HasPrefix(l, "unknown_requester:") {
+			keep = append(keep, l)
+		}
+	}
+	return testsupport.WriteTemp(t, "mapping.yaml", strings.Join(keep, "\n"))
 }

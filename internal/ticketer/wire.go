@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/customers"
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/labeledit"
@@ -31,6 +32,12 @@ func (c *Config) LoadMapping() (*mapping.Mapping, error) {
 	m, err := mapping.Load(c.MappingFile)
 	if err != nil {
 		return nil, fmt.Errorf("MAPPING_FILE: %w", err)
+	}
+	// Data Center (the PAT) names users by username, where ticketer sends
+	// Cloud's accountIds: every request with a requester would fail.
+	if c.JiraPAT != "" && m.HasRequester() {
+		return nil, config.Errorf("MAPPING_FILE", "requester is not supported with JIRA_PAT: Jira Data Center names users by username, and ticketer sends "+
+			"Jira Cloud accountIds (raiseOnBehalfOf, reporter); remove requester (and reporter: requester) from %s", c.MappingFile)
 	}
 	return m, nil
 }
