@@ -186,6 +186,12 @@ type Options struct {
 	// Atlassian documents neither form. Runtime: Update.
 	RequestTypeForm string
 
+	// JSMErrorsByName words a JSM request's field errors by field name,
+	// "Please provide a valid value for field 'Department'", as public
+	// reports of real sites show them; JSM documents only errorMessage
+	// (translated), no per-field structure. Off: "customfield_10073: …".
+	JSMErrorsByName bool
+
 	// Customers are accounts that exist before the sandbox starts (an
 	// empty AccountID gets one generated; AccountType "" = "customer").
 	Customers []Account

@@ -171,7 +171,7 @@ func (s *Server) issuePolicy() issues.Policy {
 		SearchDelay: o.SearchDelay, ShuffleBulk: o.ShuffleBulk, DenyCreate: o.DenyCreate, BulkFetchErrors: o.BulkFetchErrors, DataCenter: o.DataCenter,
 		StrictCustomers: o.StrictCustomers, DeskAccess: o.DeskAccess,
 		RestrictedAddsCustomer: o.RestrictedAddsCustomer, NotCustomerStatus: o.NotCustomerStatus,
-		RequestTypeForm: o.RequestTypeForm,
+		RequestTypeForm: o.RequestTypeForm, JSMErrorsByName: o.JSMErrorsByName,
 	}
 }
 

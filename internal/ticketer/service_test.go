@@ -172,41 +172,59 @@ func TestBadRowsAreDeadLetteredAndTheRestFlows(t *testing.T) {
 // TestJiraRejectionIsDeadLetteredWithFieldNames sends a value the mapping
 // cannot catch (Jira changed its options after meta was fetched) so that
 // Jira's own 400 is what dead-letters it.
+// TestJiraRejectionIsDeadLetteredWithFieldNames: a value Jira refuses is
+// dead-lettered naming the field by id and name, whether Jira names it by
+// id (the platform API's errors map) or, as JSM sites word it, by name in
+// one sentence.
 func TestJiraRejectionIsDeadLetteredWithFieldNames(t *testing.T) {
-	h := newHarness(t, jirasandbox.Options{})
-	jc, err := jira.New(jira.Options{URL: h.URL, Email: ticketertest.Email, APIToken: ticketertest.Token, APIVersion: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := mapping.Load(h.Env["MAPPING_FILE"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := stream.EnsureTickets(context.Background(), h.JS, stream.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A Jira whose meta claims "Astrology" is allowed: the sandbox refuses it.
-	lying := &fakeMetaJira{Client: jc, extra: "Astrology"}
-	tickets := stream.Tickets{KV: kv}
-	p, err := ticketing.New(ticketing.Config{Jira: lying, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: h.JS,
-		BatchSize: 50, Concurrency: 1, ReconcileDelay: time.Second, JiraTimeout: time.Second, RetryWindow: 5 * time.Second, MaxFailures: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	samples, _ := form.Samples()
-	ev := ticketertest.Event(form.WithValue(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0)
-	data, _ := stream.Marshal(ev)
-	out := p.Process(context.Background(), []ticketing.Item{{Data: data, Stream: stream.Forms, Seq: 7, Delivery: 1, Subject: ticketertest.FormSubject}})
-	if out[0].Status != ticketing.StatusDeadLettered || out[0].DeadLetter.Reason != stream.ReasonJiraRejected {
-		t.Fatalf("outcome %+v", out[0])
-	}
-	fe := strings.Join(out[0].DeadLetter.FieldErrors, "|")
-	if !strings.Contains(fe, "customfield_10073 (Department)") {
-		t.Errorf("field errors %q do not name id and name", fe)
-	}
-	if r, _, _ := (stream.Tickets{KV: kv}).Get(context.Background(), ev.GetHash()); r != nil {
-		t.Errorf("claim of a rejected event kept: %+v", r)
+	for _, tc := range []struct {
+		name, mapping string
+		opts          jirasandbox.Options
+	}{
+		{"platform", "", jirasandbox.Options{}},
+		{"jsm, by id", "../../deploy/mapping-jsm.yaml", jirasandbox.Options{}},
+		{"jsm, by name", "../../deploy/mapping-jsm.yaml", jirasandbox.Options{JSMErrorsByName: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.opts)
+			if tc.mapping != "" {
+				h.Env["MAPPING_FILE"], _ = filepath.Abs(tc.mapping)
+			}
+			m, err := mapping.Load(h.Env["MAPPING_FILE"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			jc, err := jira.New(jira.Options{URL: h.URL, Email: ticketertest.Email, APIToken: ticketertest.Token, APIVersion: m.APIVersion()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kv, err := stream.EnsureTickets(context.Background(), h.JS, stream.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A Jira whose meta claims "Astrology" is allowed: the sandbox refuses it.
+			lying := &fakeMetaJira{Client: jc, extra: "Astrology"}
+			tickets := stream.Tickets{KV: kv}
+			p, err := ticketing.New(ticketing.Config{Jira: lying, Mapping: m, Records: tickets, LabelJobs: tickets, DeadLetters: h.JS,
+				BatchSize: 50, Concurrency: 1, ReconcileDelay: time.Second, JiraTimeout: time.Second, RetryWindow: 5 * time.Second, MaxFailures: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			samples, _ := form.Samples()
+			ev := ticketertest.Event(form.WithValue(samples[1].Columns(), "departmentname", form.Text("Astrology")), 0)
+			data, _ := stream.Marshal(ev)
+			out := p.Process(context.Background(), []ticketing.Item{{Data: data, Stream: stream.Forms, Seq: 7, Delivery: 1, Subject: ticketertest.FormSubject}})
+			if out[0].Status != ticketing.StatusDeadLettered || out[0].DeadLetter.Reason != stream.ReasonJiraRejected {
+				t.Fatalf("outcome %+v", out[0])
+			}
+			fe := strings.Join(out[0].DeadLetter.FieldErrors, "|")
+			if !strings.Contains(fe, "customfield_10073 (Department)") {
+				t.Errorf("field errors %q do not name id and name", fe)
+			}
+			if r, _, _ := (stream.Tickets{KV: kv}).Get(context.Background(), ev.GetHash()); r != nil {
+				t.Errorf("claim of a rejected event kept: %+v", r)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -228,15 +229,44 @@ func fieldErrors(err error, meta *ticket.Meta) []string {
 	if !errors.As(err, &ae) {
 		return nil
 	}
+	byID := ae.FieldErrors
+	if len(byID) == 0 {
+		byID = namedFields(ae.Messages, meta)
+	}
 	var out []string
-	for _, id := range slices.Sorted(maps.Keys(ae.FieldErrors)) {
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
 		name := id
 		if meta != nil {
 			if fm, ok := meta.Fields[id]; ok && fm.Name != "" {
 				name = fm.Name
 			}
 		}
-		out = append(out, fmt.Sprintf("%s (%s): %s", id, name, ae.FieldErrors[id]))
+		out = append(out, fmt.Sprintf("%s (%s): %s", id, name, byID[id]))
+	}
+	return out
+}
+
+// namedFields finds the fields a message names in quotes, as JSM sites
+// word a refused request ("… valid value for field 'Department'"): JSM's
+// errors carry one translated sentence, no field ids. Each field gets the
+// sentence that names it.
+func namedFields(msgs []string, meta *ticket.Meta) map[string]string {
+	out := map[string]string{}
+	if meta == nil {
+		return out
+	}
+	for _, msg := range msgs {
+		var sentences []string
+		for _, part := range strings.FieldsFunc(msg, func(r rune) bool { return r == ';' || r == '\n' }) {
+			sentences = append(sentences, strings.Split(part, ". ")...)
+		}
+		for _, sentence := range sentences {
+			for id, fm := range meta.Fields {
+				if fm.Name != "" && (strings.Contains(sentence, "'"+fm.Name+"'") || strings.Contains(sentence, `"`+fm.Name+`"`)) {
+					out[id] = strings.TrimSpace(sentence)
+				}
+			}
+		}
 	}
 	return out
 }

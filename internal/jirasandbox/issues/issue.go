@@ -108,6 +108,9 @@ type Policy struct {
 	// RequestTypeForm restricts the Customer Request Type's accepted value
 	// to one form: RequestTypeFormID or RequestTypeFormPortalKey ("" = both).
 	RequestTypeForm string
+	// JSMErrorsByName words a request's field errors as JSM sites are seen
+	// to: by the field's name ("… for field 'Department'"), not its id.
+	JSMErrorsByName bool
 }
 
 // Forms of the Customer Request Type value on create. Atlassian's

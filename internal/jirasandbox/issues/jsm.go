@@ -1,6 +1,7 @@
 package issues
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"net/http"
@@ -117,8 +118,12 @@ func (s *Service) HandleCreateRequest(w http.ResponseWriter, r *http.Request) {
 		ids := slices.Sorted(maps.Keys(errs))
 		parts := make([]string, len(ids))
 		key := "sd.validation.request.creation.failure.required.field"
+		names := s.cat.FieldNames()
 		for i, id := range ids {
 			parts[i] = id + ": " + errs[id]
+			if pol.JSMErrorsByName {
+				parts[i] = fmt.Sprintf("Please provide a valid value for field '%s'", cmp.Or(names[id], id))
+			}
 			if !strings.HasSuffix(errs[id], " is required.") && errs[id] != catalog.MsgSummaryMissing {
 				key = "sd.validation.request.creation.failure"
 			}
