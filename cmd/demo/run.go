@@ -106,7 +106,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer ns.Shutdown()
 
-	sandbox := jirasandbox.New(jirasandbox.Options{Email: demoEmail, APIToken: demoToken, StateFile: filepath.Join(dir, "jira-sandbox.json")})
+	// As Jira Cloud behaves: search lags behind creates, bulk answers come
+	// in any order, raiseOnBehalfOf must be a customer's accountId.
+	sandbox := jirasandbox.New(jirasandbox.Options{Email: demoEmail, APIToken: demoToken, StateFile: filepath.Join(dir, "jira-sandbox.json"),
+		SearchDelay: 150 * time.Millisecond, ShuffleBulk: true, StrictCustomers: true})
 	jiraURL, stopJira, err := serve(o.jiraAddr, sandbox)
 	if err != nil {
 		return fmt.Errorf("jira sandbox: %w", err)

@@ -198,7 +198,7 @@ func TestLeastPrivilegeNATSPipeline(t *testing.T) {
 	db := capturetest.NewOn(t, pg, u.ns, capture.Run)
 	db.Vars = u.as("capture", db.Vars)
 	db.Start()
-	sb := jirasandbox.New(jirasandbox.Options{Email: ticketertest.Email, APIToken: ticketertest.Token})
+	sb := jirasandbox.New(ticketertest.Realistic(jirasandbox.Options{Email: ticketertest.Email, APIToken: ticketertest.Token}))
 	jira := httptest.NewServer(sb)
 	t.Cleanup(jira.Close)
 	tenv := u.as("ticketer", map[string]string{

@@ -24,6 +24,7 @@ import (
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/ticket"
+	"github.com/cowjacket/formjira/internal/ticketer/ticketertest"
 )
 
 // pg is the package's one PostgreSQL server; every test gets its own
@@ -61,7 +62,7 @@ func mappingFile(tb testing.TB, name string) string {
 func sandbox(tb testing.TB, opts jirasandbox.Options) (*jirasandbox.Server, string) {
 	tb.Helper()
 	opts.Email, opts.APIToken = jiraEmail, jiraToken
-	sb := jirasandbox.New(opts)
+	sb := jirasandbox.New(ticketertest.Realistic(opts))
 	srv := httptest.NewServer(sb)
 	tb.Cleanup(srv.Close)
 	return sb, srv.URL

@@ -186,6 +186,10 @@ type Options struct {
 	// Atlassian documents neither form. Runtime: Update.
 	RequestTypeForm string
 
+	// Lenient marks options a test harness must take as given, not made
+	// Cloud-realistic (ticketertest.Realistic); the sandbox ignores it.
+	Lenient bool
+
 	// JSMErrorsByName words a JSM request's field errors by field name,
 	// "Please provide a valid value for field 'Department'", as public
 	// reports of real sites show them; JSM documents only errorMessage

@@ -304,7 +304,7 @@ func TestFlakyJiraCreatesEveryTicketOnce(t *testing.T) {
 		{"jsm-5xx", jirasandbox.Options{Error5xxRate: 0.2, Seed: 3}, true, 20},
 		{"jsm-created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.3, Seed: 4, SearchDelay: 100 * time.Millisecond}, true, 20},
 		// Jira Data Center (REST v2): no enhanced search, no bulkfetch.
-		{"data-center-created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.2, Seed: 5, DataCenter: true}, false, 50},
+		{"data-center-created-but-500", jirasandbox.Options{CreatedBut500Rate: 0.2, Seed: 6, DataCenter: true}, false, 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

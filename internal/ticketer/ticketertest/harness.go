@@ -85,12 +85,35 @@ func (h *Harness) serve(w http.ResponseWriter, r *http.Request) {
 
 // New starts nats-server (with FORMS, FORMS_DLQ and FORMS_TICKETS) and the
 // sandbox; the environment points the service at both.
+// Realistic is opts with what Jira Cloud always does and a product must
+// cope with, unless a test asks otherwise: search lags behind writes (by
+// SearchLag when opts sets none), bulk create answers in any order, and
+// raiseOnBehalfOf must be a customer's accountId. A test that needs the
+// permissive sandbox sets Lenient.
+func Realistic(opts jirasandbox.Options) jirasandbox.Options {
+	if opts.Lenient {
+		return opts
+	}
+	if opts.SearchDelay == 0 {
+		opts.SearchDelay = SearchLag
+	}
+	opts.ShuffleBulk = true
+	opts.StrictCustomers = true
+	return opts
+}
+
+// SearchLag is the harness's default search lag: short enough for
+// RECONCILE_DELAY's 300 ms, long enough that a read right after a write
+// misses it.
+const SearchLag = 150 * time.Millisecond
+
 func New(t *testing.T, opts jirasandbox.Options) *Harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: real nats-server and Jira sandbox")
 	}
 	opts.Email, opts.APIToken = Email, Token
+	opts = Realistic(opts)
 	h := &Harness{T: t, NS: localnats.StartTB(t), SB: jirasandbox.New(opts), Logs: &testsupport.Buffer{}}
 	srv := httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(srv.Close)
