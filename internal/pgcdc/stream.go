@@ -144,8 +144,8 @@ func (s *Stream) Run(ctx context.Context, sink Sink) error {
 		streamed, err := s.session(ctx, sink)
 		if ctx.Err() != nil {
 			s.setState(StateStopped)
-			if errors.Is(context.Cause(ctx), ErrAbandon) {
-				return nil
+			if errors.Is(context.Cause(ctx), ErrAbandon) || !streamed {
+				return nil // stopped before streaming: nothing was in flight
 			}
 			return err // nil after a clean drain and final status
 		}

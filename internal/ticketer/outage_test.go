@@ -188,7 +188,11 @@ func TestShutdownDuringOutageCountsNoFailure(t *testing.T) {
 	evs := ticketertest.SampleEvents(t)[:8]
 	h.Publish(evs[0])
 	stop := h.Start()
-	h.WaitFor("the first ticket", 20*time.Second, func() bool { return len(h.SB.Issues()) == 1 })
+	// Settled, not only made in Jira: a read-back the outage broke would
+	// be a failure before any circuit opened.
+	h.WaitFor("the first ticket, settled", 20*time.Second, func() bool {
+		return len(h.SB.Issues()) == 1 && strings.Contains(h.Logs.String(), "batch complete: 1 successful")
+	})
 	h.SB.SetOutage(jirasandbox.Outage503)
 	h.Publish(evs[1:]...)
 	h.WaitFor("the circuit open", 10*time.Second, func() bool { return strings.Contains(h.Logs.String(), "JIRA UNREACHABLE") })
