@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,12 +28,14 @@ func ReadAll(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedCons
 		return err
 	}
 	done := false
+	var pending uint64 // what the last message said was still to come
 	// take hands a batch's messages to fn until done; it drains the rest.
 	take := func(b jetstream.MessageBatch) (int, error) {
 		n := 0
 		for m := range b.Messages() {
 			n++
 			if md, err := m.Metadata(); err == nil && !done {
+				pending = md.NumPending
 				done = md.Sequence.Stream > last || !fn(m) || md.Sequence.Stream >= last || md.NumPending == 0
 			}
 		}
@@ -62,9 +65,20 @@ func ReadAll(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedCons
 				return err
 			}
 		}
-		if done || n == 0 {
+		if done {
 			return nil
+		}
+		if n == 0 && pending == 0 {
+			return nil // nothing (more) in range
+		}
+		if n == 0 {
+			// Messages remain (the last page said so) but none came: a
+			// short list must not pass for the whole.
+			return fmt.Errorf("%w: %s delivered nothing more before its sequence %d (%d pending)", ErrIncomplete, info.Config.Name, last, pending)
 		}
 	}
 	return ctx.Err()
 }
+
+// ErrIncomplete: a read ended before the stream's last message.
+var ErrIncomplete = errors.New("stream read incomplete")
