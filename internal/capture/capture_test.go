@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 
 	"github.com/cowjacket/formjira/internal/capture/capturetest"
@@ -187,16 +188,12 @@ func TestHashFieldRenamedMidStreamStops(t *testing.T) {
 	c := e.Conn()
 	e.WaitStreaming(c)
 	ctx := context.Background()
-	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, emailaddress) VALUES ('a', 'a@example.com')`); err != nil {
-		t.Fatal(err)
-	}
+	insertAs(t, c, "emailaddress", "a")
 	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
 	e.Exec(`ALTER TABLE public.form_submissions RENAME COLUMN emailaddress TO email`)
-	for _, m := range []string{"b@example.com", "c@example.com", "d@example.com"} {
-		if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, email) VALUES ($1, $1)`, m); err != nil {
-			t.Fatal(err)
-		}
+	for _, who := range []string{"b", "c", "d"} {
+		insertAs(t, c, "email", who)
 	}
 	err, exited := r.Exited(20 * time.Second)
 	if !exited || !errors.Is(err, pgcdc.ErrStartup) || !strings.Contains(err.Error(), `HASH_FIELDS: column "emailaddress" is no longer in public.form_submissions`) {
@@ -207,9 +204,7 @@ func TestHashFieldRenamedMidStreamStops(t *testing.T) {
 	}
 	// Both names, the old first: the hashes stay as they were, so the
 	// first row submitted again after the rename is still a duplicate.
-	if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, email) VALUES ('a', 'a@example.com')`); err != nil {
-		t.Fatal(err)
-	}
+	insertAs(t, c, "email", "a")
 	e.With(t, map[string]string{"HASH_FIELDS": "emailaddress|email"}).Start()
 	waitMsgs(t, js, stream.Forms, 4, 20*time.Second)
 	time.Sleep(500 * time.Millisecond) // and not a fifth
@@ -219,6 +214,14 @@ func TestHashFieldRenamedMidStreamStops(t *testing.T) {
 	}
 	if n := streamMsgs(ctx, js, stream.Forms); len(hashes) != 4 || n != 4 {
 		t.Errorf("%d messages, %d distinct hashes; want the 4 requests, the repeat of the first collapsed", n, len(hashes))
+	}
+}
+
+// insertAs inserts a row of who, with who@example.com in column col.
+func insertAs(t *testing.T, c *pgx.Conn, col, who string) {
+	t.Helper()
+	if _, err := c.Exec(context.Background(), `INSERT INTO public.form_submissions (newusername, `+col+`) VALUES ($1, $1 || '@example.com')`, who); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -233,20 +236,13 @@ func TestRenamedWhileCaptureWasDown(t *testing.T) {
 	r := e.Start()
 	c := e.Conn()
 	e.WaitStreaming(c)
-	ctx := context.Background()
-	insert := func(col, who string) {
-		t.Helper()
-		if _, err := c.Exec(ctx, `INSERT INTO public.form_submissions (newusername, `+col+`) VALUES ($1, $1 || '@example.com')`, who); err != nil {
-			t.Fatal(err)
-		}
-	}
-	insert("emailaddress", "a")
+	insertAs(t, c, "emailaddress", "a")
 	js := e.JS()
 	waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
 	r.Stop(t)
-	insert("emailaddress", "b")
+	insertAs(t, c, "emailaddress", "b")
 	e.Exec(`ALTER TABLE public.form_submissions RENAME COLUMN emailaddress TO email`)
-	insert("email", "c")
+	insertAs(t, c, "email", "c")
 
 	err, exited := e.With(t, map[string]string{"HASH_FIELDS": "email"}).Start().Exited(20 * time.Second)
 	if !exited || !errors.Is(err, pgcdc.ErrStartup) || !strings.Contains(err.Error(), `HASH_FIELDS=email|new_name`) && !strings.Contains(err.Error(), `list both names, old first`) {
