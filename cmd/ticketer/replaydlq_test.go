@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +58,9 @@ func TestFormsReplayKeepsEveryDeadLetter(t *testing.T) {
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
-		_, _ = h.cmd("replay", "--from-seq", "1")
+		if out, err := h.cmd("replay", "--from-seq", "1"); err == nil || !strings.Contains(out, "2 still failing") {
+			t.Fatalf("replay of two undecodable events: %v\n%s", err, out)
+		}
 		seen := map[uint64]bool{}
 		for _, m := range h.DLQ() {
 			seen[stream.ParseDeadLetter(nats.Header(m.Header)).OrigSeq] = true
@@ -79,7 +82,9 @@ func TestFormsReplayLeavesCaptureDeadLetters(t *testing.T) {
 	cut := stream.DeadLetter{Reason: stream.ReasonTooLarge, Error: "too large", Hash: bad.GetHash(), DeadLetteredBy: "capture", Attempts: 1}
 	h.publishRaw(cut.Msg(stream.DLQCapture, []byte(`{"hash":"`+bad.GetHash()+`","columns":[]}`)))
 	h.Publish(bad)
-	_, _ = h.cmd("replay", "--from-seq", "1")
+	if out, err := h.cmd("replay", "--from-seq", "1"); err == nil || !strings.Contains(out, "1 still failing") {
+		t.Fatalf("replay of the still failing request: %v\n%s", err, out)
+	}
 	var capture, ticketer int
 	for _, m := range h.DLQ() {
 		switch m.Subject {
@@ -98,9 +103,16 @@ func TestFormsReplayLeavesCaptureDeadLetters(t *testing.T) {
 }
 
 // TestForcedReplayForcesARequestOnce: FORMS holding a request twice (a
-// backfill after the duplicate window), a --force replay in batches of one
-// re-creates its ticket once, not once per copy.
+// backfill after the duplicate window), a --force replay re-creates its
+// ticket once, not once per copy, whether the copies fall in one batch or
+// two.
 func TestForcedReplayForcesARequestOnce(t *testing.T) {
+	for _, batch := range []string{"1", "50"} { // the copies in two batches, in one
+		t.Run("batch "+batch, func(t *testing.T) { forcedOnce(t, batch) })
+	}
+}
+
+func forcedOnce(t *testing.T, batch string) {
 	h := newHarness(t, jirasandbox.Options{})
 	ev := ticketertest.SampleEvents(t)[0]
 	h.Publish(ev)
@@ -115,7 +127,7 @@ func TestForcedReplayForcesARequestOnce(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	h.Env["BATCH_SIZE"] = "1"
+	h.Env["BATCH_SIZE"] = batch
 	h.mustCmd("replay", "--from-seq", "1", "--force")
 	if n := len(h.SB.Issues()); n != 2 {
 		t.Errorf("%d tickets after a forced replay of one request held twice, want 2 (the first and the forced one)", n)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/cowjacket/formjira/internal/alert"
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
+	"github.com/cowjacket/formjira/internal/testsupport"
 )
 
 type sent struct {
@@ -54,10 +56,7 @@ func TestSharedAlertsOneReplicaAnnounces(t *testing.T) {
 	total := func() int { return outs[0].count() + outs[1].count() + outs[2].count() }
 	settle := func(want int, what string) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for total() < want && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
+		testsupport.WaitFor(t, what, 5*time.Second, func() bool { return total() >= want })
 		time.Sleep(100 * time.Millisecond) // and no more than want
 		if n := total(); n != want {
 			t.Fatalf("%s: %d sent in all, want %d", what, n, want)
@@ -159,7 +158,8 @@ func TestSharedAlertsResolvedReachesTheWire(t *testing.T) {
 		reps[1].Notify(up) // B sees Jira back first
 		wait()
 		reps[0].Notify(up)
-		wait()
+		testsupport.WaitFor(t, "the firing and the RESOLVED", 5*time.Second, func() bool { return len(sinks[0].all())+len(sinks[1].all()) >= 2 })
+		wait() // and no more
 		a, b := sinks[0].all(), sinks[1].all()
 		if len(a) != 1 || len(b) != 1 || !strings.Contains(b[0], "RESOLVED") {
 			t.Errorf("A sent %q, B sent %q; want A the firing, B the RESOLVED", a, b)
@@ -178,9 +178,30 @@ func TestSharedAlertsResolvedReachesTheWire(t *testing.T) {
 		wait()
 		s.attach(kv)
 		s.Notify(up)
-		wait()
+		testsupport.WaitFor(t, "the RESOLVED", 5*time.Second, func() bool { return len(sink.all()) >= 2 })
 		if got := sink.all(); len(got) != 2 {
 			t.Errorf("sent %q, want the firing and its RESOLVED", got)
 		}
 	})
+}
+
+// TestSharedAlertsLoseNone: a storm beyond the claim queue is forwarded
+// unclaimed, and what is still queued when the claims end (shutdown) is
+// forwarded too: every alert reaches the sender.
+func TestSharedAlertsLoseNone(t *testing.T) {
+	out := &sent{}
+	s := newSharedAlerts(out, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const n = 100 // more than the queue holds
+	for i := range n {
+		s.Notify(alert.Alert{Kind: alert.BacklogGrowing, Summary: strconv.Itoa(i)})
+	}
+	if got := out.count(); got != n-cap(s.queue) {
+		t.Errorf("%d forwarded past a full queue, want %d", got, n-cap(s.queue))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // shutdown before the claims ran
+	s.run(ctx)
+	if got := out.count(); got != n {
+		t.Errorf("%d of %d alerts reached the sender", got, n)
+	}
 }
