@@ -131,6 +131,7 @@ func TestMaybeCreated(t *testing.T) {
 		{&APIError{Status: 500}, true},
 		{&APIError{Status: 400}, false},
 		{&APIError{Status: 429}, false},
+		{&APIError{Status: 408}, true}, // a proxy may time out after passing it on
 		{&APIError{Status: 401}, false},
 		{&APIError{Status: 201, Anonymous: true}, true}, // created for "anyone"
 		{&APIError{Status: 403, Anonymous: true}, false},

@@ -175,15 +175,18 @@ func Throttled(err error) bool {
 // MaybeCreated reports whether a failed create may nevertheless have
 // created the issue: a 5xx or a lost answer leaves the outcome unknown, as
 // does a success answered to an anonymous user (a project may let anyone
-// create issues), while 4xx (including 429) and a refused connection mean
-// Jira did nothing.
+// create issues). So does a 408: RFC 9110 §15.5.9 has the server give up
+// on an incomplete request, but a proxy in front of Jira may answer it
+// after passing the whole request on. Other 4xx (including 429) and a
+// refused connection mean Jira did nothing.
 func MaybeCreated(err error) bool {
 	if err == nil || errors.Is(err, ErrCircuitOpen) {
 		return false
 	}
 	var ae *APIError
 	if errors.As(err, &ae) {
-		return ae.Status >= 500 || ae.Anonymous && ae.Status >= 200 && ae.Status < 300
+		return ae.Status >= 500 || ae.Status == http.StatusRequestTimeout ||
+			ae.Anonymous && ae.Status >= 200 && ae.Status < 300
 	}
 	var te *transportError
 	if errors.As(err, &te) {
