@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -131,5 +132,37 @@ func forcedOnce(t *testing.T, batch string) {
 	h.mustCmd("replay", "--from-seq", "1", "--force")
 	if n := len(h.SB.Issues()); n != 2 {
 		t.Errorf("%d tickets after a forced replay of one request held twice, want 2 (the first and the forced one)", n)
+	}
+}
+
+// TestFormsReplayKeepsTheOldDeadLetterWhenTheNewOneFails: a FORMS replay of
+// a still failing event whose new dead letter FORMS_DLQ refuses (full, and
+// discarding new messages) says so and leaves the earlier dead letter in
+// place: the request is never left without one.
+func TestFormsReplayKeepsTheOldDeadLetterWhenTheNewOneFails(t *testing.T) {
+	h := newHarness(t, jirasandbox.Options{})
+	h.Publish(ticketertest.BadDepartment(t))
+	stop := h.Start()
+	h.WaitFor("the dead letter", 20*time.Second, func() bool { return len(h.DLQ()) == 1 && h.Pending() == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	old := h.DLQ()[0].Sequence
+	ctx := context.Background()
+	st, err := h.JS.Stream(ctx, stream.DLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgs, cfg.Discard = 1, jetstream.DiscardNew
+	if _, err := h.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.cmd("replay", "--from-seq", "1")
+	if err == nil || !strings.Contains(out, "not dead-lettered") {
+		t.Errorf("replay whose dead letter was refused: %v\n%s", err, out)
+	}
+	if dl := h.DLQ(); len(dl) != 1 || dl[0].Sequence != old {
+		t.Errorf("dead letters after the replay: %d (want the old one, DLQ %d, kept)", len(dl), old)
 	}
 }
