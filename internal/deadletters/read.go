@@ -58,10 +58,7 @@ func Get(ctx context.Context, st jetstream.Stream, seq uint64) (*Entry, error) {
 // delete) collapses into one entry.
 func Replace(ctx context.Context, pub Publisher, st jetstream.Stream, old *Entry, dl stream.DeadLetter) (uint64, error) {
 	od := old.DeadLetter
-	dl.Attempts = max(od.Attempts, 0) + 1
-	if !od.FirstFailure.IsZero() {
-		dl.FirstFailure = od.FirstFailure
-	}
+	Carry(&dl, od)
 	dl.OrigStream, dl.OrigSeq, dl.OrigSubject = od.OrigStream, od.OrigSeq, od.OrigSubject
 	dl.DeadLetteredBy = "ticketer"
 	m := dl.Msg(stream.DLQTicketer, old.Data)
@@ -77,6 +74,15 @@ func Replace(ctx context.Context, pub Publisher, st jetstream.Stream, old *Entry
 		return ack.Sequence, fmt.Errorf("remove the old dead letter: %w", err)
 	}
 	return ack.Sequence, nil
+}
+
+// Carry makes dl the next failure of the request od recorded: one
+// attempt more, od's first failure kept.
+func Carry(dl *stream.DeadLetter, od stream.DeadLetter) {
+	dl.Attempts = max(od.Attempts, 0) + 1
+	if !od.FirstFailure.IsZero() {
+		dl.FirstFailure = od.FirstFailure
+	}
 }
 
 // Publisher publishes to FORMS_DLQ (jetstream.JetStream has it).

@@ -406,10 +406,7 @@ func (r *Replayer) deadLetter(ctx context.Context, st jetstream.Stream, hash str
 	m := d.Msg(stream.DLQTicketer, it.Data)
 	if len(olds) > 0 {
 		if old, err := deadletters.Get(ctx, st, olds[0].seq); err == nil && old != nil {
-			d.Attempts = max(old.DeadLetter.Attempts, 0) + 1
-			if !old.DeadLetter.FirstFailure.IsZero() {
-				d.FirstFailure = old.DeadLetter.FirstFailure
-			}
+			deadletters.Carry(&d, old.DeadLetter)
 			m = d.Msg(stream.DLQTicketer, it.Data)
 			m.Header.Set(stream.HeaderReplayedFrom, strconv.FormatUint(old.Seq, 10))
 		}
