@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/pause"
 	"github.com/cowjacket/formjira/internal/stream"
 )
 
@@ -40,7 +41,7 @@ func restoreStreams(ctx context.Context, js jetstream.JetStream, sc stream.Confi
 			return
 		case <-missing:
 		}
-		if wait := restoreGap - time.Since(last); wait > 0 && !sleepCtx(ctx, wait) {
+		if wait := restoreGap - time.Since(last); wait > 0 && !pause.For(ctx, wait) {
 			return
 		}
 		last = time.Now()
@@ -56,16 +57,5 @@ func restoreStreams(ctx context.Context, js jetstream.JetStream, sc stream.Confi
 		}
 		log.Warn("no JetStream stream took the rows (deleted, or lost by the server): streams " + stream.Forms + " and " + stream.DLQ +
 			" made again; the rows waiting in the slot follow")
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

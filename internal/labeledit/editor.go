@@ -37,6 +37,7 @@ import (
 	"github.com/sethvargo/go-retry"
 
 	"github.com/cowjacket/formjira/internal/jira"
+	"github.com/cowjacket/formjira/internal/pause"
 	"github.com/cowjacket/formjira/internal/stream"
 )
 
@@ -322,7 +323,7 @@ func (l *Editor) edit(ctx context.Context, job stream.LabelJob, low bool, attemp
 		d = max(d, jira.RetryAfter(err))
 		l.cfg.Log.Warn("adding the ticket's labels failed; retrying", "hash", job.Hash, "jira_key", job.Key, "attempt", attempt,
 			"retry_in", d.String(), "err", err)
-		if !sleep(ctx, d) {
+		if !pause.For(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -357,17 +358,5 @@ func (l *Editor) done(ctx context.Context, job stream.LabelJob) {
 func (l *Editor) failure(class string) {
 	if l.cfg.Failures != nil {
 		l.cfg.Failures.WithLabelValues(class).Inc()
-	}
-}
-
-// sleep waits d; false if ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }

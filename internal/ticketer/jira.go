@@ -13,6 +13,7 @@ import (
 	"github.com/cowjacket/formjira/internal/config"
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/jirasite"
+	"github.com/cowjacket/formjira/internal/pause"
 	"github.com/cowjacket/formjira/internal/stats"
 	"github.com/cowjacket/formjira/internal/ticketing"
 )
@@ -97,7 +98,7 @@ func (s *service) waitForAuth(ctx context.Context) error {
 	s.authMu.Lock()
 	defer s.authMu.Unlock()
 	for s.authBroken.Load() {
-		if !sleepCtx(ctx, s.refused.next()) {
+		if !pause.For(ctx, s.refused.next()) {
 			return ctx.Err()
 		}
 		s.engine.InvalidateMeta()

@@ -288,15 +288,3 @@ func waitBounded(ctx context.Context, wait func() error, limit time.Duration, lo
 		return nil
 	}
 }
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

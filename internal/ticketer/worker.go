@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cowjacket/formjira/internal/pause"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticketing"
 )
@@ -37,7 +38,7 @@ func (s *service) work(ctx, workCtx context.Context) {
 				if consumerGone(err) {
 					s.restoreConsumer(ctx)
 				}
-				sleepCtx(ctx, 500*time.Millisecond)
+				pause.For(ctx, 500*time.Millisecond)
 			}
 			continue
 		}

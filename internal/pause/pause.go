@@ -1,0 +1,23 @@
+// Package pause waits for a while unless a context ends first: the
+// retry loops' one way to back off.
+package pause
+
+import (
+	"context"
+	"time"
+)
+
+// For waits d; false if ctx ended first (or had already).
+func For(ctx context.Context, d time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
