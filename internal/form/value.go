@@ -284,9 +284,14 @@ func Canonical(v *formsv1.Value) (s string, ok bool) {
 // such column. Column names compare exactly (PostgreSQL's quoted names are
 // case-sensitive: "Comments" is not comments).
 func Lookup(ev *formsv1.FormSubmission, name string) *formsv1.Value {
+	return LookupColumn(ev, name).GetValue()
+}
+
+// LookupColumn is Lookup's column, its PostgreSQL type included.
+func LookupColumn(ev *formsv1.FormSubmission, name string) *formsv1.Column {
 	for _, c := range ev.GetColumns() {
 		if c.GetName() == name {
-			return c.GetValue()
+			return c
 		}
 	}
 	return nil

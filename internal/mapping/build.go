@@ -296,7 +296,8 @@ func (b *builder) field(spec fieldSpec) (any, bool) {
 		b.problem(spec.Field, spec.Column, "not a field of the target's create screen (unknown id, or not on the screen; run ticketer check)")
 		return nil, false
 	}
-	v := form.Lookup(b.ev, spec.Column)
+	col := form.LookupColumn(b.ev, spec.Column)
+	v := col.GetValue()
 	if v == nil {
 		b.problem(spec.Field, spec.Column, "column is not in the event (misspelt? column names are case-sensitive)")
 		return nil, false
@@ -304,7 +305,7 @@ func (b *builder) field(spec fieldSpec) (any, bool) {
 	raw, notNull := form.Canonical(v)
 	required := spec.Required || (fm.Required && !fm.HasDefault)
 
-	out, empty, msg := b.convert(spec, fm, v, raw)
+	out, empty, msg := b.convert(spec, fm, v, raw, col.GetPgType())
 	switch {
 	case msg != "":
 		b.problem(spec.Field, spec.Column, "%s", msg)
@@ -323,7 +324,8 @@ func (b *builder) field(spec fieldSpec) (any, bool) {
 }
 
 // convert turns a column value into the JSON Jira takes for spec.Type.
-func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value, raw string) (out any, empty bool, msg string) {
+// pgType tells a wall clock (timestamp without time zone) from an instant.
+func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value, raw, pgType string) (out any, empty bool, msg string) {
 	jsm := b.m.mode == ModeJSM
 	wiki := !b.m.adf()
 	switch spec.Type {
@@ -421,7 +423,7 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 			return nil, true, ""
 		}
 		if ts, ok := v.Kind.(*formsv1.Value_Timestamp); ok {
-			return ts.Timestamp.AsTime().UTC().Format(time.DateOnly), false, ""
+			return instant(ts, pgType, spec.Zone).Format(time.DateOnly), false, ""
 		}
 		d, err := time.Parse(time.DateOnly, s)
 		if err != nil {
@@ -434,7 +436,10 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 		if s == "" {
 			return nil, true, ""
 		}
-		t, ok := parseDateTime(s)
+		t, ok := parseDateTime(s, spec.Zone)
+		if ts, isTS := v.Kind.(*formsv1.Value_Timestamp); isTS {
+			t, ok = instant(ts, pgType, spec.Zone), true
+		}
 		if !ok {
 			return nil, false, fmt.Sprintf("%q is not a date and time (want e.g. 2025-10-28T09:30:00Z)", s)
 		}
@@ -476,17 +481,34 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 // jsonNumber is JSON's number grammar (RFC 8259 §6).
 var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$`)
 
+// instant is a timestamp value in zone (UTC when nil). A timestamp without
+// time zone is a wall clock (capture carries it as if in UTC), so it is
+// read as that wall clock in zone; a timestamptz is an instant, shown there.
+func instant(ts *formsv1.Value_Timestamp, pgType string, zone *time.Location) time.Time {
+	t := ts.Timestamp.AsTime().UTC()
+	switch {
+	case zone == nil:
+		return t
+	case pgType == "timestamp":
+		return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), zone)
+	}
+	return t.In(zone)
+}
+
 // parseDateTime accepts RFC 3339 (what a timestamp column carries), Jira's
 // own layout, PostgreSQL's text form and a bare date (midnight); no zone
-// means UTC.
-func parseDateTime(s string) (time.Time, bool) {
+// in the text means zone (UTC when nil), and the time is shown there.
+func parseDateTime(s string, zone *time.Location) (time.Time, bool) {
+	if zone == nil {
+		zone = time.UTC
+	}
 	// PostgreSQL writes a whole-hour offset as +02 (and fractions only
 	// when there are any); an HTML datetime-local input sends 2025-10-28T09:30.
 	for _, layout := range []string{time.RFC3339Nano, JiraDateTime, "2006-01-02T15:04:05-0700",
 		"2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999Z07", "2006-01-02 15:04:05.999999999",
 		"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04", time.DateOnly} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), true
+		if t, err := time.ParseInLocation(layout, s, zone); err == nil {
+			return t.In(zone), true
 		}
 	}
 	return time.Time{}, false

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+	"time"
+	_ "time/tzdata" // timezone: names resolve without the system's zone files
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
@@ -83,6 +85,9 @@ type fieldSpec struct {
 	Required  bool
 	Separator string
 	Escape    bool // v2/JSM: backslash-escape wiki markup (text only; textarea always)
+	// Zone (date and datetime, nil = UTC): the date of an instant is taken
+	// there, and a wall clock without an offset is read there.
+	Zone *time.Location
 }
 
 // Mode is how tickets are created.
@@ -186,10 +191,11 @@ type rawField struct {
 	Required  bool
 	Separator *string
 	Escape    *bool
+	Timezone  *string
 	line      int
 }
 
-var rawFieldKeys = []string{"column", "field", "type", "required", "separator", "escape"}
+var rawFieldKeys = []string{"column", "field", "type", "required", "separator", "escape", "timezone"}
 
 // UnmarshalYAML keeps the entry's line for error messages and refuses
 // unknown keys (a misspelt "requird: true" must not be silently ignored).
@@ -209,11 +215,12 @@ func (f *rawField) UnmarshalYAML(n *yaml.Node) error {
 		Required  bool    `yaml:"required"`
 		Separator *string `yaml:"separator"`
 		Escape    *bool   `yaml:"escape"`
+		Timezone  *string `yaml:"timezone"`
 	}
 	if err := n.Decode(&plain); err != nil {
 		return err
 	}
-	*f = rawField{plain.Column, plain.Field, plain.Type, plain.Required, plain.Separator, plain.Escape, n.Line}
+	*f = rawField{plain.Column, plain.Field, plain.Type, plain.Required, plain.Separator, plain.Escape, plain.Timezone, n.Line}
 	return nil
 }
 
@@ -222,6 +229,26 @@ var (
 	numericID      = regexp.MustCompile(`^[0-9]+$`)
 	projectKey     = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 )
+
+// zone reads a field's timezone: an IANA name (the zone database is built
+// in, so a container without one works), for date and datetime only.
+func (p *parser) zone(i int, f rawField) *time.Location {
+	if t := fieldType(f.Type); t != typeDate && t != typeDatetime {
+		p.fieldErrorf(i, f, "timezone: only for date and datetime")
+		return nil
+	}
+	name := *f.Timezone
+	if name == "" || name == "Local" {
+		p.fieldErrorf(i, f, "timezone: %q is not a time zone (want an IANA name such as Europe/Berlin, or UTC)", name)
+		return nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		p.fieldErrorf(i, f, "timezone: %q is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)", name)
+		return nil
+	}
+	return loc
+}
 
 // Parse parses and validates a mapping. Every problem is reported, on one
 // line, each naming the key and its line.
@@ -417,6 +444,9 @@ func (p *parser) build(raw *rawMapping) *Mapping {
 				p.fieldErrorf(i, f, "escape: only for type text (textareas and description are always made literal)")
 			}
 			spec.Escape = *f.Escape
+		}
+		if f.Timezone != nil {
+			spec.Zone = p.zone(i, f)
 		}
 		m.fields = append(m.fields, spec)
 	}

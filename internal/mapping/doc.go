@@ -38,9 +38,14 @@
 //	select|radio  {"value": "<Jira's spelling>"}; jsm {"id": "<option id>"}
 //	checkboxes|multiselect  array of the same, split at separator
 //	date          "YYYY-MM-DD"
-//	datetime      "2006-01-02T15:04:05.000-0700" (UTC)
+//	datetime      "2006-01-02T15:04:05.000-0700" (UTC, or the field's timezone)
 //	labels        array of strings, split at separator, spaces → "-"
 //	user          {"accountId": "<column value>"}
+//
+// A date or datetime field may name a timezone (an IANA name such as
+// Europe/Berlin; default UTC): a timestamptz's date is its date there (23:30
+// UTC is tomorrow in Berlin), and a wall clock without an offset — a
+// timestamp column, an HTML datetime-local value — is read as that zone's.
 //
 // ticket.Option values match Jira's allowed values ignoring case and spacing and
 // are sent with Jira's spelling; anything else makes the row unmappable
