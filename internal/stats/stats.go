@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/sethvargo/go-retry"
 
 	"github.com/cowjacket/formjira/internal/stream"
 )
@@ -180,27 +181,57 @@ func (r *Recorder) DailySummaries(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		day := next.Add(-summaryGrace - time.Hour).Format(dayFormat)
-		if err := r.logSummary(ctx, day); err != nil && ctx.Err() == nil {
-			r.log.Warn("daily summary failed", "day", day, "err", err)
-		}
+		r.summary(ctx, next.Add(-summaryGrace-time.Hour).Format(dayFormat))
 	}
 }
 
-// logSummary logs day's summary unless another replica already did.
-func (r *Recorder) logSummary(ctx context.Context, day string) error {
+// summary logs day's summary, retrying a failed claim or read (NATS away
+// at midnight) for up to summaryRetryFor: a won claim must not leave the
+// day unlogged.
+func (r *Recorder) summary(ctx context.Context, day string) {
+	var c summaryClaim
+	b := retry.WithMaxDuration(summaryRetryFor, retry.WithCappedDuration(time.Minute, retry.NewExponential(time.Second)))
+	err := retry.Do(ctx, b, func(ctx context.Context) error {
+		if err := r.logSummary(ctx, day, &c); err != nil {
+			r.log.Warn("daily summary not logged yet; retrying", "day", day, "err", err)
+			return retry.RetryableError(err)
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn("daily summary failed", "day", day, "err", err)
+	}
+}
+
+// summaryRetryFor bounds the retries of a day's summary.
+const summaryRetryFor = time.Hour
+
+// summaryClaim is where one replica's attempts at a day's summary are.
+type summaryClaim struct {
+	won   bool // this replica logs the day: only the read is left
+	tried bool // a claim went unanswered: stored or not, it may be ours
+}
+
+// logSummary logs day's summary unless another replica claimed it first.
+func (r *Recorder) logSummary(ctx context.Context, day string, c *summaryClaim) error {
 	if err := r.Flush(ctx); err != nil {
 		r.log.Warn("daily counters not saved before the summary", "err", err)
 	}
-	m := nats.NewMsg(stream.StatSubject(day, statSummaries))
-	m.Header.Set("Nats-Incr", "+1")
-	m.Header.Set(nats.MsgIdHdr, "summary:"+day)
-	ack, err := r.js.PublishMsg(ctx, m)
-	if err != nil {
-		return fmt.Errorf("claim the summary of %s: %w", day, err)
-	}
-	if ack.Duplicate {
-		return nil // another replica logs it
+	if !c.won {
+		m := nats.NewMsg(stream.StatSubject(day, statSummaries))
+		m.Header.Set("Nats-Incr", "+1")
+		m.Header.Set(nats.MsgIdHdr, "summary:"+day)
+		ack, err := r.js.PublishMsg(ctx, m)
+		if err != nil {
+			c.tried = true
+			return fmt.Errorf("claim the summary of %s: %w", day, err)
+		}
+		// A duplicate after an unanswered claim of ours may be that claim:
+		// logging it twice (with another replica) beats not at all.
+		if ack.Duplicate && !c.tried {
+			return nil // another replica logs it
+		}
+		c.won = true
 	}
 	t, _ := time.Parse(dayFormat, day)
 	days, err := Read(ctx, r.js, t, 1)

@@ -104,12 +104,29 @@ func TestRecordersOfTwoReplicas(t *testing.T) {
 	r1.log = slog.New(slog.NewJSONHandler(&logs, nil))
 	r2.log = r1.log
 	for _, r := range []*Recorder{r1, r2} {
-		if err := r.logSummary(ctx, yesterday.Format(dayFormat)); err != nil {
+		if err := r.logSummary(ctx, yesterday.Format(dayFormat), &summaryClaim{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	want := days[0].Line()
 	if n := strings.Count(logs.String(), `"msg":"daily summary `); n != 1 || !strings.Contains(logs.String(), want) {
 		t.Errorf("%d daily summary lines (want 1 with %q):\n%s", n, want, logs.String())
+	}
+
+	// A retry after a won claim whose read failed, and one after a claim
+	// left unanswered (it may have been stored): both log, though the
+	// claim is now a duplicate; a fresh one does not.
+	for _, tc := range []struct {
+		claim summaryClaim
+		logs  int
+	}{{summaryClaim{won: true}, 1}, {summaryClaim{tried: true}, 1}, {summaryClaim{}, 0}} {
+		logs.Reset()
+		c := tc.claim
+		if err := r2.logSummary(ctx, yesterday.Format(dayFormat), &c); err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(logs.String(), `"msg":"daily summary `); n != tc.logs || c.won != (tc.logs == 1) {
+			t.Errorf("retry from %+v: %d lines, claim now %+v; want %d", tc.claim, n, c, tc.logs)
+		}
 	}
 }
