@@ -192,29 +192,36 @@ func (r *Recorder) summary(ctx context.Context, day string) {
 	var c summaryClaim
 	b := retry.WithMaxDuration(summaryRetryFor, retry.WithCappedDuration(time.Minute, retry.NewExponential(time.Second)))
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
-		if err := r.logSummary(ctx, day, &c); err != nil {
-			r.log.Warn("daily summary not logged yet; retrying", "day", day, "err", err)
-			return retry.RetryableError(err)
+		err := r.logSummary(ctx, day, &c)
+		if err != nil && ctx.Err() == nil && c.attempts%10 == 1 { // the first failure, then every tenth
+			r.log.Warn("daily summary not logged yet; retrying", "day", day, "attempt", c.attempts, "err", err)
 		}
-		return nil
+		return retry.RetryableError(err)
 	})
 	if err != nil && ctx.Err() == nil {
-		r.log.Warn("daily summary failed", "day", day, "err", err)
+		r.log.Warn("daily summary failed", "day", day, "attempts", c.attempts, "err", err)
 	}
 }
 
-// summaryRetryFor bounds the retries of a day's summary.
-const summaryRetryFor = time.Hour
+// summaryRetryFor bounds the retries of a day's summary, well inside
+// FORMS_STATS' duplicate window (an hour), which keeps retried claims one.
+const summaryRetryFor = 30 * time.Minute
 
 // summaryClaim is where one replica's attempts at a day's summary are.
 type summaryClaim struct {
-	won   bool // this replica logs the day: only the read is left
-	tried bool // a claim went unanswered: stored or not, it may be ours
+	attempts int
+	won      bool // this replica logs the day: only the read is left
 }
 
 // logSummary logs day's summary unless another replica claimed it first.
+// The claim is a deduplicated increment: the replica whose increment made
+// the counter 1 logs. A claim of ours stored but unanswered comes back as
+// a duplicate and nobody logs the line (`ticketer stats` still has the
+// day): counting it ours would have every replica log after an outage, as
+// nats.go re-sends each one's buffered claim.
 func (r *Recorder) logSummary(ctx context.Context, day string, c *summaryClaim) error {
-	if err := r.Flush(ctx); err != nil {
+	c.attempts++
+	if err := r.Flush(ctx); err != nil && c.attempts == 1 {
 		r.log.Warn("daily counters not saved before the summary", "err", err)
 	}
 	if !c.won {
@@ -223,13 +230,10 @@ func (r *Recorder) logSummary(ctx context.Context, day string, c *summaryClaim) 
 		m.Header.Set(nats.MsgIdHdr, "summary:"+day)
 		ack, err := r.js.PublishMsg(ctx, m)
 		if err != nil {
-			c.tried = true
 			return fmt.Errorf("claim the summary of %s: %w", day, err)
 		}
-		// A duplicate after an unanswered claim of ours may be that claim:
-		// logging it twice (with another replica) beats not at all.
-		if ack.Duplicate && !c.tried {
-			return nil // another replica logs it
+		if ack.Duplicate || ack.Value != "" && ack.Value != "1" {
+			return nil // another replica's claim came first
 		}
 		c.won = true
 	}

@@ -113,20 +113,28 @@ func TestRecordersOfTwoReplicas(t *testing.T) {
 		t.Errorf("%d daily summary lines (want 1 with %q):\n%s", n, want, logs.String())
 	}
 
-	// A retry after a won claim whose read failed, and one after a claim
-	// left unanswered (it may have been stored): both log, though the
-	// claim is now a duplicate; a fresh one does not.
+	// A retry after a won claim whose read failed logs (the claim is now a
+	// duplicate); a claim answered as a duplicate does not, nor one that
+	// counts 2 (the first claim's id gone from the duplicate window).
+	late := yesterday.Add(-24 * time.Hour).Format(dayFormat)
+	m := nats.NewMsg(stream.StatSubject(late, statSummaries))
+	m.Header.Set("Nats-Incr", "+1")
+	m.Header.Set(nats.MsgIdHdr, "summary:"+late+":before-the-window")
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
+		day   string
 		claim summaryClaim
 		logs  int
-	}{{summaryClaim{won: true}, 1}, {summaryClaim{tried: true}, 1}, {summaryClaim{}, 0}} {
+	}{{yesterday.Format(dayFormat), summaryClaim{won: true}, 1}, {yesterday.Format(dayFormat), summaryClaim{}, 0}, {late, summaryClaim{}, 0}} {
 		logs.Reset()
 		c := tc.claim
-		if err := r2.logSummary(ctx, yesterday.Format(dayFormat), &c); err != nil {
+		if err := r2.logSummary(ctx, tc.day, &c); err != nil {
 			t.Fatal(err)
 		}
 		if n := strings.Count(logs.String(), `"msg":"daily summary `); n != tc.logs || c.won != (tc.logs == 1) {
-			t.Errorf("retry from %+v: %d lines, claim now %+v; want %d", tc.claim, n, c, tc.logs)
+			t.Errorf("%s from %+v: %d lines, claim now %+v; want %d", tc.day, tc.claim, n, c, tc.logs)
 		}
 	}
 }
