@@ -178,13 +178,20 @@ func TestUnknownOutcomeIsReconciledBeforeCreating(t *testing.T) {
 	}
 }
 
-// A create that answered 500 may have created the issue: the engine never
-// creates again before a search that Jira's index had time to answer.
+// A create that answered 500 (or 408, a proxy's) may have created the
+// issue: the engine never creates again before a search that Jira's index
+// had time to answer.
 func TestServerErrorOnCreateIsNeverRetriedBlind(t *testing.T) {
+	for _, status := range []int{http.StatusInternalServerError, http.StatusRequestTimeout} {
+		t.Run(http.StatusText(status), func(t *testing.T) { neverRetriedBlind(t, status) })
+	}
+}
+
+func neverRetriedBlind(t *testing.T, status int) {
 	f := newFixture(t, func(c *Config) { c.ReconcileDelay = time.Hour })
 	ev := events(t, 1)[0]
 	f.jira.BulkCreateFunc = func(_ context.Context, reqs []*ticket.Request) ([]jira.Result, error) {
-		err := &jira.APIError{Op: "bulk create", Status: http.StatusInternalServerError}
+		err := &jira.APIError{Op: "bulk create", Status: status}
 		return []jira.Result{{Err: err}}, err
 	}
 	out := f.process(items(t, ev)...)[0]
@@ -276,7 +283,9 @@ func TestRefusedCredentialsAndPermissions(t *testing.T) {
 // is not: Jira paces the site, so a 429 outlasting every window costs only
 // time.
 func TestTransientFailures(t *testing.T) {
-	unavailable := &jira.APIError{Op: "bulk create", Status: http.StatusRequestTimeout}
+	// Retryable, and provably nothing created (a refused connection; a 408
+	// may have created it, see TestServerErrorOnCreateIsNeverRetriedBlind).
+	unavailable := fmt.Errorf("bulk create: connection refused: %w", jira.ErrRetryable)
 	t.Run("retried within the window, then created", func(t *testing.T) {
 		f := newFixture(t, nil)
 		calls := 0
