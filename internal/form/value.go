@@ -62,7 +62,7 @@ func TypeName(oid uint32) string {
 	case oidDate:
 		return "date"
 	case oidTimestamp:
-		return "timestamp"
+		return PgTimestamp
 	case oidTimestampTZ:
 		return "timestamptz"
 	case oidNumeric:
@@ -279,6 +279,10 @@ func Canonical(v *formsv1.Value) (s string, ok bool) {
 	}
 	return "", false
 }
+
+// PgTimestamp is the type name of timestamp without time zone: a wall
+// clock, carried as if it were UTC.
+const PgTimestamp = "timestamp"
 
 // Lookup returns the value of the named column, or nil when the event has no
 // such column. Column names compare exactly (PostgreSQL's quoted names are

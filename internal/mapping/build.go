@@ -436,9 +436,12 @@ func (b *builder) convert(spec fieldSpec, fm ticket.FieldMeta, v *formsv1.Value,
 		if s == "" {
 			return nil, true, ""
 		}
-		t, ok := parseDateTime(s, spec.Zone)
+		var t time.Time
+		ok := false
 		if ts, isTS := v.Kind.(*formsv1.Value_Timestamp); isTS {
 			t, ok = instant(ts, pgType, spec.Zone), true
+		} else {
+			t, ok = parseDateTime(s, spec.Zone)
 		}
 		if !ok {
 			return nil, false, fmt.Sprintf("%q is not a date and time (want e.g. 2025-10-28T09:30:00Z)", s)
@@ -484,12 +487,14 @@ var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9
 // instant is a timestamp value in zone (UTC when nil). A timestamp without
 // time zone is a wall clock (capture carries it as if in UTC), so it is
 // read as that wall clock in zone; a timestamptz is an instant, shown there.
+// A wall clock a summer-time change skips or repeats is read in one of the
+// two offsets around the change, as time.Date reads it.
 func instant(ts *formsv1.Value_Timestamp, pgType string, zone *time.Location) time.Time {
 	t := ts.Timestamp.AsTime().UTC()
 	switch {
 	case zone == nil:
 		return t
-	case pgType == "timestamp":
+	case pgType == form.PgTimestamp:
 		return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), zone)
 	}
 	return t.In(zone)

@@ -292,6 +292,9 @@ func (m *Mapping) table(meta *ticket.Meta) string {
 		if spec.Type.multi() {
 			typ += fmt.Sprintf(" (%q)", spec.Separator)
 		}
+		if spec.Zone != nil {
+			typ += ", in " + spec.Zone.String()
+		}
 		if spec.Required {
 			typ += ", required"
 		}

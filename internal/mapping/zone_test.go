@@ -91,6 +91,14 @@ func TestTimezone(t *testing.T) {
 	}
 }
 
+// TestTimezoneInCheck: ticketer check's table says where dates are taken.
+func TestTimezoneInCheck(t *testing.T) {
+	tbl := mustParse(t, zoneYAML("Europe/Berlin")).table(zoneMeta())
+	if !strings.Contains(tbl, "date, in Europe/Berlin") || !strings.Contains(tbl, "datetime, in Europe/Berlin") {
+		t.Errorf("check table without the timezone:\n%s", tbl)
+	}
+}
+
 func TestTimezoneRefused(t *testing.T) {
 	for _, tc := range []struct{ line, want string }{
 		{"{column: at, field: customfield_6, type: date, timezone: Mars/Olympus}", `timezone: "Mars/Olympus" is not an IANA time zone`},
@@ -104,4 +112,43 @@ func TestTimezoneRefused(t *testing.T) {
 			t.Errorf("%s: err %v, want %q naming fields[0]", tc.line, err, tc.want)
 		}
 	}
+}
+
+// TestTimezoneAtSummerTime: a wall clock the change skips (02:30 on 30
+// March in Berlin) or repeats (02:30 on 26 October) is read in one of the
+// two offsets around the change, never refused or shifted further.
+func TestTimezoneAtSummerTime(t *testing.T) {
+	m := mustParse(t, strings.Replace(zoneYAML("Europe/Berlin"), "  - {column: at, field: customfield_6", "  # ", 1))
+	for _, tc := range []struct {
+		wall   string
+		either [2]string
+	}{
+		{"2025-03-30T02:30", [2]string{"2025-03-30T03:30:00.000+0200", "2025-03-30T01:30:00.000+0100"}},
+		{"2025-10-26T02:30", [2]string{"2025-10-26T02:30:00.000+0200", "2025-10-26T02:30:00.000+0100"}},
+	} {
+		for _, col := range []*formsv1.Column{
+			{Name: "at", PgType: "text", Value: form.Text(tc.wall)},
+			{Name: "at", PgType: form.PgTimestamp, Value: &formsv1.Value{Kind: &formsv1.Value_Timestamp{Timestamp: timestamppb.New(mustWall(t, tc.wall))}}},
+		} {
+			ev := saraWith(t, nil)
+			ev.Columns = append(ev.Columns, col)
+			req, err := m.Build(ev, zoneMeta())
+			if err != nil {
+				t.Fatalf("%s (%s): %v", tc.wall, col.GetPgType(), err)
+			}
+			if got := req.Fields["customfield_7"]; got != tc.either[0] && got != tc.either[1] {
+				t.Errorf("%s (%s) = %v, want one of %v", tc.wall, col.GetPgType(), got, tc.either)
+			}
+		}
+	}
+}
+
+// mustWall is a wall clock as capture carries a timestamp column: in UTC.
+func mustWall(t *testing.T, s string) time.Time {
+	t.Helper()
+	w, err := time.Parse("2006-01-02T15:04", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
