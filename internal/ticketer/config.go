@@ -42,7 +42,7 @@ var Vars = config.For(config.Ticketer, []config.Var{
 	{Name: "CONSOLE_OIDC_CLIENT_ID", Help: "ticketer console: the console's OIDC client id"},
 	{Name: "CONSOLE_OIDC_CLIENT_SECRET", Secret: true, Help: "ticketer console: the console's OIDC client secret"},
 	{Name: "CONSOLE_URL", Help: "ticketer console: its external base URL, e.g. https://console.example.com (OIDC redirects to CONSOLE_URL/auth/callback)"},
-	{Name: "CONSOLE_OIDC_OPERATORS", Help: "ticketer console: e-mails or groups (the token's groups claim) who may replay, comma-separated"},
+	{Name: "CONSOLE_OIDC_OPERATORS", Help: "ticketer console: e-mails (counted only when the token says email_verified) or groups (the token's groups claim) who may replay, comma-separated"},
 }, natsconn.Vars, stream.Vars, telemetry.Vars, alert.Vars)
 
 // Config is the parsed environment.

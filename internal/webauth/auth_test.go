@@ -256,6 +256,9 @@ func TestOIDC(t *testing.T) {
 		{"viewer", oidctest.Claims{Subject: "3", Email: "bob@cowjacket.example", Groups: []string{"staff"}}, webauth.Viewer},
 		// An operator's address the provider has not verified names nobody.
 		{"unverified operator e-mail", oidctest.Claims{Subject: "4", Email: "boss@cowjacket.example", EmailUnverified: true}, webauth.Viewer},
+		// Nor one it does not say it verified; a group still counts.
+		{"operator e-mail, email_verified absent", oidctest.Claims{Subject: "5", Email: "boss@cowjacket.example", NoEmailVerified: true}, webauth.Viewer},
+		{"operator group, email_verified absent", oidctest.Claims{Subject: "6", Email: "ann@cowjacket.example", Groups: []string{"pipeline-operators"}, NoEmailVerified: true}, webauth.Operator},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			idp.SignInAs(tc.claims)
@@ -266,7 +269,7 @@ func TestOIDC(t *testing.T) {
 				CSRF string
 			}
 			wantEmail := tc.claims.Email
-			if tc.claims.EmailUnverified {
+			if tc.claims.EmailUnverified || tc.claims.NoEmailVerified {
 				wantEmail = ""
 			}
 			if json.Unmarshal([]byte(body), &who); st != 200 || who.User.Email != wantEmail || who.User.Role != tc.role || who.User.Via != "oidc" {

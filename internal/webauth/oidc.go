@@ -141,6 +141,9 @@ func (a *Auth) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: "/auth/", HttpOnly: true, Secure: true, MaxAge: -1})
 	a.start(w, u, raw)
 	a.log.Info("console: signed in", "user", u.Name, "role", u.Role, "via", u.Via)
+	if u.Role == Viewer && u.Email == "" && slices.ContainsFunc(o.cfg.Operators, func(op string) bool { return strings.EqualFold(op, u.Name) }) {
+		a.log.Warn("console: CONSOLE_OIDC_OPERATORS names this e-mail, but the provider's token does not say email_verified: true, so it signed in as a viewer; name one of its groups instead", "user", u.Name)
+	}
 	http.Redirect(w, r, p.next, http.StatusSeeOther)
 }
 
@@ -161,8 +164,11 @@ func (o *oidcSource) user(idt *oidc.IDToken) (User, error) {
 	if u.Name == "" {
 		u.Name = cmp.Or(cl.Preferred, cl.Name, idt.Subject)
 	}
-	if cl.EmailVerified != nil && !*cl.EmailVerified {
-		u.Email = "" // an unverified address names no operator
+	// Only an address the provider vouches for names an operator: without
+	// email_verified (Entra ID's tokens, where users may set their own
+	// address: "nOAuth") it may be anyone's. Groups still do.
+	if cl.EmailVerified == nil || !*cl.EmailVerified {
+		u.Email = ""
 	}
 	for _, op := range o.cfg.Operators {
 		if u.Email != "" && strings.EqualFold(op, u.Email) || slices.ContainsFunc(cl.Groups, func(g string) bool { return strings.EqualFold(g, op) }) {

@@ -31,6 +31,8 @@ type Claims struct {
 	// EmailUnverified sends email_verified false (the provider has not
 	// checked the address).
 	EmailUnverified bool `json:"-"`
+	// NoEmailVerified leaves email_verified out (as Entra ID does).
+	NoEmailVerified bool `json:"-"`
 }
 
 // Provider is the identity provider.
@@ -139,7 +141,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	raw, err := jwt.Signed(p.signer).Claims(jwt.Claims{Issuer: p.URL, Subject: g.claims.Subject, Audience: jwt.Audience{p.ClientID},
 		IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour))}).
-		Claims(map[string]any{"nonce": g.nonce, "email": g.claims.Email, "email_verified": !g.claims.EmailUnverified, "name": g.claims.Name, "groups": g.claims.Groups}).Serialize()
+		Claims(g.claims.token(g.nonce)).Serialize()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -168,4 +170,13 @@ func (p *Provider) LogoutCount() int {
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// token is the id_token's own claims.
+func (c Claims) token(nonce string) map[string]any {
+	m := map[string]any{"nonce": nonce, "email": c.Email, "email_verified": !c.EmailUnverified, "name": c.Name, "groups": c.Groups}
+	if c.NoEmailVerified {
+		delete(m, "email_verified")
+	}
+	return m
 }
