@@ -429,6 +429,10 @@ func matchesEntry(q Query, e *deadletters.Entry) bool {
 		if strings.HasPrefix(e.Hash, strings.ToLower(q.Term)) {
 			return true
 		}
+		if strings.ContainsAny(q.Term, "0123456789") {
+			return false
+		}
+		// All letters a–f: maybe a name after all ("Abbe"), as in lookup.
 	case KindEmail:
 		return e.Email != "" && index.EmailTerm(e.Email) == index.EmailTerm(q.Term)
 	case KindID:
