@@ -23,6 +23,19 @@ func (h *harness) publishRaw(m *nats.Msg) {
 	}
 }
 
+// deadLettered is a stopped service that dead-lettered one event (a
+// department Jira does not offer).
+func deadLettered(t *testing.T) *harness {
+	h := newHarness(t, jirasandbox.Options{})
+	h.Publish(ticketertest.BadDepartment(t))
+	stop := h.Start()
+	h.WaitFor("the dead letter", 20*time.Second, func() bool { return len(h.DLQ()) == 1 && h.Pending() == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // TestFormsReplayKeepsEveryDeadLetter: a FORMS replay of events that still
 // fail leaves each with exactly one dead letter of its own, whatever
 // FORMS_DLQ held before: both halves of a Replace a crash interrupted (the
@@ -30,13 +43,7 @@ func (h *harness) publishRaw(m *nats.Msg) {
 // of two events without a hash (once merged into one).
 func TestFormsReplayKeepsEveryDeadLetter(t *testing.T) {
 	t.Run("after an interrupted replace", func(t *testing.T) {
-		h := newHarness(t, jirasandbox.Options{})
-		h.Publish(ticketertest.BadDepartment(t))
-		stop := h.Start()
-		h.WaitFor("the dead letter", 20*time.Second, func() bool { return len(h.DLQ()) == 1 && h.Pending() == 0 })
-		if err := stop(); err != nil {
-			t.Fatal(err)
-		}
+		h := deadLettered(t)
 		// What Replace publishes before it deletes the old entry.
 		o := h.DLQ()[0]
 		m := &nats.Msg{Subject: o.Subject, Header: nats.Header(o.Header), Data: o.Data}
@@ -140,13 +147,7 @@ func forcedOnce(t *testing.T, batch string) {
 // discarding new messages) says so and leaves the earlier dead letter in
 // place: the request is never left without one.
 func TestFormsReplayKeepsTheOldDeadLetterWhenTheNewOneFails(t *testing.T) {
-	h := newHarness(t, jirasandbox.Options{})
-	h.Publish(ticketertest.BadDepartment(t))
-	stop := h.Start()
-	h.WaitFor("the dead letter", 20*time.Second, func() bool { return len(h.DLQ()) == 1 && h.Pending() == 0 })
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
+	h := deadLettered(t)
 	old := h.DLQ()[0].Sequence
 	ctx := context.Background()
 	st, err := h.JS.Stream(ctx, stream.DLQ)

@@ -8,7 +8,10 @@ import (
 )
 
 // For waits d; false if ctx ended first (or had already).
-func For(ctx context.Context, d time.Duration) bool {
+func For(ctx context.Context, d time.Duration) bool { return Or(ctx, d, nil) }
+
+// Or is For that also gives up when stop is closed (a nil stop never is).
+func Or(ctx context.Context, d time.Duration, stop <-chan struct{}) bool {
 	if ctx.Err() != nil {
 		return false
 	}
@@ -18,6 +21,8 @@ func For(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
+		return false
+	case <-stop:
 		return false
 	}
 }

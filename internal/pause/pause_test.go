@@ -21,3 +21,15 @@ func TestFor(t *testing.T) {
 		t.Error("For(0) under an ended context returned true")
 	}
 }
+
+func TestOr(t *testing.T) {
+	stop := make(chan struct{})
+	close(stop)
+	start := time.Now()
+	if Or(context.Background(), time.Hour, stop) || time.Since(start) > 5*time.Second {
+		t.Errorf("Or(1h) with stop closed: true or slow (%v)", time.Since(start))
+	}
+	if !Or(context.Background(), time.Millisecond, make(chan struct{})) {
+		t.Error("Or(1ms) with stop open returned false")
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cowjacket/formjira/internal/jira"
 	"github.com/cowjacket/formjira/internal/mapping"
+	"github.com/cowjacket/formjira/internal/pause"
 	"github.com/cowjacket/formjira/internal/stream"
 	"github.com/cowjacket/formjira/internal/ticket"
 )
@@ -153,16 +154,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-softStop(ctx):
-		return false
-	}
+	return pause.Or(ctx, d, softStop(ctx))
 }
 
 // keepAlive tells the server every item is still being worked on: at once
