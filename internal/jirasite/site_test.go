@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/jira"
@@ -37,11 +36,7 @@ func (j *jiraHealth) probe(ctx context.Context) error {
 func bucket(t *testing.T) jetstream.KeyValue {
 	t.Helper()
 	ns := localnats.StartTB(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := ns.ConnectTB(t)
 	js, _ := jetstream.New(nc)
 	kv, err := stream.EnsureJira(context.Background(), js, stream.Config{})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/cowjacket/formjira/internal/testsupport"
 )
@@ -247,6 +248,18 @@ func StartTB(tb testing.TB) *Server {
 	}
 	tb.Cleanup(s.Close)
 	return s
+}
+
+// ConnectTB connects to s for one test, failing it if that is impossible;
+// the connection closes in tb.Cleanup.
+func (s *Server) ConnectTB(tb testing.TB, opts ...nats.Option) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(s.URL(), opts...)
+	if err != nil {
+		tb.Fatalf("localnats: connect: %v", err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }
 
 // logger adapts an io.Writer to nats-server's Logger. Unlike the server's

@@ -46,11 +46,7 @@ func TestRecordersOfTwoReplicas(t *testing.T) {
 		t.Skip("starts a nats-server")
 	}
 	ns := localnats.StartTB(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := ns.ConnectTB(t)
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	if _, err := stream.EnsureStats(ctx, js, stream.Config{}); err != nil {

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/localnats"
@@ -23,11 +22,7 @@ const captureStatusFile = "../../deploy/nats/KV_FORMS_CAPTURE.json"
 func connect(t *testing.T) jetstream.JetStream {
 	t.Helper()
 	ns := localnats.StartTB(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := ns.ConnectTB(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/alert"
@@ -110,11 +109,7 @@ func (s *sinkRec) all() []string {
 
 func jiraKV(t *testing.T) jetstream.KeyValue {
 	t.Helper()
-	nc, err := nats.Connect(localnats.StartTB(t).URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := localnats.StartTB(t).ConnectTB(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

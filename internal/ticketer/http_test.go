@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/jirasandbox"
@@ -102,11 +101,7 @@ func TestWaitsForNATSAtStart(t *testing.T) {
 	h.WaitFor("/readyz 200 once NATS is up", 20*time.Second, func() bool { code, _ := testsupport.Get(addr, "/readyz"); return code == http.StatusOK })
 
 	// It consumes: an event published to the new server becomes a ticket.
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := ns.ConnectTB(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/form"
@@ -24,11 +23,7 @@ import (
 func world(tb testing.TB, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, *index.Index) {
 	tb.Helper()
 	ns := localnats.StartTB(tb)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
+	nc := ns.ConnectTB(tb)
 	js, _ := jetstream.New(nc, opts...)
 	ctx := context.Background()
 	if err := stream.EnsureAll(ctx, js, stream.Config{}); err != nil {
