@@ -193,7 +193,7 @@ func (r *Recorder) summary(ctx context.Context, day string) {
 	b := retry.WithMaxDuration(summaryRetryFor, retry.WithCappedDuration(time.Minute, retry.NewExponential(time.Second)))
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		err := r.logSummary(ctx, day, &c)
-		if err != nil && ctx.Err() == nil && c.attempts%10 == 1 { // the first failure, then every tenth
+		if err != nil && ctx.Err() == nil && !claimInProcess(err) && c.attempts%10 == 1 { // the first failure, then every tenth
 			r.log.Warn("daily summary not logged yet; retrying", "day", day, "attempt", c.attempts, "err", err)
 		}
 		return retry.RetryableError(err)
@@ -207,6 +207,33 @@ func (r *Recorder) summary(ctx context.Context, day string) {
 // FORMS_STATS' duplicate window (an hour), which keeps retried claims one.
 const summaryRetryFor = 30 * time.Minute
 
+// claimantHeader names the replica (Recorder.id) a summary claim is from.
+const claimantHeader = "Formjira-Claimant"
+
+// claimedByUs reads the stored claim at seq: ours, and the first?
+func (r *Recorder) claimedByUs(ctx context.Context, seq uint64) (bool, error) {
+	st, err := r.js.Stream(ctx, stream.Stats)
+	if err != nil {
+		return false, fmt.Errorf("read the summary's claim: %w", err)
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return false, fmt.Errorf("read the summary's claim: %w", err)
+	}
+	var v struct {
+		Val string `json:"val"`
+	}
+	_ = json.Unmarshal(m.Data, &v)
+	return m.Header.Get(claimantHeader) == r.id && v.Val == "1", nil
+}
+
+// claimInProcess: a replicated FORMS_STATS still proposing another
+// replica's claim (JSStreamDuplicateMessageConflict); the retry settles it.
+func claimInProcess(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && ae.ErrorCode == 10158
+}
+
 // summaryClaim is where one replica's attempts at a day's summary are.
 type summaryClaim struct {
 	attempts int
@@ -214,11 +241,11 @@ type summaryClaim struct {
 }
 
 // logSummary logs day's summary unless another replica claimed it first.
-// The claim is a deduplicated increment: the replica whose increment made
-// the counter 1 logs. A claim of ours stored but unanswered comes back as
-// a duplicate and nobody logs the line (`ticketer stats` still has the
-// day): counting it ours would have every replica log after an outage, as
-// nats.go re-sends each one's buffered claim.
+// The claim is a deduplicated increment naming its replica: the one whose
+// increment made the counter 1 logs. A claim answered as a duplicate may
+// be our own, stored while its answer was lost (nats.go re-sends a claim
+// buffered through a disconnection after its caller gave up): the stored
+// claim says whose it is.
 func (r *Recorder) logSummary(ctx context.Context, day string, c *summaryClaim) error {
 	c.attempts++
 	if err := r.Flush(ctx); err != nil && c.attempts == 1 {
@@ -228,11 +255,18 @@ func (r *Recorder) logSummary(ctx context.Context, day string, c *summaryClaim) 
 		m := nats.NewMsg(stream.StatSubject(day, statSummaries))
 		m.Header.Set("Nats-Incr", "+1")
 		m.Header.Set(nats.MsgIdHdr, "summary:"+day)
+		m.Header.Set(claimantHeader, r.id)
 		ack, err := r.js.PublishMsg(ctx, m)
 		if err != nil {
 			return fmt.Errorf("claim the summary of %s: %w", day, err)
 		}
-		if ack.Duplicate || ack.Value != "" && ack.Value != "1" {
+		won := !ack.Duplicate && ack.Value == "1"
+		if ack.Duplicate {
+			if won, err = r.claimedByUs(ctx, ack.Sequence); err != nil {
+				return err
+			}
+		}
+		if !won {
 			return nil // another replica's claim came first
 		}
 		c.won = true

@@ -110,23 +110,38 @@ func TestRecordersOfTwoReplicas(t *testing.T) {
 	}
 
 	// A retry after a won claim whose read failed logs (the claim is now a
-	// duplicate); a claim answered as a duplicate does not, nor one that
-	// counts 2 (the first claim's id gone from the duplicate window).
-	late := yesterday.Add(-24 * time.Hour).Format(dayFormat)
-	m := nats.NewMsg(stream.StatSubject(late, statSummaries))
-	m.Header.Set("Nats-Incr", "+1")
-	m.Header.Set(nats.MsgIdHdr, "summary:"+late+":before-the-window")
-	if _, err := js.PublishMsg(ctx, m); err != nil {
-		t.Fatal(err)
+	// duplicate); so does r2 after its own claim was stored unanswered
+	// (its retry is a duplicate of it), and r1 then does not. A claim
+	// answered as another's duplicate does not log, nor one that counts 2
+	// (the first claim's id gone from the duplicate window).
+	claim := func(day, id, claimant string) {
+		m := nats.NewMsg(stream.StatSubject(day, statSummaries))
+		m.Header.Set("Nats-Incr", "+1")
+		m.Header.Set(nats.MsgIdHdr, id)
+		m.Header.Set(claimantHeader, claimant)
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
 	}
+	late := yesterday.Add(-24 * time.Hour).Format(dayFormat)
+	claim(late, "summary:"+late+":before-the-window", "someone")
+	unanswered := yesterday.Add(-48 * time.Hour).Format(dayFormat)
+	claim(unanswered, "summary:"+unanswered, r2.id)
 	for _, tc := range []struct {
+		r     *Recorder
 		day   string
 		claim summaryClaim
 		logs  int
-	}{{yesterday.Format(dayFormat), summaryClaim{won: true}, 1}, {yesterday.Format(dayFormat), summaryClaim{}, 0}, {late, summaryClaim{}, 0}} {
+	}{
+		{r2, yesterday.Format(dayFormat), summaryClaim{won: true}, 1},
+		{r2, yesterday.Format(dayFormat), summaryClaim{}, 0},
+		{r2, late, summaryClaim{}, 0},
+		{r2, unanswered, summaryClaim{}, 1},
+		{r1, unanswered, summaryClaim{}, 0},
+	} {
 		logs.Reset()
 		c := tc.claim
-		if err := r2.logSummary(ctx, tc.day, &c); err != nil {
+		if err := tc.r.logSummary(ctx, tc.day, &c); err != nil {
 			t.Fatal(err)
 		}
 		if n := strings.Count(logs.String(), `"msg":"daily summary `); n != tc.logs || c.won != (tc.logs == 1) {
