@@ -26,6 +26,7 @@ func (h *harness) publishRaw(m *nats.Msg) {
 // deadLettered is a stopped service that dead-lettered one event (a
 // department Jira does not offer).
 func deadLettered(t *testing.T) *harness {
+	t.Helper()
 	h := newHarness(t, jirasandbox.Options{})
 	h.Publish(ticketertest.BadDepartment(t))
 	stop := h.Start()

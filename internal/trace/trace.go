@@ -121,7 +121,7 @@ func (t *Tracer) lookup(ctx context.Context, q Query) ([]string, error) {
 		if len(hs) > 0 || err != nil || strings.ContainsAny(q.Term, "0123456789") {
 			return hs, err
 		}
-		// All letters a–f: maybe a name after all ("Abbe").
+		// Eight or more letters a–f only: maybe a name after all.
 		return t.Index.ByName(ctx, q.Term)
 	}
 	return t.Index.ByName(ctx, q.Term)
@@ -432,7 +432,7 @@ func matchesEntry(q Query, e *deadletters.Entry) bool {
 		if strings.ContainsAny(q.Term, "0123456789") {
 			return false
 		}
-		// All letters a–f: maybe a name after all ("Abbe"), as in lookup.
+		// Eight or more letters a–f only: maybe a name after all, as in lookup.
 	case KindEmail:
 		return e.Email != "" && index.EmailTerm(e.Email) == index.EmailTerm(q.Term)
 	case KindID:

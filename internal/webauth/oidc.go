@@ -133,7 +133,7 @@ func (a *Auth) oidcCallback(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "id_token: wrong nonce")
 		return
 	}
-	u, err := o.user(idt)
+	u, unverified, err := o.user(idt)
 	if err != nil {
 		fail(http.StatusUnauthorized, "%v", err)
 		return
@@ -141,15 +141,17 @@ func (a *Auth) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: stateCookie, Value: "", Path: "/auth/", HttpOnly: true, Secure: true, MaxAge: -1})
 	a.start(w, u, raw)
 	a.log.Info("console: signed in", "user", u.Name, "role", u.Role, "via", u.Via)
-	if u.Role == Viewer && u.Email == "" && slices.ContainsFunc(o.cfg.Operators, func(op string) bool { return strings.EqualFold(op, u.Name) }) {
-		a.log.Warn("console: CONSOLE_OIDC_OPERATORS names this e-mail, but the provider's token does not say email_verified: true, so it signed in as a viewer; name one of its groups instead", "user", u.Name)
+	if u.Role == Viewer && unverified != "" && slices.ContainsFunc(o.cfg.Operators, func(op string) bool { return strings.EqualFold(op, unverified) }) {
+		a.log.Warn("console: CONSOLE_OIDC_OPERATORS names this e-mail, but the provider's token does not say email_verified: true, so it signed in as a viewer; name one of its groups instead", "user", u.Name, "email", unverified)
 	}
 	http.Redirect(w, r, p.next, http.StatusSeeOther)
 }
 
 // user is the token's person; operator when CONSOLE_OIDC_OPERATORS names
-// the e-mail or one of the groups.
-func (o *oidcSource) user(idt *oidc.IDToken) (User, error) {
+// the e-mail or one of the groups. unverified is an address the token
+// carries without vouching for it: it names nobody, not even the user in
+// the audit trail.
+func (o *oidcSource) user(idt *oidc.IDToken) (u User, unverified string, err error) {
 	var cl struct {
 		Email         string   `json:"email"`
 		EmailVerified *bool    `json:"email_verified"`
@@ -158,27 +160,27 @@ func (o *oidcSource) user(idt *oidc.IDToken) (User, error) {
 		Groups        []string `json:"groups"`
 	}
 	if err := idt.Claims(&cl); err != nil {
-		return User{}, fmt.Errorf("id_token claims: %w", err)
+		return User{}, "", fmt.Errorf("id_token claims: %w", err)
 	}
-	u := User{Name: cl.Email, Email: cl.Email, Role: Viewer, Via: "oidc", Groups: cl.Groups}
-	if u.Name == "" {
-		u.Name = cmp.Or(cl.Preferred, cl.Name, idt.Subject)
-	}
+	u = User{Role: Viewer, Via: "oidc", Groups: cl.Groups}
 	// Only an address the provider vouches for names an operator: without
 	// email_verified (Entra ID's tokens, where users may set their own
 	// address: "nOAuth") it may be anyone's. Groups still do.
-	if cl.EmailVerified == nil || !*cl.EmailVerified {
-		u.Email = ""
+	if cl.EmailVerified != nil && *cl.EmailVerified {
+		u.Email = cl.Email
+	} else {
+		unverified = cl.Email
 	}
+	u.Name = cmp.Or(u.Email, cl.Preferred, cl.Name, idt.Subject)
 	for _, op := range o.cfg.Operators {
 		if u.Email != "" && strings.EqualFold(op, u.Email) || slices.ContainsFunc(cl.Groups, func(g string) bool { return strings.EqualFold(g, op) }) {
 			u.Role = Operator
 		}
 	}
 	if u.Name == "" {
-		return User{}, errors.New("the id_token names nobody")
+		return User{}, "", errors.New("the id_token names nobody")
 	}
-	return u, nil
+	return u, unverified, nil
 }
 
 func (o *oidcSource) logoutURL(idToken string) string {
