@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/cowjacket/formjira/internal/config"
+	"github.com/cowjacket/formjira/internal/testsupport"
 	"github.com/cowjacket/formjira/internal/webauth"
 	"github.com/cowjacket/formjira/internal/webauth/oidctest"
 )
@@ -27,6 +28,7 @@ type console struct {
 	t    *testing.T
 	srv  *httptest.Server
 	auth *webauth.Auth
+	logs testsupport.Buffer // what the console logged
 }
 
 func newConsole(t *testing.T, cfg func(base string) webauth.Config) *console {
@@ -36,7 +38,7 @@ func newConsole(t *testing.T, cfg func(base string) webauth.Config) *console {
 	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	c.srv.StartTLS()
 	t.Cleanup(c.srv.Close)
-	a, err := webauth.New(context.Background(), cfg(c.srv.URL), slog.New(slog.DiscardHandler))
+	a, err := webauth.New(context.Background(), cfg(c.srv.URL), slog.New(slog.NewTextHandler(&c.logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,6 +280,12 @@ func TestOIDC(t *testing.T) {
 				wantEmail == "" && who.User.Name == tc.claims.Email {
 				t.Fatalf("after the provider: %d %s", st, body)
 			}
+			demoted := strings.Contains(c.logs.String(), "does not say email_verified: true") && strings.Contains(c.logs.String(), "email="+tc.claims.Email)
+			unvouched := tc.claims.NoEmailVerified || tc.claims.EmailUnverified
+			if want := unvouched && tc.role == webauth.Viewer && strings.EqualFold(tc.claims.Email, "boss@cowjacket.example"); demoted != want {
+				t.Errorf("the demotion warning logged: %v, want %v:\n%s", demoted, want, c.logs.String())
+			}
+			c.logs.Reset()
 			// The API accepts the session too; replaying needs the role.
 			want := map[string]int{webauth.Operator: 200, webauth.Viewer: 403}[tc.role]
 			if st, _ := c.do(b, "POST", "/api/act", nil, map[string]string{webauth.CSRFHeader: who.CSRF}); st != want {
