@@ -61,7 +61,9 @@ type Recorder struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 	id  string // this process, for the increments' Nats-Msg-Id
-	now func() time.Time
+	// summaryBackoff, when set (tests), paces a summary's retries.
+	summaryBackoff func() retry.Backoff
+	now            func() time.Time
 
 	mu      sync.Mutex
 	counts  map[[2]string]int64 // {day, name} → not yet flushed
@@ -191,6 +193,9 @@ func (r *Recorder) DailySummaries(ctx context.Context) {
 func (r *Recorder) summary(ctx context.Context, day string) {
 	var c summaryClaim
 	b := retry.WithMaxDuration(summaryRetryFor, retry.WithCappedDuration(time.Minute, retry.NewExponential(time.Second)))
+	if r.summaryBackoff != nil {
+		b = r.summaryBackoff()
+	}
 	err := retry.Do(ctx, b, func(ctx context.Context) error {
 		err := r.logSummary(ctx, day, &c)
 		if err != nil && ctx.Err() == nil && !claimInProcess(err) && c.attempts%10 == 1 { // the first failure, then every tenth

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sethvargo/go-retry"
 
 	"github.com/cowjacket/formjira/internal/localnats"
 	"github.com/cowjacket/formjira/internal/stream"
@@ -147,5 +148,56 @@ func TestRecordersOfTwoReplicas(t *testing.T) {
 		if n := strings.Count(logs.String(), `"msg":"daily summary `); n != tc.logs || c.won != (tc.logs == 1) {
 			t.Errorf("%s from %+v: %d lines, claim now %+v; want %d", tc.day, tc.claim, n, c, tc.logs)
 		}
+	}
+}
+
+// TestSummaryThroughAnOutage: NATS away at midnight for longer than a
+// publish waits, then back. Both replicas' claims were buffered by nats.go
+// and sent on reconnect with nobody waiting for the answers; their retries
+// are answered as duplicates. Exactly one replica logs the day: the one
+// whose claim was stored first, read back by its name.
+func TestSummaryThroughAnOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a nats-server")
+	}
+	ns := localnats.StartTB(t)
+	ctx := context.Background()
+	var logs testsupport.Buffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	var rs []*Recorder
+	for range 2 {
+		nc := ns.ConnectTB(t, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(300*time.Millisecond))
+		if _, err := stream.EnsureStats(ctx, js, stream.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		r := NewRecorder(js, log)
+		r.summaryBackoff = func() retry.Backoff {
+			return retry.WithMaxDuration(20*time.Second, retry.NewConstant(100*time.Millisecond))
+		}
+		rs = append(rs, r)
+	}
+	day := time.Now().UTC().AddDate(0, 0, -1).Format(dayFormat)
+	ns.Shutdown()
+	done := make(chan struct{}, len(rs))
+	for _, r := range rs {
+		go func() { r.summary(ctx, day); done <- struct{}{} }()
+	}
+	time.Sleep(time.Second) // several attempts time out, their claims buffered
+	if err := ns.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for range rs {
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a summary still retrying 30 s after NATS came back")
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"daily summary `+day); n != 1 {
+		t.Errorf("%d daily summary lines after the outage, want 1:\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "not logged yet; retrying"); n < 1 || n > 2*3 {
+		t.Errorf("%d retry warnings, want the first of each replica's failures and one every tenth:\n%s", n, logs.String())
 	}
 }
