@@ -167,11 +167,18 @@ func (r *Recorder) Run(ctx context.Context) {
 }
 
 // DailySummaries logs the previous day's summary shortly after each
-// midnight UTC. With several replicas only the first to claim the day
-// (a deduplicated increment of forms.stats.<day>.summaries) logs it.
+// midnight UTC, and at start if no replica has. With several replicas only
+// the first to claim the day (an increment of forms.stats.<day>.summaries
+// that makes it 1) logs it.
 func (r *Recorder) DailySummaries(ctx context.Context) {
 	if r == nil {
 		return
+	}
+	// Started after midnight (a restart, a deploy at 00:00): yesterday's
+	// line is logged now unless some replica's claim came first.
+	now := r.now().UTC()
+	if midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC); now.After(midnight.Add(summaryGrace)) {
+		r.summary(ctx, midnight.Add(-time.Hour).Format(dayFormat))
 	}
 	for {
 		now := r.now().UTC()
@@ -222,6 +229,9 @@ func (r *Recorder) claimedByUs(ctx context.Context, seq uint64) (bool, error) {
 		return false, fmt.Errorf("read the summary's claim: %w", err)
 	}
 	m, err := st.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil // a later claim took its place: not the first
+	}
 	if err != nil {
 		return false, fmt.Errorf("read the summary's claim: %w", err)
 	}
@@ -272,7 +282,8 @@ func (r *Recorder) logSummary(ctx context.Context, day string, c *summaryClaim) 
 			}
 		}
 		if !won {
-			return nil // another replica's claim came first
+			r.log.Debug("daily summary claimed by another replica", "day", day)
+			return nil
 		}
 		c.won = true
 	}

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -199,5 +200,37 @@ func TestSummaryThroughAnOutage(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "not logged yet; retrying"); n < 1 || n > 2*3 {
 		t.Errorf("%d retry warnings, want the first of each replica's failures and one every tenth:\n%s", n, logs.String())
+	}
+}
+
+// TestSummaryAtStart: a replica started after midnight (a deploy at
+// 00:00 missed it) logs yesterday's summary; another started later does
+// not log it again.
+func TestSummaryAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a nats-server")
+	}
+	ns := localnats.StartTB(t)
+	js, _ := jetstream.New(ns.ConnectTB(t))
+	ctx := context.Background()
+	if _, err := stream.EnsureStats(ctx, js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	tenAM := time.Date(now.Year(), now.Month(), now.Day(), 10, 0, 0, 0, time.UTC)
+	day := tenAM.AddDate(0, 0, -1).Format(dayFormat)
+	var logs testsupport.Buffer
+	for i, want := range []string{`"msg":"daily summary ` + day, `"msg":"daily summary claimed by another replica"`} {
+		r := NewRecorder(js, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		r.now = func() time.Time { return tenAM }
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { r.DailySummaries(rctx); close(done) }()
+		testsupport.WaitFor(t, fmt.Sprintf("replica %d's summary at start", i+1), 10*time.Second, func() bool { return strings.Contains(logs.String(), want) })
+		cancel()
+		<-done
+	}
+	if n := strings.Count(logs.String(), `"msg":"daily summary `+day); n != 1 {
+		t.Errorf("%d summary lines for %s from two replicas started after midnight, want 1:\n%s", n, day, logs.String())
 	}
 }
