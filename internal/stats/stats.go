@@ -174,15 +174,18 @@ func (r *Recorder) DailySummaries(ctx context.Context) {
 	if r == nil {
 		return
 	}
-	// Started after midnight (a restart, a deploy at 00:00): yesterday's
-	// line is logged now unless some replica's claim came first.
+	// next is armed before anything runs and then moves a day at a time: a
+	// slow run (NATS away) must not make the loop skip a midnight.
 	now := r.now().UTC()
-	if midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC); now.After(midnight.Add(summaryGrace)) {
+	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	next := midnight.Add(summaryGrace)
+	if !now.Before(next) {
+		// Started after midnight (a restart, a deploy at 00:00): yesterday's
+		// line is logged now unless some replica's claim came first.
 		r.summary(ctx, midnight.Add(-time.Hour).Format(dayFormat))
+		next = next.Add(24 * time.Hour)
 	}
 	for {
-		now := r.now().UTC()
-		next := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).Add(24*time.Hour + summaryGrace)
 		t := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
@@ -191,6 +194,7 @@ func (r *Recorder) DailySummaries(ctx context.Context) {
 		case <-t.C:
 		}
 		r.summary(ctx, next.Add(-summaryGrace-time.Hour).Format(dayFormat))
+		next = next.Add(24 * time.Hour)
 	}
 }
 

@@ -234,3 +234,31 @@ func TestSummaryAtStart(t *testing.T) {
 		t.Errorf("%d summary lines for %s from two replicas started after midnight, want 1:\n%s", n, day, logs.String())
 	}
 }
+
+// TestSummaryJustAfterMidnight: a replica started within the grace after
+// midnight (before its line is due) still logs yesterday's, when due.
+func TestSummaryJustAfterMidnight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a nats-server")
+	}
+	ns := localnats.StartTB(t)
+	js, _ := jetstream.New(ns.ConnectTB(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := stream.EnsureStats(ctx, js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	var logs testsupport.Buffer
+	r := NewRecorder(js, slog.New(slog.NewJSONHandler(&logs, nil)))
+	now := time.Now().UTC()
+	midnight := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	r.now = func() time.Time { return midnight.Add(5 * time.Second) } // the line is due at midnight + summaryGrace, in the past
+	done := make(chan struct{})
+	go func() { r.DailySummaries(ctx); close(done) }()
+	day := midnight.AddDate(0, 0, -1).Format(dayFormat)
+	testsupport.WaitFor(t, "yesterday's line from a replica started at 00:00:05", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), `"msg":"daily summary `+day)
+	})
+	cancel()
+	<-done
+}

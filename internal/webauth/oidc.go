@@ -171,7 +171,15 @@ func (o *oidcSource) user(idt *oidc.IDToken) (u User, unverified string, err err
 	} else {
 		unverified = cl.Email
 	}
-	u.Name = cmp.Or(u.Email, cl.Preferred, cl.Name, idt.Subject)
+	// The name is what the audit trail records: without a vouched-for
+	// address it carries the subject, which the user cannot choose.
+	u.Name = u.Email
+	if u.Name == "" && idt.Subject != "" {
+		u.Name = idt.Subject
+		if shown := cmp.Or(cl.Preferred, cl.Name); shown != "" {
+			u.Name = shown + " (sub " + idt.Subject + ")"
+		}
+	}
 	for _, op := range o.cfg.Operators {
 		if u.Email != "" && strings.EqualFold(op, u.Email) || slices.ContainsFunc(cl.Groups, func(g string) bool { return strings.EqualFold(g, op) }) {
 			u.Role = Operator
