@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cowjacket/formjira/internal/capture/capturetest"
 	"github.com/cowjacket/formjira/internal/form"
@@ -183,14 +184,8 @@ func TestHashFieldRenamedMidStreamStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	e := newEnv(t).With(t, map[string]string{"HASH_FIELDS": "emailaddress"})
-	r := e.Start()
-	c := e.Conn()
-	e.WaitStreaming(c)
+	e, r, c, js := streamingWithOneRow(t)
 	ctx := context.Background()
-	insertAs(t, c, "emailaddress", "a")
-	js := e.JS()
-	waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
 	e.Exec(`ALTER TABLE public.form_submissions RENAME COLUMN emailaddress TO email`)
 	for _, who := range []string{"b", "c", "d"} {
 		insertAs(t, c, "email", who)
@@ -217,6 +212,20 @@ func TestHashFieldRenamedMidStreamStops(t *testing.T) {
 	}
 }
 
+// streamingWithOneRow is capture streaming with HASH_FIELDS=emailaddress,
+// one row ("a") stored in FORMS.
+func streamingWithOneRow(t *testing.T) (*env, *capturetest.Running, *pgx.Conn, jetstream.JetStream) {
+	t.Helper()
+	e := newEnv(t).With(t, map[string]string{"HASH_FIELDS": "emailaddress"})
+	r := e.Start()
+	c := e.Conn()
+	e.WaitStreaming(c)
+	insertAs(t, c, "emailaddress", "a")
+	js := e.JS()
+	waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
+	return e, r, c, js
+}
+
 // insertAs inserts a row of who, with who@example.com in column col.
 func insertAs(t *testing.T, c *pgx.Conn, col, who string) {
 	t.Helper()
@@ -232,13 +241,7 @@ func TestRenamedWhileCaptureWasDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	e := newEnv(t).With(t, map[string]string{"HASH_FIELDS": "emailaddress"})
-	r := e.Start()
-	c := e.Conn()
-	e.WaitStreaming(c)
-	insertAs(t, c, "emailaddress", "a")
-	js := e.JS()
-	waitMsgs(t, js, stream.Forms, 1, 20*time.Second)
+	e, r, c, js := streamingWithOneRow(t)
 	r.Stop(t)
 	insertAs(t, c, "emailaddress", "b")
 	e.Exec(`ALTER TABLE public.form_submissions RENAME COLUMN emailaddress TO email`)
