@@ -402,14 +402,16 @@ func (r *Replayer) deadLetter(ctx context.Context, st jetstream.Stream, hash str
 			olds = append(olds, e)
 		}
 	}
-	d := *dl
-	m := d.Msg(stream.DLQTicketer, it.Data)
+	d, from := *dl, uint64(0)
 	if len(olds) > 0 {
 		if old, err := deadletters.Get(ctx, st, olds[0].seq); err == nil && old != nil {
 			deadletters.Carry(&d, old.DeadLetter)
-			m = d.Msg(stream.DLQTicketer, it.Data)
-			m.Header.Set(stream.HeaderReplayedFrom, strconv.FormatUint(old.Seq, 10))
+			from = old.Seq
 		}
+	}
+	m := d.Msg(stream.DLQTicketer, it.Data)
+	if from != 0 {
+		m.Header.Set(stream.HeaderReplayedFrom, strconv.FormatUint(from, 10))
 	}
 	// Its own id: a copy of an earlier entry's would collapse into it.
 	m.Header.Set(nats.MsgIdHdr, fmt.Sprintf("dlq:replay:%s:%d:%d", it.Stream, it.Seq, time.Now().UnixNano()))
